@@ -1,0 +1,374 @@
+/* db.c - SQLite connection, transactions, statement cache. */
+#include "db.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct cache_slot {
+    const char *sql;   /* the literal's address is the key */
+    sqlite3_stmt *st;
+} cache_slot;
+
+struct db {
+    sqlite3 *h;
+    char *path;
+    int depth;         /* transaction nesting */
+    cache_slot *cache;
+    size_t cache_cap, cache_len;
+};
+
+static int map_rc(db *d, int rc, err *e, const char *what)
+{
+    int code;
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT: code = ERR_CONFLICT; break;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: code = ERR_BUSY; break;
+    case SQLITE_NOMEM: code = ERR_NOMEM; break;
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_FULL: code = ERR_IO; break;
+    default: code = ERR_DB;
+    }
+    return err_set(e, code, "%s: %s", what, d && d->h ? sqlite3_errmsg(d->h) : sqlite3_errstr(rc));
+}
+
+static int pragma(db *d, const char *sql, err *e)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(d->h, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        err_set(e, ERR_DB, "%s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return ERR_DB;
+    }
+    return 0;
+}
+
+int db_open(const char *path, int flags, db **out, err *e)
+{
+    *out = NULL;
+    db *d = calloc(1, sizeof *d);
+    if (!d) return ERR_NOMEM_RET(e);
+    d->path = strdup(path);
+    if (!d->path) {
+        free(d);
+        return ERR_NOMEM_RET(e);
+    }
+    int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+    oflags |= (flags & DB_OPEN_READONLY) ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    if (flags & DB_OPEN_CREATE) oflags |= SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &d->h, oflags, NULL);
+    if (rc != SQLITE_OK) {
+        if ((rc & 0xff) == SQLITE_CANTOPEN)
+            err_set(e, ERR_IO, "cannot open database %s (run `bandbill init` to create it)", path);
+        else
+            map_rc(d, rc, e, path);
+        db_close(d);
+        return e ? e->code : ERR_DB;
+    }
+    sqlite3_busy_timeout(d->h, 5000);
+    /* synchronous=FULL: an acknowledged payment must survive power loss */
+    static const char *const rw[] = {
+        "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON",
+        "PRAGMA trusted_schema=OFF", "PRAGMA cache_size=-32768", NULL};
+    static const char *const ro[] = {"PRAGMA foreign_keys=ON", "PRAGMA trusted_schema=OFF", NULL};
+    for (const char *const *p = (flags & DB_OPEN_READONLY) ? ro : rw; *p; p++)
+        if (pragma(d, *p, e)) {
+            db_close(d);
+            return ERR_DB;
+        }
+    *out = d;
+    return 0;
+}
+
+void db_close(db *d)
+{
+    if (!d) return;
+    for (size_t i = 0; i < d->cache_cap; i++)
+        if (d->cache && d->cache[i].st) sqlite3_finalize(d->cache[i].st);
+    free(d->cache);
+    if (d->h) sqlite3_close(d->h);
+    free(d->path);
+    free(d);
+}
+
+const char *db_path(const db *d) { return d->path; }
+int db_in_tx(const db *d) { return d->depth > 0; }
+
+/* --------------------------------------------------------- transactions */
+
+int db_begin(db *d, err *e)
+{
+    char sql[32];
+    if (d->depth == 0) snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
+    else snprintf(sql, sizeof sql, "SAVEPOINT s%d", d->depth);
+    int rc = sqlite3_exec(d->h, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return map_rc(d, rc, e, "begin transaction");
+    d->depth++;
+    return 0;
+}
+
+int db_commit(db *d, err *e)
+{
+    if (d->depth <= 0) return err_set(e, ERR_INTERNAL, "commit without a transaction");
+    char sql[32];
+    if (d->depth == 1) snprintf(sql, sizeof sql, "COMMIT");
+    else snprintf(sql, sizeof sql, "RELEASE s%d", d->depth - 1);
+    int rc = sqlite3_exec(d->h, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int code = map_rc(d, rc, e, "commit");
+        db_rollback(d);
+        return code;
+    }
+    d->depth--;
+    return 0;
+}
+
+void db_rollback(db *d)
+{
+    if (d->depth <= 0) return;
+    char sql[64];
+    if (d->depth == 1) snprintf(sql, sizeof sql, "ROLLBACK");
+    else snprintf(sql, sizeof sql, "ROLLBACK TO s%d; RELEASE s%d", d->depth - 1, d->depth - 1);
+    /* statements still stepping would keep the transaction open */
+    for (size_t i = 0; i < d->cache_cap; i++)
+        if (d->cache && d->cache[i].st) sqlite3_reset(d->cache[i].st);
+    sqlite3_exec(d->h, sql, NULL, NULL, NULL);
+    d->depth--;
+}
+
+int db_exec_script(db *d, const char *sql, err *e)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(d->h, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        err_set(e, ERR_DB, "%s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return ERR_DB;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ statements */
+
+static size_t slot_of(const char *sql, size_t cap)
+{
+    uintptr_t x = (uintptr_t)sql;
+    x ^= x >> 17;
+    x *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(x >> 7) & (cap - 1);
+}
+
+static int cache_grow(db *d)
+{
+    size_t ncap = d->cache_cap ? d->cache_cap * 2 : 64;
+    cache_slot *n = calloc(ncap, sizeof *n);
+    if (!n) return ERR_NOMEM;
+    for (size_t i = 0; i < d->cache_cap; i++) {
+        if (!d->cache[i].sql) continue;
+        size_t j = slot_of(d->cache[i].sql, ncap);
+        while (n[j].sql) j = (j + 1) & (ncap - 1);
+        n[j] = d->cache[i];
+    }
+    free(d->cache);
+    d->cache = n;
+    d->cache_cap = ncap;
+    return 0;
+}
+
+db_stmt *db_prepare(db *d, const char *sql, err *e)
+{
+    if (d->cache_len * 2 >= d->cache_cap && cache_grow(d)) {
+        ERR_NOMEM_RET(e);
+        return NULL;
+    }
+    size_t j = slot_of(sql, d->cache_cap);
+    while (d->cache[j].sql && d->cache[j].sql != sql) j = (j + 1) & (d->cache_cap - 1);
+    cache_slot *s = &d->cache[j];
+    if (s->sql) {
+        sqlite3_reset(s->st);
+        sqlite3_clear_bindings(s->st);
+        return (db_stmt *)s->st;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        map_rc(d, rc, e, "prepare");
+        err_prefix(e, "%.80s", sql);
+        return NULL;
+    }
+    s->sql = sql;
+    s->st = st;
+    d->cache_len++;
+    return (db_stmt *)st;
+}
+
+#define ST(s) ((sqlite3_stmt *)(s))
+
+int db_bind_int(db_stmt *s, int i, int64_t v) { return sqlite3_bind_int64(ST(s), i, v) == SQLITE_OK ? 0 : ERR_DB; }
+int db_bind_null(db_stmt *s, int i) { return sqlite3_bind_null(ST(s), i) == SQLITE_OK ? 0 : ERR_DB; }
+
+int db_bind_textn(db_stmt *s, int i, const char *v, size_t n)
+{
+    if (!v) return db_bind_null(s, i);
+    return sqlite3_bind_text64(ST(s), i, v, n, SQLITE_TRANSIENT, SQLITE_UTF8) == SQLITE_OK ? 0 : ERR_DB;
+}
+
+int db_bind_text(db_stmt *s, int i, const char *v) { return db_bind_textn(s, i, v, v ? strlen(v) : 0); }
+
+int db_bind_blob(db_stmt *s, int i, const void *p, size_t n)
+{
+    return sqlite3_bind_blob64(ST(s), i, p, n, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : ERR_DB;
+}
+
+int db_step(db *d, db_stmt *s, err *e)
+{
+    int rc = sqlite3_step(ST(s));
+    if (rc == SQLITE_ROW) return DB_ROW;
+    if (rc == SQLITE_DONE) return DB_DONE;
+    int code = map_rc(d, rc, e, "query");
+    sqlite3_reset(ST(s));
+    return code;
+}
+
+int64_t db_col_int(db_stmt *s, int i) { return sqlite3_column_int64(ST(s), i); }
+const char *db_col_text(db_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(ST(s), i);
+    return t ? (const char *)t : "";
+}
+size_t db_col_bytes(db_stmt *s, int i) { return (size_t)sqlite3_column_bytes(ST(s), i); }
+const void *db_col_blob(db_stmt *s, int i) { return sqlite3_column_blob(ST(s), i); }
+int db_col_is_null(db_stmt *s, int i) { return sqlite3_column_type(ST(s), i) == SQLITE_NULL; }
+int64_t db_changes(db *d) { return sqlite3_changes64(d->h); }
+int64_t db_last_id(db *d) { return sqlite3_last_insert_rowid(d->h); }
+
+static int bind_va(db_stmt *s, const char *types, va_list ap)
+{
+    int rc = 0;
+    for (int i = 0; types && types[i] && !rc; i++) {
+        switch (types[i]) {
+        case 'i': rc = db_bind_int(s, i + 1, va_arg(ap, int64_t)); break;
+        case 's': rc = db_bind_text(s, i + 1, va_arg(ap, const char *)); break;
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            size_t n = va_arg(ap, size_t);
+            rc = db_bind_blob(s, i + 1, p, n);
+            break;
+        }
+        case 't': {
+            const char *p = va_arg(ap, const char *);
+            size_t n = va_arg(ap, size_t);
+            rc = db_bind_textn(s, i + 1, p, n);
+            break;
+        }
+        case 'n': rc = db_bind_null(s, i + 1); break;
+        default: rc = ERR_INTERNAL;
+        }
+    }
+    return rc;
+}
+
+int db_run(db *d, err *e, const char *sql, const char *types, ...)
+{
+    db_stmt *s = db_prepare(d, sql, e);
+    if (!s) return e ? e->code : ERR_DB;
+    va_list ap;
+    va_start(ap, types);
+    int rc = bind_va(s, types, ap);
+    va_end(ap);
+    if (rc) return err_set(e, ERR_INTERNAL, "bad bind for %.60s", sql);
+    while ((rc = db_step(d, s, e)) == DB_ROW) {
+    }
+    sqlite3_reset(ST(s));
+    return rc;
+}
+
+int db_get_int(db *d, err *e, int64_t *out, const char *sql, const char *types, ...)
+{
+    db_stmt *s = db_prepare(d, sql, e);
+    if (!s) return e ? e->code : ERR_DB;
+    va_list ap;
+    va_start(ap, types);
+    int rc = bind_va(s, types, ap);
+    va_end(ap);
+    if (rc) return err_set(e, ERR_INTERNAL, "bad bind for %.60s", sql);
+    rc = db_step(d, s, e);
+    if (rc == DB_ROW) {
+        *out = db_col_int(s, 0);
+        rc = 0;
+    } else if (rc == DB_DONE) {
+        rc = err_set(e, ERR_NOTFOUND, "no row");
+    }
+    sqlite3_reset(ST(s));
+    return rc;
+}
+
+/* ---------------------------------------------------------------- backup */
+
+int db_backup(db *d, const char *dest, err *e)
+{
+    sqlite3 *out = NULL;
+    int rc = sqlite3_open_v2(dest, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        err_set(e, ERR_IO, "cannot create %s: %s", dest, out ? sqlite3_errmsg(out) : sqlite3_errstr(rc));
+        sqlite3_close(out);
+        return ERR_IO;
+    }
+    sqlite3_backup *b = sqlite3_backup_init(out, "main", d->h, "main");
+    if (!b) {
+        err_set(e, ERR_DB, "backup: %s", sqlite3_errmsg(out));
+        sqlite3_close(out);
+        return ERR_DB;
+    }
+    /* copy in steps so writers are not blocked for the whole copy */
+    do {
+        rc = sqlite3_backup_step(b, 1024);
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) sqlite3_sleep(20);
+    } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) {
+        err_set(e, ERR_IO, "backup to %s failed: %s", dest, sqlite3_errstr(rc));
+        sqlite3_close(out);
+        return ERR_IO;
+    }
+    /* the copy is a self-contained file: no WAL to carry along */
+    rc = sqlite3_exec(out, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+    sqlite3_close(out);
+    if (rc != SQLITE_OK) return err_set(e, ERR_IO, "backup to %s: cannot finalise the copy", dest);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ time */
+
+int64_t db_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void db_format_time(int64_t ms, char out[25])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 25, "%Y-%m-%dT%H:%M:%S", &tm);
+    unsigned frac = (unsigned)(ms % 1000);
+    size_t n = strlen(out);
+    if (n + 6 <= 25) {
+        out[n] = '.';
+        out[n + 1] = (char)('0' + frac / 100);
+        out[n + 2] = (char)('0' + frac / 10 % 10);
+        out[n + 3] = (char)('0' + frac % 10);
+        out[n + 4] = 'Z';
+        out[n + 5] = '\0';
+    }
+}
+
+void db_now(char out[25]) { db_format_time(db_now_ms(), out); }
