@@ -372,3 +372,24 @@ void db_format_time(int64_t ms, char out[25])
 }
 
 void db_now(char out[25]) { db_format_time(db_now_ms(), out); }
+
+int db_parse_time(const char *s, int64_t *unix_ms)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int ms = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+               &tm.tm_sec, &ms) != 7)
+        return ERR_INVALID;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *unix_ms = (int64_t)timegm(&tm) * 1000 + ms;
+    return 0;
+}
+
+int db_maintain(db *d, err *e)
+{
+    int rc = pragma(d, "PRAGMA optimize", e);
+    if (!rc) rc = pragma(d, "PRAGMA wal_checkpoint(TRUNCATE)", e);
+    return rc;
+}

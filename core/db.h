@@ -71,6 +71,10 @@ int db_backup(db *d, const char *dest, err *e);
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ" (the storage format of
  * instants). out must hold 25 bytes. */
 void db_now(char out[25]);
+/* Parses the storage format back to Unix milliseconds. */
+int db_parse_time(const char *s, int64_t *unix_ms);
+/* Housekeeping: refreshes query planner statistics and truncates the WAL. */
+int db_maintain(db *d, err *e);
 void db_format_time(int64_t unix_ms, char out[25]);
 int64_t db_now_ms(void);
 

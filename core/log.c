@@ -19,7 +19,7 @@ static atomic_int g_fd = 2;
 static _Thread_local log_line t_line;
 
 void log_set_level(int level) { atomic_store(&g_level, level); }
-void log_set_fd(int fd) { atomic_store(&g_fd, fd); }
+int log_set_fd(int fd) { return atomic_exchange(&g_fd, fd); }
 int log_enabled(int level) { return level >= atomic_load(&g_level); }
 
 int log_level_parse(const char *name)

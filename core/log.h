@@ -17,7 +17,8 @@ typedef struct log_line log_line;
 
 /* fd: where lines go (2 by default). */
 void log_set_level(int level);
-void log_set_fd(int fd);
+/* Returns the previous descriptor. */
+int log_set_fd(int fd);
 int log_level_parse(const char *name); /* -1 if unknown */
 int log_enabled(int level);
 

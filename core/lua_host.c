@@ -142,6 +142,7 @@ static void publish_memory(lhost *h)
 }
 
 size_t lhost_memory(const lhost *h) { return h->mem_used; }
+const char *lhost_lua_version(void) { return LUA_RELEASE; }
 size_t lhost_memory_all(void) { return atomic_load(&g_mem_all); }
 uint64_t lhost_calls(const lhost *h) { return h->calls; }
 

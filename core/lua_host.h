@@ -95,6 +95,8 @@ int lhost_run_examples(lhost *h, const char *module, lhost_example_cb cb, void *
 /* Bytes the state uses now, and across every host alive in the process. */
 size_t lhost_memory(const lhost *h);
 size_t lhost_memory_all(void);
+/* "Lua 5.4.4" */
+const char *lhost_lua_version(void);
 /* Counters since the host was opened. */
 uint64_t lhost_calls(const lhost *h);
 

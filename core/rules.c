@@ -245,6 +245,7 @@ int ruleset_load(rules_snapshot *snap, const lhost_limits *lim, int check, rules
         return ERR_NOMEM_RET(e);
     }
     rs->refs = 1;
+    rs->loaded_ms = db_now_ms();
     rs->snap = rules_snapshot_ref(snap);
     rs->host = h;
     if (check) {

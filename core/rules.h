@@ -36,6 +36,7 @@ typedef struct ruleset {
     rules_snapshot *snap;
     lhost *host;
     int examples, examples_failed;
+    int64_t loaded_ms;             /* when it was built (Unix ms) */
 } ruleset;
 
 /* Limits on what a rules folder may hold. */

@@ -1,0 +1,279 @@
+/* cfg.c - the configuration table and its three sources. */
+#include "cfg.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cron.h"
+#include "log.h"
+#include "sched.h"
+
+enum { T_STR, T_INT, T_BOOL };
+
+typedef struct key {
+    const char *name;
+    int type;
+    size_t off, size;
+    int64_t min, max;
+    const char *help;
+} key;
+
+#define S(field) offsetof(cfg, field), sizeof(((cfg *)0)->field)
+
+static const key keys[] = {
+    {"db", T_STR, S(db), 0, 0, "SQLite database file"},
+    {"rules", T_STR, S(rules), 0, 0, "rules folder"},
+    {"listen", T_STR, S(listen), 0, 0, "HTTP address HOST:PORT"},
+    {"socket", T_STR, S(socket), 0, 0, "control socket for the local CLI (default: next to the database)"},
+    {"timezone", T_STR, S(timezone), 0, 0, "time zone for schedules and calendar dates"},
+    {"log.level", T_STR, S(log_level), 0, 0, "debug, info, warn, error"},
+    {"log.file", T_STR, S(log_file), 0, 0, "log file (default: standard error)"},
+    {"rules.max_instructions", T_INT, S(rules_max_instructions), 1000, 1000000000, "instruction budget per rule call"},
+    {"rules.max_memory_mb", T_INT, S(rules_max_memory_mb), 4, 4096, "memory cap per rule state, MiB"},
+    {"rules.watch", T_BOOL, S(rules_watch), 0, 1, "reload when files in the rules folder change"},
+    {"http.max_body_kb", T_INT, S(http_max_body_kb), 1, 65536, "largest request body, KiB"},
+    {"http.timeout_s", T_INT, S(http_timeout_s), 1, 3600, "idle connection timeout, seconds"},
+    {"http.shutdown_s", T_INT, S(http_shutdown_s), 1, 60, "longest wait for requests in flight at shutdown"},
+    {"backup.dir", T_STR, S(backup_dir), 0, 0, "where the backup job writes (default: var/backups)"},
+    {"backup.keep", T_INT, S(backup_keep), 1, 1000, "scheduled backups to keep"},
+};
+
+void cfg_defaults(cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->db, sizeof c->db, "./var/bandbill.db");
+    snprintf(c->rules, sizeof c->rules, "./rules");
+    snprintf(c->listen, sizeof c->listen, "127.0.0.1:8080");
+    snprintf(c->timezone, sizeof c->timezone, "Asia/Shanghai");
+    snprintf(c->log_level, sizeof c->log_level, "info");
+    c->rules_max_instructions = 5000000;
+    c->rules_max_memory_mb = 64;
+    c->http_max_body_kb = 1024;
+    c->http_timeout_s = 60;
+    c->http_shutdown_s = 5;
+    c->backup_keep = 7;
+}
+
+static int set_job(cfg *c, const char *job, const char *value, const char *origin, err *e)
+{
+    if (!sched_job_find(job))
+        return err_field(e, ERR_INVALID, "unknown_config_key", "jobs", "%s: unknown job '%s' (known: %s)", origin, job,
+                         sched_job_names());
+    if (strcmp(value, "off") != 0) {
+        cron_expr ce;
+        if (cron_parse(value, &ce, e)) return err_prefix(e, "%s: jobs.%s", origin, job);
+    }
+    int i;
+    for (i = 0; i < c->njobs; i++)
+        if (strcmp(c->jobs[i].name, job) == 0) break;
+    if (i == c->njobs) {
+        if (c->njobs == CFG_MAX_JOBS) return err_set(e, ERR_LIMIT, "%s: too many jobs", origin);
+        c->njobs++;
+    }
+    snprintf(c->jobs[i].name, sizeof c->jobs[i].name, "%s", job);
+    snprintf(c->jobs[i].cron, sizeof c->jobs[i].cron, "%s", value);
+    return 0;
+}
+
+int cfg_set(cfg *c, const char *name, const char *value, const char *origin, err *e)
+{
+    if (strncmp(name, "jobs.", 5) == 0) return set_job(c, name + 5, value, origin, e);
+    const key *k = NULL;
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (strcmp(keys[i].name, name) == 0) k = &keys[i];
+    if (!k) return err_field(e, ERR_INVALID, "unknown_config_key", name, "%s: unknown configuration key '%s'", origin, name);
+    char *dst = (char *)c + k->off;
+    switch (k->type) {
+    case T_STR:
+        if (strlen(value) >= k->size)
+            return err_field(e, ERR_INVALID, "invalid_config", name, "%s: %s is too long", origin, name);
+        memcpy(dst, value, strlen(value) + 1);
+        break;
+    case T_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < k->min || v > k->max)
+            return err_field(e, ERR_INVALID, "invalid_config", name, "%s: %s must be a whole number from %lld to %lld, got '%s'",
+                             origin, name, (long long)k->min, (long long)k->max, value);
+        *(int64_t *)(void *)dst = v;
+        break;
+    }
+    case T_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") || !strcmp(value, "1"))
+            *(int *)(void *)dst = 1;
+        else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off") || !strcmp(value, "0"))
+            *(int *)(void *)dst = 0;
+        else
+            return err_field(e, ERR_INVALID, "invalid_config", name, "%s: %s must be true or false, got '%s'", origin, name, value);
+        break;
+    }
+    return 0;
+}
+
+typedef struct ini_ctx {
+    cfg *c;
+    const char *path;
+    err *e;
+    int failed;
+} ini_ctx;
+
+/* inih reports the line of the first error through ini_parse_file's return
+ * value, so the handler leaves the origin to be filled in afterwards. */
+static int on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    ini_ctx *x = user;
+    if (x->failed) return 0;
+    char full[160];
+    if (section[0]) snprintf(full, sizeof full, "%s.%s", section, name);
+    else snprintf(full, sizeof full, "%s", name);
+    if (cfg_set(x->c, full, value, "@", x->e)) {
+        x->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+int cfg_load_file(cfg *c, const char *path, err *e)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set(e, ERR_IO, "cannot read config file %s: %s", path, strerror(errno));
+    ini_ctx x = {.c = c, .path = path, .e = e};
+    int rc = ini_parse_file(f, on_ini, &x);
+    fclose(f);
+    if (x.failed) {
+        /* replace the "@" placeholder origin with path:line */
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s:%d%s", path, rc, e->msg + 1);
+        snprintf(e->msg, sizeof e->msg, "%s", msg);
+        return e->code;
+    }
+    if (rc != 0) return err_set(e, ERR_INVALID, "%s:%d: not a valid config line (expected key = value or [section])", path, rc);
+    snprintf(c->config_file, sizeof c->config_file, "%s", path);
+    return 0;
+}
+
+int cfg_load_env(cfg *c, char **envp, err *e)
+{
+    static const char prefix[] = "BANDBILL_";
+    for (char **p = envp; p && *p; p++) {
+        if (strncmp(*p, prefix, sizeof prefix - 1) != 0) continue;
+        const char *eq = strchr(*p, '=');
+        if (!eq) continue;
+        char var[160];
+        snprintf(var, sizeof var, "%.*s", (int)(eq - *p), *p);
+        const char *rest = var + sizeof prefix - 1;
+        if (strcmp(rest, "CONFIG") == 0) continue;
+        /* BANDBILL_LOG_LEVEL -> log.level: try each '_' as the section break */
+        char lower[160];
+        size_t n = strlen(rest);
+        for (size_t i = 0; i <= n; i++) lower[i] = (char)tolower((unsigned char)rest[i]);
+        char origin[200];
+        snprintf(origin, sizeof origin, "environment variable %s", var);
+        int matched = 0;
+        if (strncmp(lower, "jobs_", 5) == 0) {
+            char job[160];
+            snprintf(job, sizeof job, "jobs.%s", lower + 5);
+            /* job names use '.' and '_' freely: BANDBILL_JOBS_DB_OPTIMIZE -> db.optimize or db_optimize */
+            if (!sched_job_find(job + 5))
+                for (char *q = job + 5; *q; q++)
+                    if (*q == '_') {
+                        *q = '.';
+                        if (sched_job_find(job + 5)) break;
+                        *q = '_';
+                    }
+            if (cfg_set(c, job, eq + 1, origin, e)) return e->code;
+            continue;
+        }
+        for (size_t i = 0; i < sizeof keys / sizeof *keys && !matched; i++) {
+            char want[160];
+            snprintf(want, sizeof want, "%s", keys[i].name);
+            for (char *q = want; *q; q++)
+                if (*q == '.') *q = '_';
+            if (strcmp(want, lower) == 0) {
+                if (cfg_set(c, keys[i].name, eq + 1, origin, e)) return e->code;
+                matched = 1;
+            }
+        }
+        if (!matched)
+            return err_field(e, ERR_INVALID, "unknown_config_key", var, "unknown environment variable %s (see bandbill --help for the BANDBILL_* variables)", var);
+    }
+    return 0;
+}
+
+int cfg_split_listen(const char *listen, char *host, size_t hostn, int *port, err *e)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen)
+        return err_field(e, ERR_INVALID, "invalid_config", "listen", "listen address '%s' must be HOST:PORT", listen);
+    const char *h = listen;
+    size_t hl = (size_t)(colon - listen);
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= hostn)
+        return err_field(e, ERR_INVALID, "invalid_config", "listen", "listen address '%s' has a bad host", listen);
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || p < 0 || p > 65535)
+        return err_field(e, ERR_INVALID, "invalid_config", "listen", "listen address '%s' has a bad port", listen);
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+int cfg_finish(cfg *c, err *e)
+{
+    if (log_level_parse(c->log_level) < 0)
+        return err_field(e, ERR_INVALID, "invalid_config", "log.level", "log.level must be debug, info, warn or error, got '%s'", c->log_level);
+    char host[256];
+    int port;
+    if (cfg_split_listen(c->listen, host, sizeof host, &port, e)) return e->code;
+    char zone[CFG_PATH + 64];
+    struct stat st;
+    snprintf(zone, sizeof zone, "/usr/share/zoneinfo/%s", c->timezone);
+    if (strstr(c->timezone, "..") || c->timezone[0] == '/' || stat(zone, &st) || !S_ISREG(st.st_mode))
+        return err_field(e, ERR_INVALID, "invalid_config", "timezone", "unknown time zone '%s' (expected a tz name such as Asia/Shanghai)", c->timezone);
+    /* var_dir: the database's folder */
+    snprintf(c->var_dir, sizeof c->var_dir, "%s", c->db);
+    char *slash = strrchr(c->var_dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(c->var_dir, sizeof c->var_dir, ".");
+    if (!c->socket[0]) snprintf(c->socket, sizeof c->socket, "%s/bandbill.sock", c->var_dir);
+    if (!c->backup_dir[0]) snprintf(c->backup_dir, sizeof c->backup_dir, "%s/backups", c->var_dir);
+    return 0;
+}
+
+const char *cfg_job_cron(const cfg *c, const char *job)
+{
+    for (int i = 0; i < c->njobs; i++)
+        if (strcmp(c->jobs[i].name, job) == 0) return c->jobs[i].cron;
+    return NULL;
+}
+
+void cfg_dump(const cfg *c, void (*emit)(void *ud, const char *key, const char *value), void *ud)
+{
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        const char *p = (const char *)c + keys[i].off;
+        char tmp[64];
+        if (keys[i].type == T_STR) emit(ud, keys[i].name, p);
+        else if (keys[i].type == T_INT) {
+            snprintf(tmp, sizeof tmp, "%lld", (long long)*(const int64_t *)(const void *)p);
+            emit(ud, keys[i].name, tmp);
+        } else {
+            emit(ud, keys[i].name, *(const int *)(const void *)p ? "true" : "false");
+        }
+    }
+    for (int i = 0; i < c->njobs; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "jobs.%s", c->jobs[i].name);
+        emit(ud, k, c->jobs[i].cron);
+    }
+}

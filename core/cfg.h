@@ -1,0 +1,66 @@
+/* cfg.h - configuration: defaults < config file < BANDBILL_* environment <
+ * command-line flags.
+ *
+ * Every key is declared once in the table in cfg.c; the config file (INI),
+ * the environment (BANDBILL_SECTION_KEY) and `--set section.key=value` all go
+ * through the same setter, so they accept exactly the same keys and values.
+ * An unknown key, in any of the three, is an error. */
+#ifndef BB_CFG_H
+#define BB_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define CFG_PATH 1024
+#define CFG_MAX_JOBS 32
+
+typedef struct cfg_job {
+    char name[48];
+    char cron[96];          /* "off" disables the job */
+} cfg_job;
+
+typedef struct cfg {
+    char config_file[CFG_PATH];
+    char db[CFG_PATH];
+    char rules[CFG_PATH];
+    char listen[256];
+    char socket[CFG_PATH];       /* control socket for the local CLI */
+    char timezone[64];
+    char log_level[16];
+    char log_file[CFG_PATH];
+    char var_dir[CFG_PATH];      /* derived: the folder of db */
+    int64_t rules_max_instructions;
+    int64_t rules_max_memory_mb;
+    int rules_watch;
+    int64_t http_max_body_kb;
+    int64_t http_timeout_s;
+    int64_t http_shutdown_s;
+    char backup_dir[CFG_PATH];
+    int64_t backup_keep;
+    cfg_job jobs[CFG_MAX_JOBS];  /* schedules set in config; others use defaults */
+    int njobs;
+} cfg;
+
+/* Fills in the defaults. */
+void cfg_defaults(cfg *c);
+/* Sets one key ("listen", "log.level", "jobs.backup") from text, validating
+ * it. `origin` names where the value came from, for the error message. */
+int cfg_set(cfg *c, const char *key, const char *value, const char *origin, err *e);
+/* Reads an INI file. */
+int cfg_load_file(cfg *c, const char *path, err *e);
+/* Applies BANDBILL_* variables from envp (NULL-terminated). BANDBILL_CONFIG
+ * is read by the caller (it picks the file). */
+int cfg_load_env(cfg *c, char **envp, err *e);
+/* Derived values and cross-checks, once everything is set. */
+int cfg_finish(cfg *c, err *e);
+/* The cron schedule configured for a job, or NULL when not configured. */
+const char *cfg_job_cron(const cfg *c, const char *job);
+/* Writes every key with its current value, one "key = value" per line. */
+void cfg_dump(const cfg *c, void (*emit)(void *ud, const char *key, const char *value), void *ud);
+
+/* Splits "host:port" (or "[v6]:port"). */
+int cfg_split_listen(const char *listen, char *host, size_t hostn, int *port, err *e);
+
+#endif

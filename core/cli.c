@@ -1,0 +1,365 @@
+/* cli.c - the command table, option parsing and configuration layering. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "migrate.h"
+
+static const cli_opt opts_serve[] = {
+    {"listen", 1, "HOST:PORT", "address to serve HTTP on (default 127.0.0.1:8080; port 0 picks a free one)"},
+    {"socket", 1, "PATH", "control socket for `bandbill rules reload` (default: next to the database)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_token_create[] = {
+    {"name", 1, "NAME", "a name for the token (who or what uses it)"},
+    {"role", 1, "ROLE", "the role the token acts as (admin)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_rules_test[] = {
+    {"module", 1, "NAME", "run only this module's examples"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_rules_reload[] = {
+    {"socket", 1, "PATH", "the daemon's control socket"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_rules_show[] = {
+    {"file", 1, "PATH", "print this file of the version"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_rules_call[] = {
+    {"input", 1, "JSON", "the argument as JSON, @FILE to read it from a file, - for standard input"},
+    {"args", 1, "JSON", "several arguments, as a JSON list"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_migrate[] = {
+    {"check", 0, NULL, "only report; exit 1 if migrations are pending"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_backup[] = {
+    {"force", 0, NULL, "replace PATH if it exists"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const command commands[] = {
+    {"init", cmd_init, "", 0, 0, NULL, "create the database (and its folder) and apply the schema",
+     "Creates the SQLite database named by --db (default ./var/bandbill.db) with its folder (mode 0700)\n"
+     "and applies every schema migration. Running it again is harmless."},
+    {"migrate", cmd_migrate, "", 0, 0, opts_migrate, "apply pending schema migrations",
+     "Applies the migrations this binary knows and the database lacks, each in its own transaction.\n"
+     "Refuses a database that is newer than the binary or whose applied migrations were edited."},
+    {"demo", cmd_demo, "", 0, 0, NULL, "fill the database with demo data (idempotent)",
+     "Loads the rules into the version store and creates an admin token named demo-admin, written to\n"
+     "var/demo-admin.token (mode 0600) for trying the API with curl."},
+    {"serve", cmd_serve, "", 0, 0, opts_serve, "run the daemon: HTTP API, scheduler, hot reload",
+     "Serves HTTP on --listen and the control socket; SIGHUP reloads the rules, SIGTERM/SIGINT stop\n"
+     "accepting, finish requests in flight and exit 0."},
+    {"token create", cmd_token_create, "", 0, 0, opts_token_create, "create an API token (printed once)",
+     "Prints a new bearer token on standard output. Only its SHA-256 is stored: copy it now."},
+    {"token list", cmd_token_list, "", 0, 0, NULL, "list API tokens (never their values)", NULL},
+    {"token revoke", cmd_token_revoke, "NAME", 1, 1, NULL, "revoke an API token", NULL},
+    {"backup", cmd_backup, "PATH", 1, 1, opts_backup, "write an online backup of the database to PATH",
+     "Copies the live database with SQLite's online backup (the daemon may keep running).\n"
+     "To restore: stop the daemon, copy PATH over the database file, delete its -wal and -shm files,\n"
+     "start the daemon."},
+    {"jobs list", cmd_jobs_list, "", 0, 0, NULL, "list scheduled jobs, their schedules and last runs", NULL},
+    {"jobs run", cmd_jobs_run, "NAME", 1, 1, NULL, "run a job now", NULL},
+    {"rules check", cmd_rules_check, "[DIR]", 0, 1, NULL, "compile and validate a rules folder",
+     "Loads every file of DIR (default: --rules) into a sandbox as the daemon would, without running\n"
+     "examples. Prints the version the folder would have."},
+    {"rules test", cmd_rules_test, "[DIR]", 0, 1, opts_rules_test, "run the examples carried by the rules",
+     "Runs every example of every module (or of --module) and prints PASS/FAIL with the first difference."},
+    {"rules reload", cmd_rules_reload, "", 0, 0, opts_rules_reload, "make the running daemon reload its rules",
+     "Talks to the daemon over its control socket. On failure the daemon keeps its old rules and this\n"
+     "prints the error with file:line."},
+    {"rules show", cmd_rules_show, "[VERSION]", 0, 1, opts_rules_show, "list stored rule set versions, or show one",
+     NULL},
+    {"rules diff", cmd_rules_diff, "A B", 2, 2, NULL, "show what changed between two rule set versions",
+     "A and B are stored versions (a prefix of 8+ hex digits) or rules folders."},
+    {"rules call", cmd_rules_call, "MODULE.FUNCTION", 1, 1, opts_rules_call, "call one rule function with JSON input",
+     "Example: bandbill rules call tariffs.monthly --input '{\"price\":12900,\"period\":{...}}'"},
+    {"config", cmd_config, "", 0, 0, NULL, "print the effective configuration", NULL},
+    {"version", cmd_version, "", 0, 0, NULL, "print the version of bandbill and its libraries", NULL},
+};
+static const int ncommands = sizeof commands / sizeof *commands;
+
+static const cli_opt common_opts[] = {
+    {"db", 1, "PATH", "database file (default ./var/bandbill.db; BANDBILL_DB)"},
+    {"rules", 1, "DIR", "rules folder (default ./rules; BANDBILL_RULES)"},
+    {"config", 1, "FILE", "INI config file (BANDBILL_CONFIG)"},
+    {"set", 1, "KEY=VALUE", "set any config key, e.g. --set log.level=debug (repeatable)"},
+    {"json", 0, NULL, "machine-readable output"},
+    {"help", 0, NULL, "show help"},
+    {NULL, 0, NULL, NULL},
+};
+
+const char *cli_opt_value(const cli *c, const char *name)
+{
+    for (int i = c->nopts - 1; i >= 0; i--)
+        if (strcmp(c->opts[i].name, name) == 0) return c->opts[i].value;
+    return NULL;
+}
+
+void cli_actor(char *out, size_t n)
+{
+    struct passwd pw, *res = NULL;
+    char pbuf[1024];
+    if (getpwuid_r(getuid(), &pw, pbuf, sizeof pbuf, &res) == 0 && res) snprintf(out, n, "cli:%s", res->pw_name);
+    else snprintf(out, n, "cli:uid%u", (unsigned)getuid());
+}
+
+int cli_open_db(cli *c, db **out, err *e)
+{
+    int rc = db_open(c->cfg.db, 0, out, e);
+    if (!rc && (rc = migrate_require_current(*out, e))) {
+        db_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int cli_print_json(jw *w, err *e)
+{
+    size_t n;
+    const char *s = jw_finish(w, &n);
+    int rc = 0;
+    if (!s) rc = err_set(e, ERR_INTERNAL, "could not encode the output as JSON");
+    else {
+        fwrite(s, 1, n, stdout);
+        fputc('\n', stdout);
+    }
+    jw_free(w);
+    return rc;
+}
+
+static void print_opts(FILE *f, const cli_opt *o)
+{
+    for (; o && o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->has_arg ? " " : "", o->has_arg ? o->arg_name : "");
+        fprintf(f, "  %-22s %s\n", left, o->help);
+    }
+}
+
+static void usage_all(FILE *f)
+{
+    fprintf(f, "bandbill %s - billing and operations for broadband ISPs\n\n"
+               "Usage: bandbill COMMAND [OPTIONS] [ARGS]\n\nCommands:\n", BB_VERSION);
+    for (int i = 0; i < ncommands; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s %s", commands[i].name, commands[i].args);
+        fprintf(f, "  %-30s %s\n", left, commands[i].summary);
+    }
+    fprintf(f, "\nOptions for every command:\n");
+    print_opts(f, common_opts);
+    fprintf(f, "\nEvery config key can also be set as BANDBILL_<SECTION>_<KEY> (e.g. BANDBILL_LOG_LEVEL=debug).\n"
+               "`bandbill COMMAND --help` tells more about one command; `bandbill config` shows the keys.\n");
+}
+
+static void usage_cmd(FILE *f, const command *cmd)
+{
+    fprintf(f, "Usage: bandbill %s [OPTIONS] %s\n\n%s\n", cmd->name, cmd->args, cmd->summary);
+    if (cmd->help) fprintf(f, "\n%s\n", cmd->help);
+    if (cmd->opts && cmd->opts->name) {
+        fprintf(f, "\nOptions:\n");
+        print_opts(f, cmd->opts);
+    }
+    fprintf(f, "\nCommon options:\n");
+    print_opts(f, common_opts);
+}
+
+static const cli_opt *find_opt(const command *cmd, const char *name)
+{
+    for (const cli_opt *o = common_opts; o->name; o++)
+        if (strcmp(o->name, name) == 0) return o;
+    for (const cli_opt *o = cmd ? cmd->opts : NULL; o && o->name; o++)
+        if (strcmp(o->name, name) == 0) return o;
+    return NULL;
+}
+
+static int usage_error(const command *cmd, const char *what, const char *arg)
+{
+    fprintf(stderr, "bandbill: %s%s%s (see bandbill %s --help)\n", what, arg[0] ? " " : "", arg, cmd->name);
+    return 2;
+}
+
+/* Finds the command named by the first one or two words that are not
+ * options (skipping the values of options that take one). */
+static const command *find_command(int argc, char **argv, int *w1, int *w2)
+{
+    int words[2], nw = 0;
+    for (int i = 1; i < argc && nw < 2; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) break;
+        if (a[0] == '-' && a[1] == '-') {
+            const char *eq = strchr(a, '=');
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a - 2) : (int)strlen(a + 2), a + 2);
+            int takes = 0;
+            for (int k = 0; k < ncommands && !takes; k++) {
+                const cli_opt *o = find_opt(&commands[k], name);
+                if (o && o->has_arg) takes = 1;
+            }
+            if (takes && !eq) i++;
+            continue;
+        }
+        words[nw++] = i;
+    }
+    *w1 = *w2 = -1;
+    if (nw == 0) return NULL;
+    for (int k = 0; k < ncommands; k++) {
+        const char *n = commands[k].name, *sp = strchr(n, ' ');
+        if (sp) {
+            if (nw == 2 && strncmp(argv[words[0]], n, (size_t)(sp - n)) == 0 && !argv[words[0]][sp - n] &&
+                strcmp(argv[words[1]], sp + 1) == 0) {
+                *w1 = words[0];
+                *w2 = words[1];
+                return &commands[k];
+            }
+        } else if (strcmp(argv[words[0]], n) == 0) {
+            *w1 = words[0];
+            return &commands[k];
+        }
+    }
+    *w1 = words[0];
+    return NULL;
+}
+
+int cli_main(int argc, char **argv, char **envp)
+{
+    if (argc < 2) {
+        usage_all(stderr);
+        return 2;
+    }
+    int w1, w2;
+    const command *cmd = find_command(argc, argv, &w1, &w2);
+    if (!cmd) {
+        for (int i = 1; i < argc; i++)
+            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                usage_all(stdout);
+                return 0;
+            }
+        if (w1 < 0) {
+            usage_all(stderr);
+            return 2;
+        }
+        /* a group name alone ("rules") lists its subcommands */
+        int group = 0;
+        for (int k = 0; k < ncommands; k++)
+            if (!strncmp(commands[k].name, argv[w1], strlen(argv[w1])) && commands[k].name[strlen(argv[w1])] == ' ') group = 1;
+        fprintf(stderr, "bandbill: %s '%s'%s (see bandbill --help)\n", group ? "missing or unknown subcommand after" : "unknown command",
+                argv[w1], "");
+        return 2;
+    }
+
+    /* argv without the command words, for getopt_long */
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    struct option *lo = calloc(CLI_MAX_OPTS + 1, sizeof *lo);
+    static cli cl;
+    cli *c = &cl;
+    memset(c, 0, sizeof *c);
+    int na = 0, rc = 0;
+    if (!args || !lo) {
+        fprintf(stderr, "bandbill: out of memory\n");
+        free(args);
+        free(lo);
+        return 1;
+    }
+    for (int i = 0; i < argc; i++)
+        if (i != w1 && i != w2) args[na++] = argv[i];
+    int nlo = 0;
+    for (const cli_opt *o = common_opts; o->name; o++) lo[nlo++] = (struct option){o->name, o->has_arg ? required_argument : no_argument, NULL, 0};
+    for (const cli_opt *o = cmd->opts; o && o->name && nlo < CLI_MAX_OPTS; o++)
+        lo[nlo++] = (struct option){o->name, o->has_arg ? required_argument : no_argument, NULL, 0};
+    c->cmd = cmd;
+    cfg_defaults(&c->cfg);
+    optind = 1;
+    opterr = 0;
+    int idx, ch;
+    const char *sets[CLI_MAX_OPTS];
+    int nsets = 0;
+    const char *config = NULL;
+    for (char **p = envp; p && *p; p++)
+        if (!strncmp(*p, "BANDBILL_CONFIG=", 16)) config = *p + 16;
+    while ((ch = getopt_long(na, args, ":", lo, &idx)) != -1) {
+        if (ch == '?') {
+            rc = usage_error(cmd, "unknown option", args[optind - 1]);
+            goto out;
+        }
+        if (ch == ':') {
+            rc = usage_error(cmd, "this option needs a value:", args[optind - 1]);
+            goto out;
+        }
+        const char *name = lo[idx].name, *val = optarg ? optarg : "";
+        if (!strcmp(name, "help")) {
+            usage_cmd(stdout, cmd);
+            goto out;
+        }
+        if (!strcmp(name, "json")) c->json = 1;
+        else if (!strcmp(name, "config")) config = val;
+        else if (!strcmp(name, "set") && nsets < CLI_MAX_OPTS) sets[nsets++] = val;
+        else if (c->nopts < CLI_MAX_OPTS) {
+            c->opts[c->nopts].name = name;
+            c->opts[c->nopts].value = val;
+            c->nopts++;
+        }
+    }
+    c->argc = na - optind;
+    c->argv = args + optind;
+    if (c->argc < cmd->min_args || c->argc > cmd->max_args) {
+        rc = usage_error(cmd, c->argc < cmd->min_args ? "missing argument:" : "too many arguments; expected:",
+                         cmd->args[0] ? cmd->args : "none");
+        goto out;
+    }
+
+    /* configuration: defaults < file < environment < flags */
+    err e;
+    err_clear(&e);
+    if (config && cfg_load_file(&c->cfg, config, &e)) goto fail;
+    if (cfg_load_env(&c->cfg, envp, &e)) goto fail;
+    static const char *const direct[] = {"db", "rules", "listen", "socket", NULL};
+    for (const char *const *d = direct; *d; d++) {
+        const char *v = cli_opt_value(c, *d);
+        if (v && cfg_set(&c->cfg, *d, v, "command line", &e)) goto fail;
+    }
+    for (int i = 0; i < nsets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        if (!eq) {
+            rc = usage_error(cmd, "--set needs KEY=VALUE, got", sets[i]);
+            goto out;
+        }
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
+        if (cfg_set(&c->cfg, key, eq + 1, "--set", &e)) goto fail;
+    }
+    if (cfg_finish(&c->cfg, &e)) goto fail;
+    setenv("TZ", c->cfg.timezone, 1);
+    tzset();
+    log_set_level(cmd->fn == cmd_serve ? log_level_parse(c->cfg.log_level) : LOG_WARN);
+
+    /* a command returns 0, a negative ERR_* (reported here), or a positive
+     * exit status it has already explained on its own */
+    if ((rc = cmd->fn(c, &e)) >= 0) goto out;
+    if (rc == ERR_USAGE) {
+        fprintf(stderr, "bandbill: %s (see bandbill %s --help)\n", e.msg, cmd->name);
+        rc = 2;
+        goto out;
+    }
+fail:
+    /* one line: the message may carry newlines from a rule traceback */
+    for (char *p = e.msg; *p; p++)
+        if (*p == '\n') *p = ' ';
+    fprintf(stderr, "bandbill: error: %s\n", e.msg);
+    rc = 1;
+out:
+    free(args);
+    free(lo);
+    log_release();
+    return rc;
+}

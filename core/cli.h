@@ -1,0 +1,77 @@
+/* cli.h - the command line: one table of commands, common options, and
+ * the output conventions (text by default, --json for scripts; exit 0 on
+ * success, 1 on an error with one line on stderr, 2 on a usage error). */
+#ifndef BB_CLI_H
+#define BB_CLI_H
+
+#include <stdio.h>
+
+#include "cfg.h"
+#include "db.h"
+#include "err.h"
+#include "json.h"
+
+#define CLI_MAX_OPTS 32
+
+typedef struct cli_opt {
+    const char *name;       /* long option, without "--" */
+    int has_arg;            /* 0 flag, 1 required value */
+    const char *arg_name;   /* "PATH" */
+    const char *help;
+} cli_opt;
+
+typedef struct cli cli;
+typedef int (*cmd_fn)(cli *c, err *e);
+
+typedef struct command {
+    const char *name;       /* "rules check" */
+    cmd_fn fn;
+    const char *args;       /* synopsis of positional arguments, "[DIR]" */
+    int min_args, max_args;
+    const cli_opt *opts;    /* command-specific, NULL-terminated; may be NULL */
+    const char *summary;
+    const char *help;       /* longer text for --help, may be NULL */
+} command;
+
+struct cli {
+    cfg cfg;
+    int json;
+    const command *cmd;
+    int argc;               /* positional arguments */
+    char **argv;
+    struct { const char *name; const char *value; } opts[CLI_MAX_OPTS];
+    int nopts;
+};
+
+/* The value of a command option, NULL if absent; a flag gives "". */
+const char *cli_opt_value(const cli *c, const char *name);
+/* Opens the configured database (must exist and be migrated). */
+int cli_open_db(cli *c, db **out, err *e);
+/* Who runs the command, for records: "cli:USER". */
+void cli_actor(char *out, size_t n);
+/* Prints a finished jw document to stdout with a newline and frees it. */
+int cli_print_json(jw *w, err *e);
+
+int cli_main(int argc, char **argv, char **envp);
+
+/* The command implementations (cmd_*.c). */
+int cmd_init(cli *c, err *e);
+int cmd_migrate(cli *c, err *e);
+int cmd_demo(cli *c, err *e);
+int cmd_serve(cli *c, err *e);
+int cmd_backup(cli *c, err *e);
+int cmd_version(cli *c, err *e);
+int cmd_config(cli *c, err *e);
+int cmd_token_create(cli *c, err *e);
+int cmd_token_list(cli *c, err *e);
+int cmd_token_revoke(cli *c, err *e);
+int cmd_jobs_list(cli *c, err *e);
+int cmd_jobs_run(cli *c, err *e);
+int cmd_rules_check(cli *c, err *e);
+int cmd_rules_test(cli *c, err *e);
+int cmd_rules_reload(cli *c, err *e);
+int cmd_rules_show(cli *c, err *e);
+int cmd_rules_diff(cli *c, err *e);
+int cmd_rules_call(cli *c, err *e);
+
+#endif

@@ -1,0 +1,458 @@
+/* http.c - one request from arrival to access log. */
+#define _GNU_SOURCE /* struct ucred */
+#include "http.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+
+struct http_req {
+    server *srv;
+    struct evhttp_request *r;
+    const route *route;
+    route_match m;
+    const char *method;
+    const char *path;
+    char *pvals[ROUTER_MAX_PARAMS];   /* decoded parameters, in the arena */
+    struct evkeyvalq query;
+    int query_parsed;
+    jv *body;
+    jv_arena arena;
+    principal who;
+    char rid[72];
+    int64_t t0_us;
+    int status;
+    size_t bytes;
+    int replied;
+    http_req *next_free;
+};
+
+static _Thread_local http_req *t_free;
+static uint32_t g_rid_prefix;
+static uint64_t g_rid_counter;
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static http_req *req_new(server *s, struct evhttp_request *r)
+{
+    http_req *q = t_free;
+    if (q) {
+        t_free = q->next_free;
+        jv_arena a = q->arena;
+        memset(q, 0, sizeof *q);
+        q->arena = a;
+    } else {
+        q = calloc(1, sizeof *q);
+        if (!q) return NULL;
+        jv_arena_init(&q->arena, 64u << 20);
+    }
+    q->srv = s;
+    q->r = r;
+    q->query.tqh_first = NULL;
+    q->query.tqh_last = &q->query.tqh_first;
+    return q;
+}
+
+static void req_free(http_req *q)
+{
+    if (q->query_parsed) evhttp_clear_headers(&q->query);
+    jv_arena_reset(&q->arena);
+    q->next_free = t_free;
+    t_free = q;
+}
+
+void http_release(void)
+{
+    while (t_free) {
+        http_req *n = t_free->next_free;
+        jv_arena_free(&t_free->arena);
+        free(t_free);
+        t_free = n;
+    }
+}
+
+/* ------------------------------------------------------------- accessors */
+
+const char *http_param(const http_req *q, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < q->m.nparams; i++)
+        if (q->m.params[i].name_len == n && memcmp(q->m.params[i].name, name, n) == 0) return q->pvals[i];
+    return NULL;
+}
+
+const char *http_query(http_req *q, const char *name)
+{
+    if (!q->query_parsed) {
+        q->query_parsed = 1;
+        const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(q->r));
+        if (qs) evhttp_parse_query_str(qs, &q->query);
+    }
+    return evhttp_find_header(&q->query, name);
+}
+
+const jv *http_body(const http_req *q) { return q->body; }
+jv_arena *http_arena(http_req *q) { return &q->arena; }
+const principal *http_who(const http_req *q) { return &q->who; }
+const char *http_rid(const http_req *q) { return q->rid; }
+const char *http_method(const http_req *q) { return q->method; }
+server *http_server(const http_req *q) { return q->srv; }
+
+void http_add_header(http_req *q, const char *key, const char *value)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(q->r), key, value);
+}
+
+/* --------------------------------------------------------------- metrics */
+
+#define STATUS_SLOTS 8
+typedef struct route_metrics {
+    metric *latency;
+    struct { int status; metric *m; } by_status[STATUS_SLOTS];
+} route_metrics;
+
+static route_metrics *g_rm;   /* routes_count + 1 (unmatched), loop thread only */
+
+static void count_request(const route *rt, const char *method, int status, int64_t us)
+{
+    if (!g_rm) {
+        g_rm = calloc(routes_count + 1, sizeof *g_rm);
+        if (!g_rm) return;
+    }
+    size_t idx = rt ? (size_t)(rt - routes) : routes_count;
+    route_metrics *rm = &g_rm[idx];
+    const char *pattern = rt ? rt->pattern : "unmatched";
+    if (!rm->latency) {
+        char label[256];
+        snprintf(label, sizeof label, "route=\"%s\"", pattern);
+        rm->latency = metrics_histogram("bandbill_http_request_duration_seconds", "HTTP request latency by route", label,
+                                        metrics_latency_bounds_us, metrics_latency_nbounds);
+    }
+    metric_observe_us(rm->latency, us);
+    metric *m = NULL;
+    int i;
+    for (i = 0; i < STATUS_SLOTS && rm->by_status[i].m; i++)
+        if (rm->by_status[i].status == status) {
+            m = rm->by_status[i].m;
+            break;
+        }
+    if (!m) {
+        char label[300];
+        snprintf(label, sizeof label, "route=\"%s\",method=\"%s\",status=\"%d\"", pattern, rt ? rt->method : method, status);
+        m = metrics_counter("bandbill_http_requests_total", "HTTP requests by route, method and status", label);
+        if (i < STATUS_SLOTS) {
+            rm->by_status[i].status = status;
+            rm->by_status[i].m = m;
+        }
+    }
+    metric_inc(m);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static void finish(http_req *q)
+{
+    int64_t us = now_us() - q->t0_us;
+    count_request(q->route, q->method, q->status, us);
+    log_line *l = log_begin(LOG_INFO, "http");
+    if (l) {
+        char who[96];
+        auth_label(&q->who, who, sizeof who);
+        log_str(l, "rid", q->rid);
+        log_str(l, "method", q->method);
+        log_str(l, "path", q->path);
+        if (q->route) log_str(l, "route", q->route->pattern);
+        log_int(l, "status", q->status);
+        log_us(l, "ms", us);
+        log_int(l, "bytes", (int64_t)q->bytes);
+        log_str(l, "who", who);
+        log_end(l);
+    }
+    req_free(q);
+}
+
+static void reply_send(http_req *q, int status, const char *ctype, const char *body, size_t n)
+{
+    if (q->replied) return;
+    q->replied = 1;
+    q->status = status;
+    q->bytes = n;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
+    evhttp_add_header(h, "Content-Type", ctype);
+    evhttp_add_header(h, "X-Request-Id", q->rid);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (server_draining(q->srv)) evhttp_add_header(h, "Connection", "close");
+    struct evbuffer *out = evbuffer_new();
+    if (out) evbuffer_add(out, body, n);
+    evhttp_send_reply(q->r, status, NULL, out);
+    if (out) evbuffer_free(out);
+    finish(q);
+}
+
+void http_reply_raw(http_req *q, int status, const char *ctype, const char *body, size_t n)
+{
+    reply_send(q, status, ctype, body, n);
+}
+
+void http_reply_json(http_req *q, int status, jw *w)
+{
+    size_t n;
+    const char *s = jw_finish(w, &n);
+    if (!s) {
+        static const char fail[] = "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode the response\",\"field\":\"\"}}";
+        reply_send(q, 500, "application/json; charset=utf-8", fail, sizeof fail - 1);
+    } else {
+        reply_send(q, status, "application/json; charset=utf-8", s, n);
+    }
+    jw_free(w);
+}
+
+static void error_body(jw *w, const char *code, const char *message, const char *field)
+{
+    jw_key(w, "error");
+    jw_obj_open(w);
+    jw_kv_str(w, "code", code);
+    jw_kv_str(w, "message", message);
+    jw_kv_str(w, "field", field ? field : "");
+}
+
+void http_reply_error(http_req *q, int status, const err *e)
+{
+    http_reply_rule_error(q, status, e, NULL);
+}
+
+void http_reply_rule_error(http_req *q, int status, const err *e, const rule_error *re)
+{
+    if (!status) status = err_http_status(e->code);
+    if (status >= 500) log_msg(LOG_ERROR, "http_error", "%s %s: %s", q->method, q->path, e->msg);
+    jw w;
+    if (jw_init(&w, 0)) {
+        reply_send(q, 500, "application/json; charset=utf-8", "{}", 2);
+        return;
+    }
+    jw_obj_open(&w);
+    error_body(&w, err_tag(e), e->msg, e->field);
+    if (re && re->kind[0]) {
+        jw_key(&w, "rule");
+        jw_obj_open(&w);
+        jw_kv_str(&w, "rule", re->rule);
+        jw_kv_str(&w, "kind", re->kind);
+        jw_kv_str(&w, "file", re->file);
+        jw_kv_int(&w, "line", re->line);
+        jw_kv_str(&w, "function", re->function);
+        jw_kv_str(&w, "message", re->message);
+        jw_kv_str(&w, "traceback", re->traceback);
+        jw_obj_close(&w);
+    }
+    jw_obj_close(&w);
+    jw_obj_close(&w);
+    http_reply_json(q, status, &w);
+}
+
+void http_reply_errf(http_req *q, int status, const char *code, const char *field, const char *fmt, ...)
+{
+    err e;
+    err_clear(&e);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    snprintf(e.tag, sizeof e.tag, "%s", code);
+    snprintf(e.field, sizeof e.field, "%s", field ? field : "");
+    e.code = ERR_INVALID;
+    http_reply_error(q, status, &e);
+}
+
+int http_page(http_req *q, int64_t *limit, const char **cursor)
+{
+    *limit = 50;
+    *cursor = http_query(q, "cursor");
+    const char *l = http_query(q, "limit");
+    if (l) {
+        char *end;
+        long v = strtol(l, &end, 10);
+        if (*end || end == l || v < 1 || v > 500) {
+            http_reply_errf(q, 400, "invalid_parameter", "limit", "limit must be a whole number from 1 to 500");
+            return -1;
+        }
+        *limit = v;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+static const char *method_name(enum evhttp_cmd_type c)
+{
+    switch (c) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "?";
+}
+
+static void make_rid(http_req *q)
+{
+    const char *in = evhttp_find_header(evhttp_request_get_input_headers(q->r), "X-Request-Id");
+    if (in) {
+        size_t n = strlen(in);
+        if (n >= 1 && n <= 64 &&
+            strspn(in, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n) {
+            memcpy(q->rid, in, n + 1);
+            return;
+        }
+    }
+    if (!g_rid_prefix) {
+        uint32_t seed = (uint32_t)getpid() * 2654435761u ^ (uint32_t)time(NULL);
+        g_rid_prefix = seed ? seed : 1;
+    }
+    snprintf(q->rid, sizeof q->rid, "%08x%08llx", g_rid_prefix, (unsigned long long)++g_rid_counter);
+}
+
+/* The control socket's peer is a local user: the socket file's mode (0600)
+ * already limits it to the daemon's own user and root. */
+static int local_peer(http_req *q)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(q->r);
+    struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+    int fd = bev ? (int)bufferevent_getfd(bev) : -1;
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&sa, &sl) || sa.ss_family != AF_UNIX) return 0;
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    uid_t uid = getuid();
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0) uid = cr.uid;
+    q->who.kind = PRINCIPAL_LOCAL;
+    q->who.id = (int64_t)uid;
+    struct passwd pw, *res = NULL;
+    char pbuf[1024];
+    if (getpwuid_r(uid, &pw, pbuf, sizeof pbuf, &res) == 0 && res)
+        snprintf(q->who.name, sizeof q->who.name, "%s", res->pw_name);
+    else
+        snprintf(q->who.name, sizeof q->who.name, "uid%u", (unsigned)uid);
+    snprintf(q->who.role, sizeof q->who.role, "admin");
+    return 1;
+}
+
+static int authenticate(http_req *q)
+{
+    if (local_peer(q)) return 0;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(q->r), "Authorization");
+    err e;
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
+        http_add_header(q, "WWW-Authenticate", "Bearer");
+        http_reply_errf(q, 401, "unauthorized", "Authorization",
+                        "this route needs an Authorization: Bearer <token> header");
+        return -1;
+    }
+    if (auth_token_lookup(server_db(q->srv), h + 7, &q->who, &e)) {
+        if (e.code == ERR_UNAUTH) {
+            http_add_header(q, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+            http_reply_errf(q, 401, "unauthorized", "Authorization", "%s", e.msg);
+        } else {
+            http_reply_error(q, 500, &e);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+static int read_body(http_req *q)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(q->r);
+    size_t n = evbuffer_get_length(in);
+    if (n == 0) return 0;
+    size_t max = (size_t)server_cfg(q->srv)->http_max_body_kb * 1024;
+    if (n > max) {
+        http_reply_errf(q, 413, "body_too_large", "", "request body of %zu bytes exceeds the limit of %zu bytes", n, max);
+        return -1;
+    }
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(q->r), "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+        http_reply_errf(q, 415, "unsupported_media_type", "Content-Type", "request bodies must be application/json");
+        return -1;
+    }
+    const char *p = (const char *)evbuffer_pullup(in, -1);
+    json_limits lim = json_default_limits;
+    lim.max_bytes = max;
+    err e;
+    if (!p || json_parse(p, n, &lim, &q->arena, &q->body, &e)) {
+        if (!p) err_set(&e, ERR_NOMEM, "out of memory");
+        http_reply_error(q, e.code == ERR_LIMIT ? 413 : e.code == ERR_NOMEM ? 500 : 400, &e);
+        return -1;
+    }
+    return 0;
+}
+
+void http_handle(server *s, struct evhttp_request *r)
+{
+    http_req *q = req_new(s, r);
+    if (!q) {
+        evhttp_send_error(r, 503, "out of memory");
+        return;
+    }
+    q->t0_us = now_us();
+    make_rid(q);
+    q->method = method_name(evhttp_request_get_command(r));
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
+    q->path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!q->path || !q->path[0]) q->path = "/";
+    int st = router_match(routes, routes_count, q->method, q->path, &q->m);
+    if (st == 404) {
+        http_reply_errf(q, 404, "not_found", "", "no route for %s", q->path);
+        return;
+    }
+    if (st == 405) {
+        http_add_header(q, "Allow", q->m.allow);
+        http_reply_errf(q, 405, "method_not_allowed", "", "%s is not allowed on %s (allowed: %s)", q->method, q->path, q->m.allow);
+        return;
+    }
+    q->route = q->m.route;
+    for (int i = 0; i < q->m.nparams; i++) {
+        char *raw = jv_strdup(&q->arena, q->m.params[i].value, q->m.params[i].value_len);
+        char *dec = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
+        q->pvals[i] = dec ? jv_strdup(&q->arena, dec, strlen(dec)) : NULL;
+        free(dec);
+        if (!q->pvals[i]) {
+            http_reply_errf(q, 500, "internal", "", "out of memory");
+            return;
+        }
+    }
+    if (strcmp(q->route->perm, PERM_PUBLIC) != 0) {
+        if (authenticate(q)) return;
+        err e;
+        if (auth_authorize(&q->who, q->route->perm, &e)) {
+            http_reply_error(q, e.code == ERR_UNAUTH ? 401 : 403, &e);
+            return;
+        }
+    }
+    if (read_body(q)) return;
+    int rc = q->route->fn(q);
+    if (rc == HTTP_DONE && !q->replied) http_reply_errf(q, 500, "internal", "", "the handler did not reply");
+}

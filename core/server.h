@@ -1,0 +1,36 @@
+/* server.h - the daemon: event loop, listeners, signals, graceful shutdown,
+ * hot reload of the rules, the file watcher and the scheduler thread.
+ *
+ * Threads: the loop thread owns the HTTP server, the live rule set and its
+ * own database connection; a rule reload is built on a worker thread and
+ * swapped in on the loop thread; the scheduler thread runs jobs on its own
+ * connection and its own rules. */
+#ifndef BB_SERVER_H
+#define BB_SERVER_H
+
+#include <stdint.h>
+
+#include "cfg.h"
+#include "db.h"
+#include "err.h"
+#include "http.h"
+
+typedef struct server server;
+
+/* Runs the daemon until SIGTERM/SIGINT; returns 0 after a clean drain. */
+int server_run(const cfg *c, err *e);
+
+/* For handlers. */
+db *server_db(server *s);
+const cfg *server_cfg(server *s);
+int64_t server_started_ms(server *s);
+int server_draining(server *s);
+/* Starts a reload of the rules folder; `waiter` (may be NULL) gets the
+ * reply when it is done. source: "api", "sighup", "watch". */
+void server_reload(server *s, const char *source, const char *by, http_req *waiter);
+
+/* Counts requests in flight, for the drain (http.c calls these). */
+void server_request_started(server *s);
+void server_request_finished(server *s);
+
+#endif
