@@ -616,6 +616,13 @@ void jw_kv_str(jw *w, const char *k, const char *s) { jw_key(w, k); jw_str(w, s)
 void jw_kv_int(jw *w, const char *k, int64_t i) { jw_key(w, k); jw_int(w, i); }
 void jw_kv_bool(jw *w, const char *k, int b) { jw_key(w, k); jw_bool(w, b); }
 
+static int member_cmp(const jv_member *a, const jv_member *b)
+{
+    size_t n = a->klen < b->klen ? a->klen : b->klen;
+    int r = memcmp(a->key, b->key, n);
+    return r ? r : (a->klen > b->klen) - (a->klen < b->klen);
+}
+
 void jw_jv(jw *w, const jv *v)
 {
     switch (v->kind) {
@@ -637,14 +644,33 @@ void jw_jv(jw *w, const jv *v)
         for (size_t i = 0; i < v->u.arr.n; i++) jw_jv(w, v->u.arr.items[i]);
         jw_arr_close(w);
         break;
-    case JV_OBJ:
+    case JV_OBJ: {
+        /* keys in byte order: the same value always serialises the same
+         * way, whatever order a Lua table happened to iterate in */
+        const jv_member *small[32], **ord = small;
+        size_t n = v->u.obj.n;
+        if (n > 32 && !(ord = malloc(n * sizeof *ord))) {
+            w->rc = ERR_NOMEM;
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const jv_member *m = &v->u.obj.m[i];
+            size_t j = i;
+            while (j > 0 && member_cmp(m, ord[j - 1]) < 0) {
+                ord[j] = ord[j - 1];
+                j--;
+            }
+            ord[j] = m;
+        }
         jw_obj_open(w);
-        for (size_t i = 0; i < v->u.obj.n; i++) {
-            jw_strn(w, v->u.obj.m[i].key, v->u.obj.m[i].klen);
-            jw_jv(w, v->u.obj.m[i].val);
+        for (size_t i = 0; i < n; i++) {
+            jw_strn(w, ord[i]->key, ord[i]->klen);
+            jw_jv(w, ord[i]->val);
         }
         jw_obj_close(w);
+        if (ord != small) free(ord);
         break;
+    }
     }
 }
 

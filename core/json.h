@@ -126,6 +126,7 @@ void jw_int(jw *w, int64_t i);
 void jw_bool(jw *w, int b);
 void jw_null(jw *w);
 void jw_raw_num(jw *w, const char *digits);
+/* Writes v; object keys come out in byte order (deterministic output). */
 void jw_jv(jw *w, const jv *v);
 void jw_kv_str(jw *w, const char *k, const char *s);
 void jw_kv_int(jw *w, const char *k, int64_t i);

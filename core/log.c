@@ -30,6 +30,20 @@ int log_level_parse(const char *name)
     return -1;
 }
 
+/* Decimal digits of v into the end of out (no sign); returns the start. */
+static char *digits(char *end, uint64_t v)
+{
+    *--end = '\0';
+    do *--end = (char)('0' + v % 10);
+    while (v /= 10);
+    return end;
+}
+
+/* The date and time part is formatted once per second per thread: a busy
+ * daemon writes thousands of lines a second. */
+static _Thread_local time_t t_sec = -1;
+static _Thread_local char t_stamp[24];
+
 log_line *log_begin(int level, const char *event)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
@@ -38,11 +52,20 @@ log_line *log_begin(int level, const char *event)
     buf_reset(&l->b);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    buf_printf(&l->b, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"event\":",
-               tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-               ts.tv_nsec / 1000000, names[level]);
+    if (ts.tv_sec != t_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(t_stamp, sizeof t_stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        t_sec = ts.tv_sec;
+    }
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+    char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
+    buf_puts(&l->b, "{\"ts\":\"");
+    buf_puts(&l->b, t_stamp);
+    buf_append(&l->b, frac, sizeof frac);
+    buf_puts(&l->b, ",\"level\":\"");
+    buf_puts(&l->b, names[level]);
+    buf_puts(&l->b, "\",\"event\":");
     buf_json_str(&l->b, event, strlen(event));
     return l;
 }
@@ -65,17 +88,25 @@ void log_str(log_line *l, const char *key, const char *val)
 void log_int(log_line *l, const char *key, int64_t val)
 {
     if (!l) return;
+    char tmp[24];
     buf_putc(&l->b, ',');
     buf_json_str(&l->b, key, strlen(key));
-    buf_printf(&l->b, ":%lld", (long long)val);
+    buf_putc(&l->b, ':');
+    if (val < 0) buf_putc(&l->b, '-');
+    buf_puts(&l->b, digits(tmp + sizeof tmp, val < 0 ? (uint64_t)0 - (uint64_t)val : (uint64_t)val));
 }
 
 void log_us(log_line *l, const char *key, int64_t us)
 {
     if (!l) return;
+    if (us < 0) us = 0;
+    char tmp[24];
     buf_putc(&l->b, ',');
     buf_json_str(&l->b, key, strlen(key));
-    buf_printf(&l->b, ":%lld.%03lld", (long long)(us / 1000), (long long)(us % 1000));
+    buf_putc(&l->b, ':');
+    buf_puts(&l->b, digits(tmp + sizeof tmp, (uint64_t)us / 1000));
+    char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10)};
+    buf_append(&l->b, frac, sizeof frac);
 }
 
 void log_end(log_line *l)

@@ -369,13 +369,6 @@ static int to_jv(conv *c, int idx, jv **out);
 
 typedef struct keyed { const char *k; size_t n; } keyed;
 
-static int key_less(const keyed *x, const keyed *y)
-{
-    size_t n = x->n < y->n ? x->n : y->n;
-    int r = memcmp(x->k, y->k, n);
-    return r ? r < 0 : x->n < y->n;
-}
-
 static int child(conv *c, int idx, const char *key, size_t klen, lua_Integer i, jv **out)
 {
     seg *sg = &c->path[c->depth++];
@@ -480,16 +473,6 @@ static int table_to_jv(conv *c, int idx, jv **out)
     if (strkeys != n) {
         rc = cfail(c, "a table mixes list items and named fields");
         goto out;
-    }
-    /* sorted keys: the same result always serialises the same way */
-    for (size_t k = 1; k < n; k++) {
-        entry t = ents[k];
-        size_t j = k;
-        while (j > 0 && key_less(&t.k, &ents[j - 1].k)) {
-            ents[j] = ents[j - 1];
-            j--;
-        }
-        ents[j] = t;
     }
     jv *obj = jv_obj_sized(c->a, n);
     if (!obj) {

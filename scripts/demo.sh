@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Command 1 of the README: installs what is missing, builds, creates the
+# database under ./var with demo data, and serves on http://127.0.0.1:8080.
+# Stop with Ctrl-C. Running it again keeps the existing data.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$(bb_root)"
+
+bb_need "${BB_BUILD_DEPS[@]}"
+echo "==> building"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBB_TESTS=OFF >/dev/null
+cmake --build build -j"$(nproc)"
+echo "==> database and demo data in ./var"
+./build/bandbill init
+./build/bandbill demo
+echo "==> serving on http://127.0.0.1:8080 (Ctrl-C stops)"
+echo "    try: curl -H \"Authorization: Bearer \$(cat var/demo-admin.token)\" http://127.0.0.1:8080/api/v1/rules"
+exec ./build/bandbill serve
