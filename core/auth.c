@@ -63,6 +63,7 @@ int auth_token_lookup(db *d, const char *token, principal *out, err *e)
     out->id = db_col_int(s, 0);
     snprintf(out->name, sizeof out->name, "%s", db_col_text(s, 1));
     snprintf(out->role, sizeof out->role, "%s", db_col_text(s, 2));
+    db_done(s);
     return 0;
 }
 

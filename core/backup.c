@@ -36,12 +36,13 @@ static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const 
 int backup_rotate(db *d, const char *dir, int keep, char *written, size_t n, err *e)
 {
     if (mkdir(dir, 0700) && errno != EEXIST) return err_set(e, ERR_IO, "cannot create %s: %s", dir, strerror(errno));
-    time_t now = time(NULL);
+    int64_t ms = db_now_ms();
+    time_t now = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&now, &tm);
-    char name[64], path[4096];
-    strftime(name, sizeof name, "bandbill-%Y%m%d-%H%M%S.db", &tm);
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char stamp[32], path[4096];
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    snprintf(path, sizeof path, "%s/bandbill-%s-%03d.db", dir, stamp, (int)(ms % 1000));
     int rc = backup_to(d, path, NULL, e);
     if (rc) return rc;
     if (written) snprintf(written, n, "%s", path);

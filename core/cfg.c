@@ -88,6 +88,7 @@ int cfg_set(cfg *c, const char *name, const char *value, const char *origin, err
         if (strcmp(keys[i].name, name) == 0) k = &keys[i];
     if (!k) return err_field(e, ERR_INVALID, "unknown_config_key", name, "%s: unknown configuration key '%s'", origin, name);
     char *dst = (char *)c + k->off;
+    if (strcmp(name, "log.level") == 0) c->log_level_set = 1;
     switch (k->type) {
     case T_STR:
         if (strlen(value) >= k->size)
@@ -98,7 +99,8 @@ int cfg_set(cfg *c, const char *name, const char *value, const char *origin, err
         char *end;
         errno = 0;
         long long v = strtoll(value, &end, 10);
-        if (errno || end == value || *end || v < k->min || v > k->max)
+        int shape_ok = (value[0] >= '0' && value[0] <= '9') || (value[0] == '-' && value[1] >= '0' && value[1] <= '9');
+        if (!shape_ok || errno || end == value || *end || v < k->min || v > k->max)
             return err_field(e, ERR_INVALID, "invalid_config", name, "%s: %s must be a whole number from %lld to %lld, got '%s'",
                              origin, name, (long long)k->min, (long long)k->max, value);
         *(int64_t *)(void *)dst = v;
@@ -121,18 +123,30 @@ typedef struct ini_ctx {
     const char *path;
     err *e;
     int failed;
+    int line;            /* the line the reader gave inih last */
+    int failed_line;
+    FILE *f;
 } ini_ctx;
 
-/* inih reports the line of the first error through ini_parse_file's return
- * value, so the handler leaves the origin to be filled in afterwards. */
+/* inih reads through this, so the handler knows the line it is handling. */
+static char *read_line(char *str, int num, void *stream)
+{
+    ini_ctx *x = stream;
+    char *r = fgets(str, num, x->f);
+    if (r) x->line++;
+    return r;
+}
+
 static int on_ini(void *user, const char *section, const char *name, const char *value)
 {
     ini_ctx *x = user;
     if (x->failed) return 0;
-    char full[160];
+    char full[160], origin[CFG_PATH + 32];
     if (section[0]) snprintf(full, sizeof full, "%s.%s", section, name);
     else snprintf(full, sizeof full, "%s", name);
-    if (cfg_set(x->c, full, value, "@", x->e)) {
+    snprintf(origin, sizeof origin, "%s:%d", x->path, x->line);
+    if (cfg_set(x->c, full, value, origin, x->e)) {
+        x->failed_line = x->line;
         x->failed = 1;
         return 0;
     }
@@ -143,17 +157,14 @@ int cfg_load_file(cfg *c, const char *path, err *e)
 {
     FILE *f = fopen(path, "r");
     if (!f) return err_set(e, ERR_IO, "cannot read config file %s: %s", path, strerror(errno));
-    ini_ctx x = {.c = c, .path = path, .e = e};
-    int rc = ini_parse_file(f, on_ini, &x);
+    ini_ctx x = {.c = c, .path = path, .e = e, .f = f};
+    int rc = ini_parse_stream(read_line, &x, on_ini, &x);
     fclose(f);
-    if (x.failed) {
-        /* replace the "@" placeholder origin with path:line */
-        char msg[sizeof e->msg];
-        snprintf(msg, sizeof msg, "%s:%d%s", path, rc, e->msg + 1);
-        snprintf(e->msg, sizeof e->msg, "%s", msg);
-        return e->code;
-    }
-    if (rc != 0) return err_set(e, ERR_INVALID, "%s:%d: not a valid config line (expected key = value or [section])", path, rc);
+    /* report whichever error comes first in the file */
+    if (rc > 0 && (!x.failed || rc < x.failed_line))
+        return err_field(e, ERR_INVALID, "invalid_config", "", "%s:%d: not a valid config line (expected key = value or [section])", path, rc);
+    if (x.failed) return e->code;
+    if (rc != 0) return err_set(e, ERR_IO, "cannot read config file %s", path);
     snprintf(c->config_file, sizeof c->config_file, "%s", path);
     return 0;
 }

@@ -30,6 +30,7 @@ typedef struct cfg {
     char timezone[64];
     char log_level[16];
     char log_file[CFG_PATH];
+    int log_level_set;           /* log.level was given (not the default) */
     char var_dir[CFG_PATH];      /* derived: the folder of db */
     int64_t rules_max_instructions;
     int64_t rules_max_memory_mb;

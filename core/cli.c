@@ -1,6 +1,7 @@
 /* cli.c - the command table, option parsing and configuration layering. */
 #include "cli.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -341,11 +342,22 @@ int cli_main(int argc, char **argv, char **envp)
     if (cfg_finish(&c->cfg, &e)) goto fail;
     setenv("TZ", c->cfg.timezone, 1);
     tzset();
-    log_set_level(cmd->fn == cmd_serve ? log_level_parse(c->cfg.log_level) : LOG_WARN);
+    /* other commands speak through stdout and one error line; their log
+     * lines appear only when asked for (log.level or log.file set) */
+    if (cmd->fn == cmd_serve || c->cfg.log_level_set || c->cfg.log_file[0])
+        log_set_level(log_level_parse(c->cfg.log_level));
+    else
+        log_set_level(LOG_OFF);
+    if (cmd->fn != cmd_serve && c->cfg.log_file[0]) {
+        int fd = open(c->cfg.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (fd >= 0) log_set_fd(fd);
+    }
 
     /* a command returns 0, a negative ERR_* (reported here), or a positive
      * exit status it has already explained on its own */
     if ((rc = cmd->fn(c, &e)) >= 0) goto out;
+    for (char *p = e.msg; *p; p++)
+        if (*p == '\n') *p = ' ';
     if (rc == ERR_USAGE) {
         fprintf(stderr, "bandbill: %s (see bandbill %s --help)\n", e.msg, cmd->name);
         rc = 2;

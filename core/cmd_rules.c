@@ -79,13 +79,17 @@ static void on_example(void *ud, const example_result *r)
         jw_kv_str(t->w, "name", r->name);
         jw_kv_str(t->w, "function", r->fn);
         jw_kv_bool(t->w, "passed", r->passed);
-        if (!r->passed) jw_kv_str(t->w, "detail", r->detail);
+        if (!r->passed) {
+            jw_kv_str(t->w, "detail", r->detail);
+            jw_kv_str(t->w, "file", r->file);
+            jw_kv_int(t->w, "line", r->line);
+        }
         jw_obj_close(t->w);
         return;
     }
     printf("%s %s.%s example %d%s%s%s", r->passed ? "PASS" : "FAIL", r->module, r->fn[0] ? r->fn : "?", r->index,
            r->name[0] ? " (" : "", r->name, r->name[0] ? ")" : "");
-    if (!r->passed) printf(": %s", r->detail);
+    if (!r->passed) printf(" at %s:%d: %s", r->file, r->line, r->detail);
     putchar('\n');
 }
 

@@ -245,6 +245,18 @@ const char *db_col_text(db_stmt *s, int i)
 size_t db_col_bytes(db_stmt *s, int i) { return (size_t)sqlite3_column_bytes(ST(s), i); }
 const void *db_col_blob(db_stmt *s, int i) { return sqlite3_column_blob(ST(s), i); }
 int db_col_is_null(db_stmt *s, int i) { return sqlite3_column_type(ST(s), i) == SQLITE_NULL; }
+void db_done(db_stmt *s)
+{
+    if (s) sqlite3_reset(ST(s));
+}
+
+void db_release(db *d)
+{
+    sqlite3_stmt *st = NULL;
+    while ((st = sqlite3_next_stmt(d->h, st)))
+        if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+}
+
 int64_t db_changes(db *d) { return sqlite3_changes64(d->h); }
 int64_t db_last_id(db *d) { return sqlite3_last_insert_rowid(d->h); }
 
@@ -355,11 +367,13 @@ int64_t db_now_ms(void)
 
 void db_format_time(int64_t ms, char out[25])
 {
-    time_t t = (time_t)(ms / 1000);
+    /* floor division: -1500 ms is 23:59:58.500 of the day before */
+    int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    time_t t = (time_t)sec;
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, 25, "%Y-%m-%dT%H:%M:%S", &tm);
-    unsigned frac = (unsigned)(ms % 1000);
+    unsigned frac = (unsigned)(ms - sec * 1000);
     size_t n = strlen(out);
     if (n + 6 <= 25) {
         out[n] = '.';
@@ -375,6 +389,10 @@ void db_now(char out[25]) { db_format_time(db_now_ms(), out); }
 
 int db_parse_time(const char *s, int64_t *unix_ms)
 {
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (strlen(s) != sizeof shape - 1) return ERR_INVALID;
+    for (size_t i = 0; shape[i]; i++)
+        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i]) return ERR_INVALID;
     struct tm tm;
     memset(&tm, 0, sizeof tm);
     int ms = 0;

@@ -54,6 +54,13 @@ const char *db_col_text(db_stmt *s, int i);
 size_t db_col_bytes(db_stmt *s, int i);
 const void *db_col_blob(db_stmt *s, int i);
 int db_col_is_null(db_stmt *s, int i);
+/* Ends a statement's use: a statement left after its first row keeps a read
+ * snapshot open (blocking writers from upgrading and WAL checkpoints). */
+void db_done(db_stmt *s);
+/* Ends every cached statement's use: the HTTP layer calls it after each
+ * request and the scheduler after each job, as a safety net. Never call it
+ * while iterating over a statement. */
+void db_release(db *d);
 int64_t db_changes(db *d);
 int64_t db_last_id(db *d);
 

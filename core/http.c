@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -170,6 +171,8 @@ static void count_request(const route *rt, const char *method, int status, int64
 
 static void finish(http_req *q)
 {
+    /* no statement may keep a read snapshot open past its request */
+    db_release(server_db(q->srv));
     int64_t us = now_us() - q->t0_us;
     count_request(q->route, q->method, q->status, us);
     log_line *l = log_begin(LOG_INFO, "http");
@@ -201,7 +204,14 @@ static void reply_send(http_req *q, int status, const char *ctype, const char *b
     evhttp_add_header(h, "Cache-Control", "no-store");
     if (server_draining(q->srv)) evhttp_add_header(h, "Connection", "close");
     struct evbuffer *out = evbuffer_new();
-    if (out) evbuffer_add(out, body, n);
+    if (strcmp(q->method, "HEAD") == 0) {
+        /* the headers of the GET, without its body */
+        char len[32];
+        snprintf(len, sizeof len, "%zu", n);
+        evhttp_add_header(h, "Content-Length", len);
+    } else if (out) {
+        evbuffer_add(out, body, n);
+    }
     evhttp_send_reply(q->r, status, NULL, out);
     if (out) evbuffer_free(out);
     finish(q);
@@ -423,7 +433,9 @@ void http_handle(server *s, struct evhttp_request *r)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
     q->path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!q->path || !q->path[0]) q->path = "/";
-    int st = router_match(routes, routes_count, q->method, q->path, &q->m);
+    /* HEAD is answered by the GET route (reply_send drops the body) */
+    const char *route_method = strcmp(q->method, "HEAD") == 0 ? "GET" : q->method;
+    int st = router_match(routes, routes_count, route_method, q->path, &q->m);
     if (st == 404) {
         http_reply_errf(q, 404, "not_found", "", "no route for %s", q->path);
         return;

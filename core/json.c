@@ -407,22 +407,61 @@ typedef struct pstate {
     jv *root;
 } pstate;
 
+/* The path of the value being parsed when an error strikes. An outer
+ * frame is inside its last member (the container being filled); the
+ * innermost frame is at its pending key, or at the next array position.
+ * Array positions count from 0, as JSON pointers do. */
 static void path_of(pstate *p, char *out, size_t n)
 {
     size_t off = 0;
     out[0] = '\0';
     for (unsigned i = 0; i < p->depth && off < n; i++) {
         const frame *f = &p->st[i];
-        int w;
+        int inner = i + 1 == p->depth, w;
         if (f->v->kind == JV_OBJ) {
-            if (!f->key) break;
-            w = snprintf(out + off, n - off, "%s%.*s", off ? "." : "", (int)(f->klen > 40 ? 40 : f->klen), f->key);
+            const char *k = inner ? f->key : f->v->u.obj.n ? f->v->u.obj.m[f->v->u.obj.n - 1].key : NULL;
+            size_t kl = inner ? f->klen : f->v->u.obj.n ? f->v->u.obj.m[f->v->u.obj.n - 1].klen : 0;
+            if (!k) break;
+            w = snprintf(out + off, n - off, "%s%.*s", off ? "." : "", (int)(kl > 40 ? 40 : kl), k);
         } else {
-            w = snprintf(out + off, n - off, "[%zu]", f->v->u.arr.n);
+            size_t at = inner ? f->v->u.arr.n : f->v->u.arr.n ? f->v->u.arr.n - 1 : 0;
+            w = snprintf(out + off, n - off, "[%zu]", at);
         }
         if (w < 0) break;
         off += (size_t)w;
     }
+}
+
+int json_utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    /* ASCII runs eight bytes at a time: most text is ASCII */
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull) break;
+        i += 8;
+    }
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t len;
+        unsigned min;
+        if ((c & 0xE0) == 0xC0) { len = 2; c &= 0x1F; min = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { len = 3; c &= 0x0F; min = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { len = 4; c &= 0x07; min = 0x10000; }
+        else return 0;
+        if (i + len > n) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            c = (c << 6) | (s[i + k] & 0x3F);
+        }
+        /* no overlong forms, no surrogates, nothing past U+10FFFF */
+        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+        i += len;
+    }
+    return 1;
 }
 
 static int fail(pstate *p, int code, const char *tag, const char *msg)
@@ -497,6 +536,8 @@ static int cb_string(void *ctx, const unsigned char *s, size_t n)
     pstate *p = ctx;
     if (n > p->lim->max_string)
         return fail(p, ERR_LIMIT, "json_string_too_long", "string too long");
+    /* yajl's own check lets overlong forms and surrogates through */
+    if (!json_utf8_valid((const char *)s, n)) return fail(p, ERR_INVALID, "invalid_json", "invalid UTF-8 in a string");
     return add(p, jv_strn(p->a, (const char *)s, n));
 }
 
@@ -522,6 +563,7 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t n)
     pstate *p = ctx;
     frame *f = &p->st[p->depth - 1];
     if (n > p->lim->max_string) return fail(p, ERR_LIMIT, "json_string_too_long", "key too long");
+    if (!json_utf8_valid((const char *)k, n)) return fail(p, ERR_INVALID, "invalid_json", "invalid UTF-8 in a key");
     if (f->v->u.obj.n >= p->lim->max_keys)
         return fail(p, ERR_LIMIT, "json_too_many_keys", "too many keys in an object");
     if (jv_getn(f->v, (const char *)k, n)) {
@@ -560,8 +602,12 @@ int json_parse(const char *text, size_t len, const json_limits *lim, jv_arena *a
         if (e->code == 0) {
             unsigned char *m = yajl_get_error(h, 0, (const unsigned char *)text, len);
             size_t off = yajl_get_bytes_consumed(h);
-            err_field(e, ERR_INVALID, "invalid_json", "", "invalid JSON near byte %zu: %s", off,
-                      m ? (const char *)m : "parse error");
+            /* yajl's text spans lines (it draws an arrow under the input) */
+            char what[256];
+            snprintf(what, sizeof what, "%s", m ? (const char *)m : "parse error");
+            char *nl = strchr(what, '\n');
+            if (nl) *nl = '\0';
+            err_field(e, ERR_INVALID, "invalid_json", "", "invalid JSON near byte %zu: %s", off, what);
             if (m) yajl_free_error(h, m);
         }
         rc = e->code;

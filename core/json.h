@@ -105,6 +105,10 @@ extern const json_limits json_default_limits;
 int json_parse(const char *text, size_t len, const json_limits *lim,
                jv_arena *a, jv **out, err *e);
 
+/* 1 if s is well-formed UTF-8: shortest forms, no surrogates, at most
+ * U+10FFFF. */
+int json_utf8_valid(const char *s, size_t n);
+
 /* ---- writing ---- */
 /* A thin writer over yajl_gen. Errors stick in `rc` and are reported by
  * jw_finish, so handlers write straight-line code. */

@@ -866,6 +866,35 @@ static void example_text(lua_State *L, int ex, const char *key, char *out, size_
     lua_pop(L, 1);
 }
 
+/* Lua cannot tell where a table was written, so an example is found in its
+ * file's text: by its name, else as the index-th `fn =` after `examples`. */
+static void example_location(lhost *h, const char *module, example_result *r)
+{
+    const rule_file *f = find_file(h, module);
+    if (!f) return;
+    snprintf(r->file, sizeof r->file, "%s", f->path);
+    const char *text = f->text, *at = NULL;
+    if (r->name[0]) {
+        char q1[160], q2[160];
+        snprintf(q1, sizeof q1, "\"%s\"", r->name);
+        snprintf(q2, sizeof q2, "'%s'", r->name);
+        at = strstr(text, q1);
+        if (!at) at = strstr(text, q2);
+    }
+    if (!at) {
+        const char *p = strstr(text, "examples");
+        for (int k = 0; p && k < r->index; k++) {
+            p = strstr(p + 1, "fn");
+            while (p && !(p[2] == ' ' || p[2] == '=')) p = strstr(p + 1, "fn");
+        }
+        at = p;
+    }
+    if (!at) return;
+    int line = 1;
+    for (const char *p = text; p < at; p++) line += *p == '\n';
+    r->line = line;
+}
+
 static int run_example(lhost *h, const char *module, int ex, example_result *r, jv_arena *a)
 {
     lua_State *L = h->L;
@@ -921,6 +950,14 @@ static int run_example(lhost *h, const char *module, int ex, example_result *r, 
     }
     jv *got = NULL;
     int rc = lhost_call(h, module, r->fn, args, nargs, a, &got, &e);
+    if (rc && !want_err[0]) {
+        /* an example that should have succeeded: the error's own place */
+        const rule_error *re = lhost_last_error(h);
+        if (re->line > 0) {
+            snprintf(r->file, sizeof r->file, "%s", re->file);
+            r->line = re->line;
+        }
+    }
     if (want_err[0]) {
         if (rc == 0)
             snprintf(r->detail, sizeof r->detail, "expected an error containing \"%s\", the call succeeded", want_err);
@@ -977,6 +1014,7 @@ int lhost_run_examples(lhost *h, const char *module, lhost_example_cb cb, void *
             } else {
                 run_example(h, name, lua_gettop(L), &r, &a);
             }
+            if (!r.passed && !r.line) example_location(h, name, &r);
             lua_settop(L, list);
             (*total)++;
             if (!r.passed) (*failed)++;

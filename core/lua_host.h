@@ -84,6 +84,8 @@ typedef struct example_result {
     char fn[64];
     int passed;
     char detail[1024];    /* the first difference or the error */
+    char file[128];       /* where to look: the error's place, or the example's */
+    int line;
 } example_result;
 typedef void (*lhost_example_cb)(void *ud, const example_result *r);
 /* Runs every example (or those of one module if `module` is not NULL),

@@ -318,36 +318,6 @@ static const char *copy_str(conv *c, const char *s, size_t n)
     return p;
 }
 
-static int utf8_ok(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    /* ASCII runs eight bytes at a time: most rule output is ASCII */
-    while (i + 8 <= n) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (w & 0x8080808080808080ull) break;
-        i += 8;
-    }
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        unsigned min;
-        if ((c & 0xE0) == 0xC0) { len = 2; c &= 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; c &= 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; c &= 0x07; min = 0x10000; }
-        else return 0;
-        if (i + len > n) return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return 0;
-            c = (c << 6) | (s[i + k] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-        i += len;
-    }
-    return 1;
-}
-
 static int cfail(conv *c, const char *msg)
 {
     buf p = {0};
@@ -515,7 +485,7 @@ static int to_jv(conv *c, int idx, jv **out)
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        if (!utf8_ok((const unsigned char *)s, n)) return cfail(c, "a string that is not valid UTF-8");
+        if (!json_utf8_valid(s, n)) return cfail(c, "a string that is not valid UTF-8");
         jv *v = jv_alloc(c->a, sizeof *v);
         const char *copy = copy_str(c, s, n);
         if (!v || !copy) return ERR_NOMEM_RET(c->e);

@@ -1,6 +1,7 @@
 /* migrate.c - applies embedded schema migrations. */
 #include "migrate.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "crypto.h"
@@ -37,6 +38,7 @@ int migrate_current(db *d, int *version, err *e)
         int v = (int)db_col_int(s, 0);
         const struct migration *m = find(v);
         if (!m) {
+            db_done(s);
             err_set(e, ERR_CONFLICT,
                     "the database has migration %04d (%s), which this bandbill %s does not know: "
                     "the database is newer than the binary; upgrade bandbill",
@@ -46,11 +48,14 @@ int migrate_current(db *d, int *version, err *e)
         char sum[SHA256_HEX_LEN];
         crypto_sha256_hex(m->sql, m->len, sum);
         if (strcmp(sum, db_col_text(s, 2)) != 0) {
+            char recorded[16];
+            snprintf(recorded, sizeof recorded, "%.12s", db_col_text(s, 2));
+            db_done(s);
             err_set(e, ERR_CONFLICT,
                     "migration %04d_%s was changed after it was applied to this database "
                     "(checksum %.12s... recorded, %.12s... now); applied migrations must never be edited, "
                     "add a new one instead",
-                    v, m->name, db_col_text(s, 2), sum);
+                    v, m->name, recorded, sum);
             return ERR_CONFLICT;
         }
         *version = v;

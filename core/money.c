@@ -10,12 +10,20 @@ int money_parse(const char *s, size_t n, int64_t *fen, err *e)
     int neg = 0;
     while (i < n && s[i] == ' ') i++;
     while (n > i && s[n - 1] == ' ') n--;
-    if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
+    /* one sign at most, before or after the currency sign: "-¥5" or "¥-5" */
+    int signs = 0;
+    if (i < n && (s[i] == '-' || s[i] == '+')) {
+        neg = s[i++] == '-';
+        signs++;
+    }
     /* "¥" is U+00A5 (C2 A5); the full-width "￥" is U+FFE5 (EF BF A5) */
     if (n - i >= 2 && (unsigned char)s[i] == 0xC2 && (unsigned char)s[i + 1] == 0xA5) i += 2;
     else if (n - i >= 3 && (unsigned char)s[i] == 0xEF && (unsigned char)s[i + 1] == 0xBF &&
              (unsigned char)s[i + 2] == 0xA5) i += 3;
-    if (i < n && s[i] == '-' && !neg) { neg = 1; i++; }
+    if (i < n && (s[i] == '-' || s[i] == '+')) {
+        if (signs) goto bad;
+        neg = s[i++] == '-';
+    }
     uint64_t yuan = 0;
     int digits = 0, group = -1; /* group: digits since the last comma, -1 before any comma */
     for (; i < n && s[i] != '.'; i++) {
@@ -27,7 +35,7 @@ int money_parse(const char *s, size_t n, int64_t *fen, err *e)
             continue;
         }
         if (c < '0' || c > '9') goto bad;
-        if (yuan > (uint64_t)INT64_MAX / 1000) goto range;
+        if (yuan > (uint64_t)INT64_MAX / 100) goto range;
         yuan = yuan * 10 + (uint64_t)(c - '0');
         digits++;
         if (group >= 0) group++;
@@ -48,9 +56,11 @@ int money_parse(const char *s, size_t n, int64_t *fen, err *e)
         if (dec == 0) goto bad;
         if (dec == 1) cents *= 10;
     }
-    if (yuan > ((uint64_t)INT64_MAX - cents) / 100) goto range;
+    /* a negative amount may reach INT64_MIN, one more than INT64_MAX */
+    const uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    if (yuan > (lim - cents) / 100) goto range;
     uint64_t v = yuan * 100 + cents;
-    *fen = neg ? -(int64_t)v : (int64_t)v;
+    *fen = neg ? (int64_t)(0 - v) : (int64_t)v;
     return 0;
 bad:
     return err_set(e, ERR_INVALID, "\"%.*s\" is not an amount (expected e.g. 129.00)",

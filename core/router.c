@@ -36,10 +36,14 @@ int router_match(const route *table, size_t n, const char *method, const char *p
     memset(m, 0, sizeof *m);
     int path_seen = 0;
     route_match tmp;
+    memset(&tmp, 0, sizeof tmp);
     for (size_t i = 0; i < n; i++) {
         if (!match(table[i].pattern, path, &tmp)) continue;
         if (strcmp(table[i].method, method) == 0) {
+            char allow[sizeof m->allow];
+            memcpy(allow, m->allow, sizeof allow);
             *m = tmp;
+            memcpy(m->allow, allow, sizeof allow);
             m->route = &table[i];
             return 200;
         }

@@ -253,16 +253,16 @@ int ruleset_load(rules_snapshot *snap, const lhost_limits *lim, int check, rules
         rc = lhost_run_examples(h, NULL, note_failure, &f, &rs->examples, &rs->examples_failed, e);
         if (!rc && rs->examples_failed) {
             err_field(e, ERR_RULE, "rule_example_failed", "",
-                      "%d of %d examples failed; first: %s example %d%s%s%s: %s", rs->examples_failed,
-                      rs->examples, f.r.module, f.r.index, f.r.name[0] ? " (" : "", f.r.name,
+                      "%d of %d examples failed; first: %s:%d: %s example %d%s%s%s: %s", rs->examples_failed,
+                      rs->examples, f.r.file, f.r.line, f.r.module, f.r.index, f.r.name[0] ? " (" : "", f.r.name,
                       f.r.name[0] ? ")" : "", f.r.detail);
             if (detail) {
                 memset(detail, 0, sizeof *detail);
                 snprintf(detail->kind, sizeof detail->kind, "example");
                 snprintf(detail->rule, sizeof detail->rule, "%s.%s", f.r.module, f.r.fn);
-                snprintf(detail->file, sizeof detail->file, "%s.lua", f.r.module);
-                for (char *p = detail->file; *p && strcmp(p, ".lua") != 0; p++)
-                    if (*p == '.') *p = '/';
+                snprintf(detail->file, sizeof detail->file, "%s", f.r.file);
+                detail->line = f.r.line;
+                snprintf(detail->function, sizeof detail->function, "%s", f.r.fn);
                 snprintf(detail->message, sizeof detail->message, "%s", f.r.detail);
             }
             rc = ERR_RULE;
@@ -294,19 +294,25 @@ void ruleset_unref(ruleset *rs)
 
 static metric *m_reloads, *m_reload_failures;
 
-typedef struct call_cache { const char *name; metric *m; } call_cache;
+/* Counters by rule name, cached per thread by the name's text (callers
+ * pass names from request bodies as often as literals). */
+typedef struct call_cache { char name[64]; metric *m; } call_cache;
 static _Thread_local call_cache t_cache[64];
 
 static metric *calls_metric(const char *name)
 {
-    size_t slot = ((uintptr_t)name >> 4) & 63;
-    if (t_cache[slot].name == name) return t_cache[slot].m;
+    unsigned h = 2166136261u;
+    for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    call_cache *c = &t_cache[h & 63];
+    if (c->m && strcmp(c->name, name) == 0) return c->m;
     char label[200], esc[160];
     metrics_escape(name, esc, sizeof esc);
     snprintf(label, sizeof label, "rule=\"%s\"", esc);
     metric *m = metrics_counter("bandbill_rule_calls_total", "Rule calls by rule", label);
-    t_cache[slot].name = name;
-    t_cache[slot].m = m;
+    if (strlen(name) < sizeof c->name) {
+        strcpy(c->name, name);
+        c->m = m;
+    }
     return m;
 }
 
@@ -322,12 +328,15 @@ int rules_call(ruleset *rs, const char *name, const jv *const *args, int nargs, 
     if (ml >= sizeof module) return err_set(e, ERR_INVALID, "rule name too long");
     memcpy(module, name, ml);
     module[ml] = '\0';
-    metric_inc(calls_metric(name));
     int rc = lhost_call(rs->host, module, dot + 1, args, nargs, arena, result, e);
+    /* names that are not rules do not get series of their own: metrics
+     * must stay bounded whatever clients send */
+    const char *label_name = rc == ERR_NOTFOUND ? "(unknown)" : name;
+    metric_inc(calls_metric(label_name));
     if (rc) {
         const rule_error *re = lhost_last_error(rs->host);
         char label[256], esc[160];
-        metrics_escape(name, esc, sizeof esc);
+        metrics_escape(label_name, esc, sizeof esc);
         snprintf(label, sizeof label, "rule=\"%s\",kind=\"%s\"", esc, re->kind);
         metric_inc(metrics_counter("bandbill_rule_errors_total", "Rule calls that failed, by rule and kind", label));
     }
@@ -449,6 +458,7 @@ int rules_stored(db *d, const char *version, rules_snapshot **out, err *e)
     while ((rc = db_step(d, q, e)) == DB_ROW) {
         if (found++ == 0) snprintf(full, sizeof full, "%s", db_col_text(q, 0));
     }
+    db_done(q);
     if (rc < 0) return rc;
     if (found == 0) return err_set(e, ERR_NOTFOUND, "no stored rule set version %s", version);
     if (found > 1) return err_set(e, ERR_INVALID, "version prefix %s is ambiguous; give more digits", version);
@@ -484,6 +494,7 @@ int rules_stored(db *d, const char *version, rules_snapshot **out, err *e)
         files[nf].text[len] = '\0';
         nf++;
     }
+    db_done(f);
     if (rc < 0) {
         free_files(files, nf);
         return rc;

@@ -86,8 +86,11 @@ static int lease(db *d, const char *job, const char *holder, err *e)
     if (!q) return e->code;
     db_bind_text(q, 1, job);
     if ((rc = db_step(d, q, e)) < 0) return rc;
-    if (rc == DB_ROW && holder_dead(db_col_text(q, 0))) {
-        log_msg(LOG_WARN, "job_lease_recovered", "job %s was held by %s, which is gone", job, db_col_text(q, 0));
+    char held[160] = "";
+    if (rc == DB_ROW) snprintf(held, sizeof held, "%s", db_col_text(q, 0));
+    db_done(q);
+    if (held[0] && holder_dead(held)) {
+        log_msg(LOG_WARN, "job_lease_recovered", "job %s was held by %s, which is gone", job, held);
         rc = db_run(d, e, "UPDATE job_runs SET status = 'failed', finished_at = ?, message = 'interrupted: the process stopped' "
                           "WHERE job = ? AND status = 'running'", "ss", now, job);
         if (!rc) rc = db_run(d, e, "UPDATE job_state SET lease_holder = NULL, lease_until = NULL WHERE job = ?", "s", job);
@@ -183,6 +186,7 @@ static int last_scheduled(db *d, const char *job, time_t *last, err *e)
     if (rc < 0) return rc;
     int64_t ms;
     if (rc == DB_ROW && !db_col_is_null(s, 0) && db_parse_time(db_col_text(s, 0), &ms) == 0) *last = (time_t)(ms / 1000);
+    db_done(s);
     return 0;
 }
 
@@ -190,6 +194,7 @@ int sched_tick(db *d, const cfg *c, time_t now, const volatile int *stop, err *e
 {
     for (int i = 0; i < sched_jobs_count && !(stop && *stop); i++) {
         const job_def *j = &sched_jobs[i];
+        db_release(d);
         cron_expr ce;
         const char *text;
         int enabled;
@@ -238,5 +243,6 @@ int sched_status(db *d, const cfg *c, const job_def *j, time_t now, job_status *
         snprintf(out->last_started, sizeof out->last_started, "%s", db_col_text(s, 1));
         snprintf(out->last_message, sizeof out->last_message, "%s", db_col_text(s, 2));
     }
+    db_done(s);
     return 0;
 }

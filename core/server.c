@@ -62,8 +62,9 @@ struct server {
     waiter *next_waiters;
     int reload_again;
     char next_source[16], next_by[96];
-    /* file watcher */
+    /* file watcher: inotify descriptor and the folder of each watch */
     int ino_fd;
+    char *wd_path[1024];
     struct event *ev_ino, *ev_debounce;
     /* scheduler thread */
     pthread_t sched_tid;
@@ -258,8 +259,12 @@ void server_reload(server *s, const char *source, const char *by, http_req *req)
 static int watch_tree(server *s, const char *dir, int depth)
 {
     if (depth > 8) return 0;
-    if (inotify_add_watch(s->ino_fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE) < 0)
-        return -1;
+    int wd = inotify_add_watch(s->ino_fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE);
+    if (wd < 0) return -1;
+    if (wd < (int)(sizeof s->wd_path / sizeof *s->wd_path)) {
+        free(s->wd_path[wd]);
+        s->wd_path[wd] = strdup(dir);
+    }
     DIR *d = opendir(dir);
     if (!d) return 0;
     struct dirent *de;
@@ -285,8 +290,20 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     server *s = arg;
-    char events[4096];
-    while (read(fd, events, sizeof events) > 0) {
+    char events[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    while ((n = read(fd, events, sizeof events)) > 0) {
+        for (char *p = events; p < events + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            /* a folder made after start needs a watch of its own */
+            if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && ev->len && ev->name[0] != '.' &&
+                ev->wd >= 0 && ev->wd < (int)(sizeof s->wd_path / sizeof *s->wd_path) && s->wd_path[ev->wd]) {
+                char sub[4096];
+                snprintf(sub, sizeof sub, "%s/%s", s->wd_path[ev->wd], ev->name);
+                watch_tree(s, sub, 1);
+            }
+            p += sizeof *ev + ev->len;
+        }
     }
     /* editors write in bursts: reload once things are quiet */
     struct timeval tv = {0, 300000};
@@ -481,6 +498,7 @@ static void cleanup(server *s)
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
         if (evs[i]) event_free(evs[i]);
     if (s->ino_fd > 0) close(s->ino_fd);
+    for (size_t i = 0; i < sizeof s->wd_path / sizeof *s->wd_path; i++) free(s->wd_path[i]);
     rules_live_clear();
     if (s->base) event_base_free(s->base);
     db_close(s->db);
@@ -509,13 +527,6 @@ int server_run(const cfg *c, err *e)
         rc = rules_reload(c->rules, &re, e);
         if (rc) err_prefix(e, "the rules in %s cannot be loaded", c->rules);
     }
-    if (!rc) {
-        ruleset *rs = rules_live();
-        char by[64];
-        snprintf(by, sizeof by, "bandbill serve (pid %d)", (int)getpid());
-        rc = rules_store(s->db, rs->snap, by, "start", e);
-        ruleset_unref(rs);
-    }
     if (!rc && !(s->base = event_base_new())) rc = err_set(e, ERR_NOMEM, "cannot create the event loop");
     if (!rc && !(s->http = evhttp_new(s->base))) rc = err_set(e, ERR_NOMEM, "cannot create the HTTP server");
     if (!rc) {
@@ -530,6 +541,15 @@ int server_run(const cfg *c, err *e)
         rc = bind_tcp(s, e);
     }
     if (!rc) rc = bind_local(s, e);
+    if (!rc) {
+        /* recorded only once this process owns the listeners: a second
+         * daemon refused above leaves no trace */
+        ruleset *rs = rules_live();
+        char by[64];
+        snprintf(by, sizeof by, "bandbill serve (pid %d)", (int)getpid());
+        rc = rules_store(s->db, rs->snap, by, "start", e);
+        ruleset_unref(rs);
+    }
     if (!rc) {
         signal(SIGPIPE, SIG_IGN);
         s->ev_term = evsignal_new(s->base, SIGTERM, on_stop, s);
