@@ -51,7 +51,8 @@ static const struct {
 
 /* Every message starts with the whole expression, because the caller only
  * knows which configuration key it came from, not which part is wrong. */
-static int bad(const char *expr, err *e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(const char *expr, err *e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int bad(const char *expr, err *e, const char *fmt, ...)
 {
     char detail[512];

@@ -256,15 +256,18 @@ static void test_parse_errors(void **state)
     check_error("* * * */x *",
                 "cron expression \"* * * */x *\": month \"*/x\": a step number must follow '/'");
 
-    check_error("30-10 * * * *", "cron expression \"30-10 * * * *\": minute range \"30-10\" is reversed");
+    check_error("30-10 * * * *",
+                "cron expression \"30-10 * * * *\": minute range \"30-10\" is reversed");
     check_error("* * * dec-jan *",
                 "cron expression \"* * * dec-jan *\": month range \"dec-jan\" is reversed");
     check_error("0 0 * * mon-sun",
                 "cron expression \"0 0 * * mon-sun\": day-of-week range \"mon-sun\" is reversed "
                 "(a range ending on Sunday ends on 7)");
 
-    check_error("1,,2 * * * *", "cron expression \"1,,2 * * * *\": minute \"1,,2\" has an empty list item");
-    check_error("1, * * * *", "cron expression \"1, * * * *\": minute \"1,\" has an empty list item");
+    check_error("1,,2 * * * *",
+                "cron expression \"1,,2 * * * *\": minute \"1,,2\" has an empty list item");
+    check_error("1, * * * *",
+                "cron expression \"1, * * * *\": minute \"1,\" has an empty list item");
     check_error("* ,1 * * *", "cron expression \"* ,1 * * *\": hour \",1\" has an empty list item");
 
     check_error("", "cron expression \"\": expected 5 fields "
@@ -279,28 +282,45 @@ static void test_parse_errors(void **state)
                 "expected 5 fields (minute hour day-of-month month day-of-week), got 6");
 
     check_error("5x * * * *", "cron expression \"5x * * * *\": minute \"5x\": unexpected \"x\"");
-    check_error("1-2-3 * * * *", "cron expression \"1-2-3 * * * *\": minute \"1-2-3\": unexpected \"-3\"");
+    check_error("1-2-3 * * * *",
+                "cron expression \"1-2-3 * * * *\": minute \"1-2-3\": unexpected \"-3\"");
     check_error("** * * * *", "cron expression \"** * * * *\": minute \"**\": unexpected \"*\"");
-    check_error("*/5/2 * * * *", "cron expression \"*/5/2 * * * *\": minute \"*/5/2\": unexpected \"/2\"");
-    check_error("- * * * *", "cron expression \"- * * * *\": minute \"-\": expected a number at \"-\"");
-    check_error("1- * * * *", "cron expression \"1- * * * *\": minute \"1-\": a number is missing at the end");
-    check_error("* * * * ?", "cron expression \"* * * * ?\": day-of-week \"?\": expected a number at \"?\"");
-    check_error("* * L * *", "cron expression \"* * L * *\": day-of-month \"L\": names are not allowed in this field");
+    check_error("*/5/2 * * * *",
+                "cron expression \"*/5/2 * * * *\": minute \"*/5/2\": unexpected \"/2\"");
+    check_error("- * * * *",
+                "cron expression \"- * * * *\": minute \"-\": expected a number at \"-\"");
+    check_error("1- * * * *",
+                "cron expression \"1- * * * *\": minute \"1-\": a number is missing at the end");
+    check_error("* * * * ?",
+                "cron expression \"* * * * ?\": day-of-week \"?\": expected a number at \"?\"");
+    check_error("* * L * *",
+                "cron expression \"* * L * *\": day-of-month \"L\": names are not allowed in this "
+                "field");
 
-    check_error("jan * * * *", "cron expression \"jan * * * *\": minute \"jan\": names are not allowed in this field");
-    check_error("* * * foo *", "cron expression \"* * * foo *\": month name \"foo\" unknown (expected jan..dec)");
-    check_error("* * * january *", "cron expression \"* * * january *\": month name \"january\" unknown (expected jan..dec)");
-    check_error("* * * * funday", "cron expression \"* * * * funday\": day-of-week name \"funday\" unknown (expected sun..sat)");
-    check_error("* * * * mon/2x", "cron expression \"* * * * mon/2x\": day-of-week \"mon/2x\": unexpected \"x\"");
+    check_error("jan * * * *",
+                "cron expression \"jan * * * *\": minute \"jan\": names are not allowed in this "
+                "field");
+    check_error("* * * foo *",
+                "cron expression \"* * * foo *\": month name \"foo\" unknown (expected jan..dec)");
+    check_error("* * * january *",
+                "cron expression \"* * * january *\": month name \"january\" unknown (expected "
+                "jan..dec)");
+    check_error("* * * * funday",
+                "cron expression \"* * * * funday\": day-of-week name \"funday\" unknown (expected "
+                "sun..sat)");
+    check_error("* * * * mon/2x",
+                "cron expression \"* * * * mon/2x\": day-of-week \"mon/2x\": unexpected \"x\"");
 
-    check_error("@reboot", "cron expression \"@reboot\": unknown macro \"@reboot\" (expected @yearly, "
-                           "@annually, @monthly, @weekly, @daily, @midnight or @hourly)");
+    check_error("@reboot",
+                "cron expression \"@reboot\": unknown macro \"@reboot\" (expected @yearly, "
+                "@annually, @monthly, @weekly, @daily, @midnight or @hourly)");
     check_error("@", "cron expression \"@\": unknown macro \"@\" (expected @yearly, "
                      "@annually, @monthly, @weekly, @daily, @midnight or @hourly)");
     check_error("@DAILY", "cron expression \"@DAILY\": unknown macro \"@DAILY\" (expected @yearly, "
                           "@annually, @monthly, @weekly, @daily, @midnight or @hourly)");
     check_error("@daily x", "cron expression \"@daily x\": unexpected \"x\" after @daily");
-    check_error("@hourly 0 * * * *", "cron expression \"@hourly 0 * * * *\": unexpected \"0 * * * *\" after @hourly");
+    check_error("@hourly 0 * * * *",
+                "cron expression \"@hourly 0 * * * *\": unexpected \"0 * * * *\" after @hourly");
 }
 
 static void test_parse_error_plumbing(void **state)

@@ -719,10 +719,12 @@ static void apply_diff(const char *d, size_t dlen, const char *old_text, size_t 
         assert_true(diff.len[k] < sizeof hdr);
         memcpy(hdr, diff.s[k], diff.len[k]);
         hdr[diff.len[k]] = '\0';
-        if (sscanf(hdr, "@@ -%ld,%ld +", &a, &b) != 2) assert_int_equal(sscanf(hdr, "@@ -%ld +", &a), 1);
+        if (sscanf(hdr, "@@ -%ld,%ld +", &a, &b) != 2)
+            assert_int_equal(sscanf(hdr, "@@ -%ld +", &a), 1);
         const char *plus = strchr(hdr, '+');
         assert_non_null(plus);
-        if (sscanf(plus, "+%ld,%ld @@", &c, &e) != 2) assert_int_equal(sscanf(plus, "+%ld @@", &c), 1);
+        if (sscanf(plus, "+%ld,%ld @@", &c, &e) != 2)
+            assert_int_equal(sscanf(plus, "+%ld @@", &c), 1);
         size_t start = b == 0 ? (size_t)a : (size_t)a - 1;
         assert_true(start >= at);
         for (; at < start; at++) assert_int_equal(buf_append(result, old.s[at], old.len[at]), 0);
@@ -774,7 +776,8 @@ static size_t lcs_length(const text_lines *a, const text_lines *b)
     size_t *prev = row, *cur = row + b->n + 1;
     for (size_t i = 1; i <= a->n; i++) {
         for (size_t j = 1; j <= b->n; j++) {
-            if (a->len[i - 1] == b->len[j - 1] && memcmp(a->s[i - 1], b->s[j - 1], a->len[i - 1]) == 0)
+            if (a->len[i - 1] == b->len[j - 1] &&
+                memcmp(a->s[i - 1], b->s[j - 1], a->len[i - 1]) == 0)
                 cur[j] = prev[j - 1] + 1;
             else
                 cur[j] = prev[j] > cur[j - 1] ? prev[j] : cur[j - 1];
