@@ -34,6 +34,12 @@ static int64_t arg_int(lua_State *L, int idx, const char *what)
     return (int64_t)lua_tointeger(L, idx);
 }
 
+/* A list: a table, or a list from the context (a read-only view). */
+static void arg_list(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE && !lv_is_view(L, idx)) luaL_typeerror(L, idx, "list");
+}
+
 static round_mode arg_mode(lua_State *L, int idx)
 {
     if (lua_isnoneornil(L, idx)) return ROUND_HALF_UP;
@@ -170,7 +176,7 @@ static int m_prorate(lua_State *L)
 static int m_allocate(lua_State *L)
 {
     int64_t amount = arg_fen(L, 1, "amount");
-    luaL_checktype(L, 2, LUA_TTABLE);
+    arg_list(L, 2);
     lua_Integer n = luaL_len(L, 2);
     if (n <= 0 || n > 1000) return luaL_error(L, "allocate needs 1 to 1000 weights");
     __int128 total = 0;
@@ -214,7 +220,7 @@ static int m_allocate(lua_State *L)
 
 static int m_sum(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    arg_list(L, 1);
     const char *field = luaL_optstring(L, 2, NULL);
     lua_Integer n = luaL_len(L, 1);
     int64_t total = 0;
@@ -341,9 +347,10 @@ static int d_month_end(lua_State *L)
 static int do_log(lua_State *L, const char *level)
 {
     lhost *h = lhost_of(L);
+    int n = lua_gettop(L); /* before luaL_buffinit, which may push */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    for (int i = 1, n = lua_gettop(L); i <= n; i++) {
+    for (int i = 1; i <= n; i++) {
         if (i > 1) luaL_addchar(&b, ' ');
         luaL_tolstring(L, i, NULL);
         luaL_addvalue(&b);

@@ -30,11 +30,12 @@ struct lhost {
     lhost_limits lim;
     size_t mem_used;
     size_t mem_published;    /* part of mem_used counted in the process total */
-    int mem_refused;         /* the allocator refused a request during this call */
+    int mem_error;           /* a memory error was raised (and re-raised past a pcall) */
     int64_t budget_left;     /* instructions left in the current call */
     int hook_grain;          /* instructions between two hook calls */
     int killed;              /* budget exhausted: every later instruction fails */
     int syntax;              /* the failing load was a compile error */
+    const char *syntax_file; /* ... of this file */
     int enforce;             /* the memory cap applies (during a call) */
     uint32_t gen;            /* views made during a call carry it; bumped after */
     char **modules;
@@ -53,6 +54,9 @@ struct lhost {
 /* The host owning a state (it is the allocator's user data). */
 lhost *lhost_of(lua_State *L);
 
+/* If idx is a read-only proxy, pushes the table behind it and returns 1. */
+int lh_unproxy(lua_State *L, int idx);
+
 /* lua_value.c */
 void lv_init(lua_State *L);
 /* Pushes v: scalars as Lua values, arrays and objects as read-only views. */
@@ -61,6 +65,9 @@ int lv_is_view(lua_State *L, int idx);
 /* Converts the value at idx to jv in `a`. On failure returns ERR_RULE with
  * the path of the bad part in the message. `what` names the value ("result"). */
 int lv_to_jv(lua_State *L, int idx, jv_arena *a, const char *what, jv **out, err *e);
+/* The same for a call's result: views made during that call may be part of
+ * it (they are copied); anywhere else a view is an error. */
+int lv_result_to_jv(lua_State *L, int idx, jv_arena *a, jv **out, err *e);
 /* Sandbox replacements that understand views. */
 int lv_sb_type(lua_State *L);
 int lv_sb_next(lua_State *L);

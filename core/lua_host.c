@@ -25,7 +25,8 @@ const lhost_limits lhost_default_limits = {
 static atomic_size_t g_mem_all;
 
 /* registry keys (their addresses) */
-static const char REG_MODULES = 0;   /* name -> module table */
+static const char REG_MODULES = 0;   /* name -> module table (what the C side reads) */
+static const char REG_PUBLIC = 0;    /* name -> its read-only proxy (what require returns) */
 static const char REG_LOADING = 0;   /* name -> true while loading */
 static const char REG_SANDBOX = 0;   /* the read-only globals */
 static const char REG_RO_MARK = 0;   /* marker stored in read-only metatables */
@@ -99,7 +100,6 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     /* the cap binds rule code only: the host's own pushes outside a call
      * must not fail, or Lua would have no protected place to raise in */
     if (h->enforce && nsize > old && h->mem_used + (nsize - old) > h->lim.max_memory) {
-        h->mem_refused = 1;
         return NULL;
     }
     void *p;
@@ -110,7 +110,6 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             p = POOLED(nsize) ? pool_get(h, nsize) : malloc(nsize);
             if (!p) {
                 if (nsize <= old) return ptr; /* Lua requires shrinking to succeed */
-                h->mem_refused = 1;
                 return NULL;
             }
             if (ptr) {
@@ -123,7 +122,6 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         p = realloc(ptr, nsize);
         if (!p) {
             if (nsize <= old) return ptr;
-            h->mem_refused = 1;
             return NULL;
         }
     }
@@ -175,7 +173,7 @@ static void arm_budget(lhost *h)
 {
     h->killed = 0;
     h->syntax = 0;
-    h->mem_refused = 0;
+    h->mem_error = 0;
     h->enforce = 1;
     h->budget_left = (int64_t)h->lim.max_instructions;
     h->hook_grain = h->lim.max_instructions < HOOK_GRAIN ? (int)h->lim.max_instructions : HOOK_GRAIN;
@@ -217,36 +215,83 @@ static int ro_pairs(lua_State *L)
     return 3;
 }
 
-/* Replaces the table at the top of the stack by a read-only proxy of it,
- * proxying nested tables too. */
-static void protect_top(lua_State *L)
+static int ro_len(lua_State *L)
+{
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "__index");
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+static int is_protected(lua_State *L, int idx);
+
+/* Replaces the table at the top of the stack by a read-only proxy of it;
+ * tables inside it are replaced, in place, by proxies of their own. `seen`
+ * (a stack index) maps originals to proxies, so a table reached twice - or
+ * a table that contains itself - gets one proxy. */
+static void protect_rec(lua_State *L, int seen, int depth)
 {
     int t = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        if (lua_type(L, -1) == LUA_TTABLE) {
-            lua_pushvalue(L, -2);      /* key */
-            lua_insert(L, -2);         /* key key value */
-            protect_top(L);            /* key key proxy */
-            lua_rawset(L, t);          /* key */
-        } else {
-            lua_pop(L, 1);
+    lua_pushvalue(L, t);
+    if (lua_rawget(L, seen) != LUA_TNIL) {
+        lua_replace(L, t);
+        return;
+    }
+    lua_pop(L, 1);
+    luaL_checkstack(L, 8, "protecting tables");
+    lua_newtable(L);                   /* proxy at t + 1 */
+    lua_pushvalue(L, t);
+    lua_pushvalue(L, t + 1);
+    lua_rawset(L, seen);
+    if (depth < 64) {
+        lua_pushnil(L);
+        while (lua_next(L, t)) {
+            if (lua_type(L, -1) == LUA_TTABLE && !is_protected(L, -1)) {
+                lua_pushvalue(L, -2);  /* key */
+                lua_insert(L, -2);     /* key key value */
+                protect_rec(L, seen, depth + 1); /* key key proxy */
+                lua_rawset(L, t);      /* key */
+            } else {
+                lua_pop(L, 1);
+            }
         }
     }
-    lua_newtable(L);                   /* proxy */
-    lua_createtable(L, 0, 6);          /* metatable */
+    lua_createtable(L, 0, 7);          /* the proxy's metatable */
     lua_pushvalue(L, t);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, ro_newindex);
     lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, ro_pairs);
     lua_setfield(L, -2, "__pairs");
+    lua_pushcfunction(L, ro_len);
+    lua_setfield(L, -2, "__len");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_pushboolean(L, 1);
     lua_rawsetp(L, -2, &REG_RO_MARK);
-    lua_setmetatable(L, -2);
+    lua_setmetatable(L, t + 1);
     lua_replace(L, t);
+}
+
+static void protect_top(lua_State *L)
+{
+    lua_newtable(L);
+    lua_insert(L, -2);
+    protect_rec(L, lua_gettop(L) - 1, 0);
+    lua_remove(L, -2);
+}
+
+int lh_unproxy(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
+    if (lua_rawgetp(L, -1, &REG_RO_MARK) == LUA_TNIL) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "__index");
+    lua_remove(L, -2);
+    return 1;
 }
 
 static int is_protected(lua_State *L, int idx)
@@ -286,8 +331,10 @@ static int sb_setmetatable(lua_State *L)
 static int finish_pcall(lua_State *L, int status, int base)
 {
     lhost *h = lhost_of(L);
-    if (status != LUA_OK && (h->killed || h->mem_refused || status == LUA_ERRMEM))
-        return lua_error(L); /* limits are not the rule's to catch */
+    /* limits are not the rule's to catch: a memory error re-raised here
+     * arrives as a plain runtime error, so remember what it was */
+    if (status == LUA_ERRMEM) h->mem_error = 1;
+    if (status != LUA_OK && (h->killed || h->mem_error)) return lua_error(L);
     lua_pushboolean(L, status == LUA_OK);
     lua_insert(L, base);
     return lua_gettop(L) - base + 1;
@@ -300,10 +347,26 @@ static int sb_pcall(lua_State *L)
     return finish_pcall(L, status, 1);
 }
 
+/* Wraps the rule's message handler: once a limit is hit the handler is not
+ * run at all (it would run inside the count hook, where no hook can stop
+ * it), the error just passes through. */
+static int xpcall_handler(lua_State *L)
+{
+    lhost *h = lhost_of(L);
+    if (h->killed || h->mem_error) return 1;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
 static int sb_xpcall(lua_State *L)
 {
     int n = lua_gettop(L);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, xpcall_handler, 1);
+    lua_replace(L, 2);    /* the wrapped handler at 2 */
     lua_pushvalue(L, 1);  /* f */
     lua_copy(L, 2, 1);    /* handler at 1 */
     lua_replace(L, 2);    /* f at 2 */
@@ -314,9 +377,10 @@ static int sb_xpcall(lua_State *L)
 static int sb_print(lua_State *L)
 {
     lhost *h = lhost_of(L);
+    int n = lua_gettop(L); /* before luaL_buffinit, which may push */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    for (int i = 1, n = lua_gettop(L); i <= n; i++) {
+    for (int i = 1; i <= n; i++) {
         if (i > 1) luaL_addchar(&b, '\t');
         luaL_tolstring(L, i, NULL);
         luaL_addvalue(&b);
@@ -365,9 +429,10 @@ static int sb_require(lua_State *L)
     const char *name = luaL_checklstring(L, 1, &n);
     if (!valid_module_name(name, n))
         return luaL_error(L, "invalid module name '%s' (modules are names like 'lib.calendar' inside the rules folder)", name);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &REG_MODULES);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &REG_PUBLIC);
     if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
-    lua_pop(L, 1);
+    lua_pop(L, 2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &REG_MODULES);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &REG_LOADING);
     if (lua_getfield(L, -1, name) != LUA_TNIL)
         return luaL_error(L, "circular require of module '%s'", name);
@@ -380,6 +445,7 @@ static int sb_require(lua_State *L)
     snprintf(chunk, sizeof chunk, "@%s", f->path);
     if (luaL_loadbufferx(L, f->text, f->len, chunk, "t") != LUA_OK) {
         h->syntax = 1;
+        h->syntax_file = f->path;
         return lua_error(L);
     }
     /* a fresh environment per module, inheriting the read-only globals */
@@ -400,6 +466,15 @@ static int sb_require(lua_State *L)
     lua_setfield(L, -4, name);      /* modules[name] = M */
     lua_pushnil(L);
     lua_setfield(L, -3, name);      /* loading[name] = nil */
+    /* what a module exports is read-only to every other module: its
+     * nested tables become proxies in place, and require() hands out a
+     * proxy of the module table itself */
+    lua_pushvalue(L, -1);
+    protect_top(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &REG_PUBLIC);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, name);      /* public[name] = proxy */
+    lua_pop(L, 1);
     return 1;
 }
 
@@ -424,7 +499,9 @@ static int msgh(lua_State *L)
     rule_error *r = &h->last;
     set_error(h, h->killed ? "budget" : h->syntax ? "syntax" : "runtime");
     lua_Debug ar;
-    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    /* a compile error is about the file being loaded, not about the
+     * require() that loaded it: its place is only in the message */
+    for (int level = 1; !h->syntax && lua_getstack(L, level, &ar); level++) {
         if (!lua_getinfo(L, "Sln", &ar)) break;
         if (ar.currentline > 0 && ar.source[0] == '@') {
             snprintf(r->file, sizeof r->file, "%s", ar.source + 1);
@@ -433,6 +510,10 @@ static int msgh(lua_State *L)
                      ar.name ? ar.name : (ar.what && strcmp(ar.what, "main") == 0) ? "main chunk" : "?");
             break;
         }
+    }
+    if (r->line == 0 && h->syntax && h->syntax_file) {
+        snprintf(r->file, sizeof r->file, "%s", h->syntax_file);
+        snprintf(r->function, sizeof r->function, "main chunk");
     }
     if (r->line == 0) {
         /* a syntax error names its place only in the message: "x.lua:3: ..." */
@@ -505,11 +586,13 @@ static int protected_call(lhost *h, int nargs, err *e)
     disarm_budget(h);
     h->gen++;
     if (st == LUA_OK) return 0;
-    if (st == LUA_ERRMEM || (h->mem_refused && !h->killed)) {
+    if (st == LUA_ERRMEM || (h->mem_error && !h->killed)) {
         set_error(h, "memory");
         def_location(h);
-        snprintf(h->last.message, sizeof h->last.message, "memory limit of %zu MiB exceeded",
-                 h->lim.max_memory >> 20);
+        if (h->lim.max_memory % (1u << 20) == 0)
+            snprintf(h->last.message, sizeof h->last.message, "memory limit of %zu MiB exceeded", h->lim.max_memory >> 20);
+        else
+            snprintf(h->last.message, sizeof h->last.message, "memory limit of %zu KiB exceeded", h->lim.max_memory >> 10);
     } else if (h->killed) {
         snprintf(h->last.kind, sizeof h->last.kind, "budget");
         snprintf(h->last.message, sizeof h->last.message, "instruction budget of %llu exceeded",
@@ -606,6 +689,8 @@ static int open_sandbox(lua_State *L)
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &REG_MODULES);
     lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &REG_PUBLIC);
+    lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &REG_LOADING);
     lv_init(L);
     return 0;
@@ -657,14 +742,14 @@ int lhost_open(const rule_file *files, size_t nfiles, const lhost_limits *lim, l
     for (size_t i = 0; i < nfiles; i++) {
         if (!ends_with(files[i].path, ".lua")) continue;
         size_t n = strlen(files[i].path) - 4;
-        char *name = malloc(n + 1);
-        if (!name) {
-            lhost_close(h);
-            return ERR_NOMEM_RET(e);
+        /* "tariff.v2.lua" would become module tariff.v2 = tariff/v2.lua */
+        int bad = n == 0;
+        for (size_t k = 0; k < n && !bad; k++) {
+            char ch = files[i].path[k];
+            bad = !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                    (ch == '/' && k > 0 && k + 1 < n && files[i].path[k - 1] != '/'));
         }
-        for (size_t k = 0; k < n; k++) name[k] = files[i].path[k] == '/' ? '.' : files[i].path[k];
-        name[n] = '\0';
-        if (!valid_module_name(name, n)) {
+        if (bad) {
             err_field(e, ERR_RULE, "rule_error", files[i].path,
                       "%s: file names in the rules folder may use letters, digits and '_' only",
                       files[i].path);
@@ -673,10 +758,16 @@ int lhost_open(const rule_file *files, size_t nfiles, const lhost_limits *lim, l
                 snprintf(detail->file, sizeof detail->file, "%s", files[i].path);
                 snprintf(detail->message, sizeof detail->message, "%s", e ? e->msg : "bad file name");
             }
-            free(name);
             lhost_close(h);
             return ERR_RULE;
         }
+        char *name = malloc(n + 1);
+        if (!name) {
+            lhost_close(h);
+            return ERR_NOMEM_RET(e);
+        }
+        for (size_t k = 0; k < n; k++) name[k] = files[i].path[k] == '/' ? '.' : files[i].path[k];
+        name[n] = '\0';
         h->modules[h->nmodules++] = name;
     }
     qsort(h->modules, h->nmodules, sizeof *h->modules, cmp_str);
@@ -798,7 +889,7 @@ int lhost_call(lhost *h, const char *module, const char *fn, const jv *const *ar
     rc = protected_call(h, nargs, e);
     if (rc == 0) {
         err conv;
-        rc = lv_to_jv(L, -1, arena, "result", result, &conv);
+        rc = lv_result_to_jv(L, -1, arena, result, &conv);
         if (rc) {
             set_error(h, "output");
             def_location(h);

@@ -224,6 +224,7 @@ int lv_sb_next(lua_State *L)
     }
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 2);
+    if (lh_unproxy(L, 1)) lua_replace(L, 1);
     if (lua_next(L, 1)) return 2;
     lua_pushnil(L);
     return 1;
@@ -260,6 +261,11 @@ static void copy_table(lua_State *L, int idx, int depth)
     if (depth > MAX_DEPTH) luaL_error(L, "table nested too deeply (a cycle?)");
     luaL_checkstack(L, 6, "copy");
     idx = lua_absindex(L, idx);
+    if (lh_unproxy(L, idx)) {
+        copy_table(L, -1, depth);
+        lua_remove(L, -2);
+        return;
+    }
     lua_newtable(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -301,6 +307,7 @@ typedef struct conv {
     jv_arena *a;
     err *e;
     const char *what;
+    int views_ok;        /* converting a call's result: its views may appear */
     int depth;
     seg path[MAX_DEPTH + 1];
     strcache sc[STRCACHE];
@@ -358,7 +365,22 @@ typedef struct entry {
 
 /* One traversal: each value is converted as lua_next reaches it, then the
  * entries are checked to form a list (1..n) or a table of named fields. */
+static int table_to_jv_raw(conv *c, int idx, jv **out);
+
+/* A read-only proxy (module data) converts as the table behind it. */
 static int table_to_jv(conv *c, int idx, jv **out)
+{
+    lua_State *L = c->L;
+    if (!lua_checkstack(L, 8)) return err_set(c->e, ERR_NOMEM, "out of Lua stack");
+    if (lh_unproxy(L, idx)) {
+        int rc = table_to_jv_raw(c, lua_gettop(L), out);
+        lua_pop(L, 1);
+        return rc;
+    }
+    return table_to_jv_raw(c, idx, out);
+}
+
+static int table_to_jv_raw(conv *c, int idx, jv **out)
 {
     lua_State *L = c->L;
     if (c->depth >= MAX_DEPTH) return cfail(c, "tables nested too deeply (a table that contains itself?)");
@@ -370,7 +392,11 @@ static int table_to_jv(conv *c, int idx, jv **out)
         jv *arr = jv_arr_sized(c->a, (size_t)len);
         if (!arr) return ERR_NOMEM_RET(c->e);
         for (lua_Unsigned i = 1; i <= len; i++) {
-            lua_rawgeti(L, idx, (lua_Integer)i);
+            /* {1, nil, 3} keeps its nil in the array part: still a hole */
+            if (lua_rawgeti(L, idx, (lua_Integer)i) == LUA_TNIL) {
+                lua_pop(L, 1);
+                return cfail(c, "a list with holes (nil in the middle)");
+            }
             int rc = child(c, lua_gettop(L), NULL, 0, (lua_Integer)i, &arr->u.arr.items[i - 1]);
             lua_pop(L, 1);
             if (rc) return rc;
@@ -408,6 +434,11 @@ static int table_to_jv(conv *c, int idx, jv **out)
             en->k.k = lua_tolstring(L, -2, &en->k.n); /* a string key: no conversion */
             en->i = 0;
             strkeys++;
+            if (!json_utf8_valid(en->k.k, en->k.n)) {
+                lua_pop(L, 2);
+                rc = cfail(c, "a table key that is not valid UTF-8");
+                goto out;
+            }
         } else if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1) {
             en->k.k = NULL;
             en->i = lua_tointeger(L, -2);
@@ -499,7 +530,9 @@ static int to_jv(conv *c, int idx, jv **out)
     case LUA_TUSERDATA: {
         lview *p = to_view(L, idx);
         if (p) {
-            if (p->gen != lhost_of(L)->gen && p->gen + 1 != lhost_of(L)->gen)
+            /* results are converted right after their call (the generation
+             * has just moved on); anything older was kept past its call */
+            if (!c->views_ok || p->gen + 1 != lhost_of(L)->gen)
                 return cfail(c, "a context record kept from an earlier call");
             *out = jv_copy(c->a, p->v);
             break;
@@ -517,14 +550,25 @@ static int to_jv(conv *c, int idx, jv **out)
     return 0;
 }
 
-int lv_to_jv(lua_State *L, int idx, jv_arena *a, const char *what, jv **out, err *e)
+static int convert(lua_State *L, int idx, jv_arena *a, const char *what, int views_ok, jv **out, err *e)
 {
     conv c;
     c.L = L;
     c.a = a;
     c.e = e;
     c.what = what;
+    c.views_ok = views_ok;
     c.depth = 0;
     memset(c.sc, 0, sizeof c.sc);
     return to_jv(&c, lua_absindex(L, idx), out);
+}
+
+int lv_to_jv(lua_State *L, int idx, jv_arena *a, const char *what, jv **out, err *e)
+{
+    return convert(L, idx, a, what, 0, out, e);
+}
+
+int lv_result_to_jv(lua_State *L, int idx, jv_arena *a, jv **out, err *e)
+{
+    return convert(L, idx, a, "result", 1, out, e);
 }

@@ -112,20 +112,31 @@ static int cmp_file(const void *a, const void *b)
     return strcmp(((const rule_file *)a)->path, ((const rule_file *)b)->path);
 }
 
+static int cmp_file_ptr(const void *a, const void *b)
+{
+    return strcmp((*(const rule_file *const *)a)->path, (*(const rule_file *const *)b)->path);
+}
+
 void rules_version_of(const rule_file *files, size_t n, char out[RULES_VERSION_LEN])
 {
-    crypto_sha256 *c = crypto_sha256_new();
+    out[0] = '\0';
+    /* in path order whatever order the files come in */
+    const rule_file **ord = malloc((n ? n : 1) * sizeof *ord);
+    crypto_sha256 *c = ord ? crypto_sha256_new() : NULL;
     if (!c) {
-        out[0] = '\0';
+        free(ord);
         return;
     }
+    for (size_t i = 0; i < n; i++) ord[i] = &files[i];
+    qsort(ord, n, sizeof *ord, cmp_file_ptr);
     for (size_t i = 0; i < n; i++) {
         char len[32];
-        int ln = snprintf(len, sizeof len, "%zu", files[i].len);
-        crypto_sha256_update(c, files[i].path, strlen(files[i].path) + 1);
+        int ln = snprintf(len, sizeof len, "%zu", ord[i]->len);
+        crypto_sha256_update(c, ord[i]->path, strlen(ord[i]->path) + 1);
         crypto_sha256_update(c, len, (size_t)ln + 1);
-        crypto_sha256_update(c, files[i].text, files[i].len);
+        crypto_sha256_update(c, ord[i]->text, ord[i]->len);
     }
+    free(ord);
     uint8_t d[SHA256_LEN];
     crypto_sha256_final(c, d);
     crypto_hex(d, SHA256_LEN, out);
