@@ -200,18 +200,7 @@ int api_rules_version(http_req *q)
     }
     jw w;
     jw_init(&w, 0);
-    jw_obj_open(&w);
-    jw_kv_str(&w, "version", snap->version);
-    jw_key(&w, "files");
-    jw_arr_open(&w);
-    for (size_t i = 0; i < snap->nfiles; i++) {
-        jw_obj_open(&w);
-        jw_kv_str(&w, "path", snap->files[i].path);
-        jw_kv_int(&w, "bytes", (int64_t)snap->files[i].len);
-        jw_obj_close(&w);
-    }
-    jw_arr_close(&w);
-    jw_obj_close(&w);
+    rules_write_files(&w, snap);
     rules_snapshot_unref(snap);
     http_reply_json(q, 200, &w);
     return HTTP_DONE;

@@ -19,7 +19,7 @@ int buf_append(buf *b, const void *p, size_t n);
 int buf_puts(buf *b, const char *s);
 int buf_putc(buf *b, char c);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int buf_vprintf(buf *b, const char *fmt, va_list ap);
+int buf_vprintf(buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends s as a JSON string literal (quotes included). */
 int buf_json_str(buf *b, const char *s, size_t n);
 void buf_reset(buf *b);           /* len = 0, keeps memory */

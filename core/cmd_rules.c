@@ -251,18 +251,7 @@ int cmd_rules_show(cli *c, err *e)
     if (c->json) {
         jw w;
         jw_init(&w, 0);
-        jw_obj_open(&w);
-        jw_kv_str(&w, "version", snap->version);
-        jw_key(&w, "files");
-        jw_arr_open(&w);
-        for (size_t i = 0; i < snap->nfiles; i++) {
-            jw_obj_open(&w);
-            jw_kv_str(&w, "path", snap->files[i].path);
-            jw_kv_int(&w, "bytes", (int64_t)snap->files[i].len);
-            jw_obj_close(&w);
-        }
-        jw_arr_close(&w);
-        jw_obj_close(&w);
+        rules_write_files(&w, snap);
         rc = cli_print_json(&w, e);
     } else {
         printf("version %s\n", snap->version);

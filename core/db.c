@@ -286,15 +286,25 @@ static int bind_va(db_stmt *s, const char *types, va_list ap)
     return rc;
 }
 
-int db_run(db *d, err *e, const char *sql, const char *types, ...)
+/* The cached statement for sql with the arguments bound, or NULL. */
+static db_stmt *prepare_bound(db *d, err *e, const char *sql, const char *types, va_list ap)
 {
     db_stmt *s = db_prepare(d, sql, e);
-    if (!s) return e ? e->code : ERR_DB;
+    if (s && bind_va(s, types, ap)) {
+        err_set(e, ERR_INTERNAL, "bad bind for %.60s", sql);
+        return NULL;
+    }
+    return s;
+}
+
+int db_run(db *d, err *e, const char *sql, const char *types, ...)
+{
     va_list ap;
     va_start(ap, types);
-    int rc = bind_va(s, types, ap);
+    db_stmt *s = prepare_bound(d, e, sql, types, ap);
     va_end(ap);
-    if (rc) return err_set(e, ERR_INTERNAL, "bad bind for %.60s", sql);
+    if (!s) return e ? e->code : ERR_DB;
+    int rc;
     while ((rc = db_step(d, s, e)) == DB_ROW) {
     }
     sqlite3_reset(ST(s));
@@ -303,14 +313,12 @@ int db_run(db *d, err *e, const char *sql, const char *types, ...)
 
 int db_get_int(db *d, err *e, int64_t *out, const char *sql, const char *types, ...)
 {
-    db_stmt *s = db_prepare(d, sql, e);
-    if (!s) return e ? e->code : ERR_DB;
     va_list ap;
     va_start(ap, types);
-    int rc = bind_va(s, types, ap);
+    db_stmt *s = prepare_bound(d, e, sql, types, ap);
     va_end(ap);
-    if (rc) return err_set(e, ERR_INTERNAL, "bad bind for %.60s", sql);
-    rc = db_step(d, s, e);
+    if (!s) return e ? e->code : ERR_DB;
+    int rc = db_step(d, s, e);
     if (rc == DB_ROW) {
         *out = db_col_int(s, 0);
         rc = 0;

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void vset(err *e, int code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vset(err *e, int code, const char *fmt, va_list ap)
 {
     e->code = code;
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);

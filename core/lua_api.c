@@ -344,14 +344,14 @@ static int d_month_end(lua_State *L)
 
 /* ------------------------------------------------------------------ log */
 
-static int do_log(lua_State *L, const char *level)
+int lapi_log(lua_State *L, const char *level, char sep)
 {
     lhost *h = lhost_of(L);
     int n = lua_gettop(L); /* before luaL_buffinit, which may push */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (int i = 1; i <= n; i++) {
-        if (i > 1) luaL_addchar(&b, ' ');
+        if (i > 1) luaL_addchar(&b, sep);
         luaL_tolstring(L, i, NULL);
         luaL_addvalue(&b);
     }
@@ -364,8 +364,8 @@ static int do_log(lua_State *L, const char *level)
     return 0;
 }
 
-static int l_log(lua_State *L) { return do_log(L, "info"); }
-static int l_warn(lua_State *L) { return do_log(L, "warn"); }
+static int l_log(lua_State *L) { return lapi_log(L, "info", ' '); }
+static int l_warn(lua_State *L) { return lapi_log(L, "warn", ' '); }
 
 void lapi_push(lua_State *L)
 {

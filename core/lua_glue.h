@@ -76,5 +76,7 @@ int lv_copy(lua_State *L);
 
 /* lua_api.c: pushes the `bandbill` helper table (unprotected). */
 void lapi_push(lua_State *L);
+/* Logs the arguments (joined by sep) with the caller's file:line. */
+int lapi_log(lua_State *L, const char *level, char sep);
 
 #endif

@@ -374,25 +374,8 @@ static int sb_xpcall(lua_State *L)
     return finish_pcall(L, status, 2);
 }
 
-static int sb_print(lua_State *L)
-{
-    lhost *h = lhost_of(L);
-    int n = lua_gettop(L); /* before luaL_buffinit, which may push */
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (int i = 1; i <= n; i++) {
-        if (i > 1) luaL_addchar(&b, '\t');
-        luaL_tolstring(L, i, NULL);
-        luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
-    lua_Debug ar;
-    char where[160] = "?";
-    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar))
-        snprintf(where, sizeof where, "%s:%d", ar.short_src, ar.currentline);
-    if (h->log) h->log(h->log_ud, "info", where, lua_tostring(L, -1));
-    return 0;
-}
+/* print() goes to the log, as rules have no standard output */
+static int sb_print(lua_State *L) { return lapi_log(L, "info", '\t'); }
 
 /* ----------------------------------------------------------------- require */
 
@@ -595,8 +578,10 @@ static int protected_call(lhost *h, int nargs, err *e)
             snprintf(h->last.message, sizeof h->last.message, "memory limit of %zu KiB exceeded", h->lim.max_memory >> 10);
     } else if (h->killed) {
         snprintf(h->last.kind, sizeof h->last.kind, "budget");
-        snprintf(h->last.message, sizeof h->last.message, "instruction budget of %llu exceeded",
-                 (unsigned long long)h->lim.max_instructions);
+        /* keep a message that says what spent the budget (a library call) */
+        if (!strstr(h->last.message, "instruction budget"))
+            snprintf(h->last.message, sizeof h->last.message, "instruction budget of %llu exceeded",
+                     (unsigned long long)h->lim.max_instructions);
     }
     lua_pop(L, 1);
     lua_gc(L, LUA_GCCOLLECT);
@@ -605,6 +590,125 @@ static int protected_call(lhost *h, int nargs, err *e)
 
 /* ----------------------------------------------------------------- opening */
 
+/* --------------------------------------------------- work inside C calls
+ *
+ * The count hook sees VM instructions only: a library function can loop in
+ * C for as long as its arguments say (table.move over 2^62 slots, a pattern
+ * that backtracks over a long string). Such functions are wrapped to charge
+ * their worst-case work to the call's budget before they run. */
+
+enum { COST_PATTERN, COST_MOVE, COST_SHIFT, COST_SORT, COST_LEN };
+
+static void charge(lua_State *L, lua_Unsigned units, const char *what)
+{
+    lhost *h = lhost_of(L);
+    if (!h->enforce) return;
+    if (units < (lua_Unsigned)h->budget_left) {
+        h->budget_left -= (int64_t)units;
+        return;
+    }
+    h->killed = 1;
+    h->budget_left = 0;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "instruction budget of %llu exceeded by %s", (unsigned long long)h->lim.max_instructions, what);
+}
+
+static lua_Unsigned sat_mul(lua_Unsigned a, lua_Unsigned b)
+{
+    return a && b > (lua_Unsigned)-1 / a ? (lua_Unsigned)-1 : a * b;
+}
+
+/* Worst-case steps of a Lua pattern over a subject: every repetition
+ * (* + - ?) can backtrack over the whole subject, and an unanchored search
+ * restarts at every position: (len + 1) ^ (repetitions + 1). */
+static lua_Unsigned pattern_cost(const char *p, size_t pl, size_t sl)
+{
+    int reps = 0, anchored = pl > 0 && p[0] == '^';
+    for (size_t i = anchored; i < pl; i++) {
+        char ch = p[i];
+        if (ch == '%') {
+            i++;
+            if (i < pl && p[i] == 'b') i += 2;
+            continue;
+        }
+        if (ch == '[') {
+            i++;
+            if (i < pl && p[i] == '^') i++;
+            do {
+                if (i < pl && p[i] == '%') i++;
+                i++;
+            } while (i < pl && p[i] != ']');
+            continue;
+        }
+        if (i > 0 && (ch == '*' || ch == '+' || ch == '-' || ch == '?')) reps++;
+    }
+    lua_Unsigned cost = 1, base = (lua_Unsigned)sl + 1;
+    for (int k = 0; k < reps + !anchored && cost != (lua_Unsigned)-1; k++) cost = sat_mul(cost, base);
+    return sat_mul(cost, 1 + pl / 16);
+}
+
+static int charged(lua_State *L)
+{
+    int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
+    lua_Unsigned cost = 1;
+    const char *what = "a library call";
+    switch (kind) {
+    case COST_PATTERN: {
+        size_t sl = 0, pl = 0;
+        if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) lua_tolstring(L, 1, &sl);
+        const char *p = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &pl) : "";
+        cost = pattern_cost(p, pl, sl);
+        what = "a string pattern that can backtrack too much over this string (simplify the pattern)";
+        break;
+    }
+    case COST_MOVE: { /* table.move(a1, f, e, t [,a2]) */
+        lua_Integer f = luaL_optinteger(L, 2, 1), e = luaL_optinteger(L, 3, 0);
+        cost = e >= f ? (lua_Unsigned)e - (lua_Unsigned)f + 1 : 1;
+        what = "table.move over that many elements";
+        break;
+    }
+    case COST_SHIFT: /* table.insert / table.remove shift the list */
+    case COST_SORT:
+    case COST_LEN: { /* table.concat / table.unpack walk it */
+        lua_Unsigned n = lua_type(L, 1) == LUA_TTABLE ? lua_rawlen(L, 1) : 1;
+        if (kind == COST_LEN && lua_gettop(L) >= 3 && lua_isinteger(L, 3)) {
+            lua_Integer i = luaL_optinteger(L, 2, 1), j = lua_tointeger(L, 3);
+            n = j >= i ? (lua_Unsigned)j - (lua_Unsigned)i + 1 : 1;
+        }
+        cost = n + 1;
+        if (kind == COST_SORT) {
+            lua_Unsigned lg = 1;
+            while ((1ull << lg) < n && lg < 63) lg++;
+            cost = sat_mul(n + 1, lg);
+        }
+        break;
+    }
+    }
+    charge(L, cost, what);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void wrap_costly(lua_State *L, const char *lib)
+{
+    static const struct { const char *lib, *fn; int kind; } costly[] = {
+        {LUA_STRLIBNAME, "find", COST_PATTERN}, {LUA_STRLIBNAME, "match", COST_PATTERN},
+        {LUA_STRLIBNAME, "gmatch", COST_PATTERN}, {LUA_STRLIBNAME, "gsub", COST_PATTERN},
+        {LUA_TABLIBNAME, "move", COST_MOVE}, {LUA_TABLIBNAME, "insert", COST_SHIFT},
+        {LUA_TABLIBNAME, "remove", COST_SHIFT}, {LUA_TABLIBNAME, "sort", COST_SORT},
+        {LUA_TABLIBNAME, "concat", COST_LEN}, {LUA_TABLIBNAME, "unpack", COST_LEN},
+    };
+    for (size_t i = 0; i < sizeof costly / sizeof *costly; i++) {
+        if (strcmp(costly[i].lib, lib) != 0) continue;
+        lua_getfield(L, -1, costly[i].fn);
+        lua_pushinteger(L, costly[i].kind);
+        lua_pushcclosure(L, charged, 2);
+        lua_setfield(L, -2, costly[i].fn);
+    }
+}
+
 static void copy_lib(lua_State *L, const char *name, lua_CFunction open, const char *const *drop)
 {
     luaL_requiref(L, name, open, 0);   /* the real library table */
@@ -612,6 +716,8 @@ static void copy_lib(lua_State *L, const char *name, lua_CFunction open, const c
         lua_pushnil(L);
         lua_setfield(L, -2, *drop);
     }
+    /* in the real table too: ("x"):find(p) reaches it through the string metatable */
+    wrap_costly(L, name);
     lua_newtable(L);                   /* a copy for the rules */
     lua_pushnil(L);
     while (lua_next(L, -3)) {
@@ -849,10 +955,46 @@ static int push_member(lhost *h, const char *module, const char *name)
         lua_pop(L, 2);
         return LUA_TNONE;
     }
-    int t = lua_getfield(L, -1, name);
+    /* raw: C never runs a rule's metamethods outside a protected call */
+    lua_pushstring(L, name);
+    int t = lua_rawget(L, -2);
     lua_replace(L, -3);
     lua_pop(L, 1);
     return t;
+}
+
+/* t[key] for tables the rules wrote (examples): raw, through read-only
+ * proxies, so no metamethod of a rule ever runs outside a protected call. */
+static int raw_field(lua_State *L, int t, const char *key)
+{
+    t = lua_absindex(L, t);
+    if (lua_type(L, t) != LUA_TTABLE) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    int proxied = lh_unproxy(L, t);
+    lua_pushstring(L, key);
+    int type = lua_rawget(L, proxied ? -2 : t);
+    if (proxied) lua_remove(L, -2);
+    return type;
+}
+
+static int raw_index(lua_State *L, int t, lua_Integer i)
+{
+    t = lua_absindex(L, t);
+    int proxied = lh_unproxy(L, t);
+    int type = lua_rawgeti(L, proxied ? -1 : t, i);
+    if (proxied) lua_remove(L, -2);
+    return type;
+}
+
+static lua_Unsigned raw_len(lua_State *L, int t)
+{
+    t = lua_absindex(L, t);
+    int proxied = lh_unproxy(L, t);
+    lua_Unsigned n = lua_rawlen(L, proxied ? -1 : t);
+    if (proxied) lua_pop(L, 1);
+    return n;
 }
 
 int lhost_has(lhost *h, const char *module, const char *fn)
@@ -953,7 +1095,7 @@ int lhost_module_functions(lhost *h, const char *module, buf *out)
 static void example_text(lua_State *L, int ex, const char *key, char *out, size_t n)
 {
     out[0] = '\0';
-    if (lua_getfield(L, ex, key) == LUA_TSTRING) snprintf(out, n, "%s", lua_tostring(L, -1));
+    if (raw_field(L, ex, key) == LUA_TSTRING) snprintf(out, n, "%s", lua_tostring(L, -1));
     lua_pop(L, 1);
 }
 
@@ -1005,7 +1147,7 @@ static int run_example(lhost *h, const char *module, int ex, example_result *r, 
     const jv *args[8];
     int nargs = 0;
     jv *conv;
-    if (lua_getfield(L, ex, "args") == LUA_TTABLE) {
+    if (raw_field(L, ex, "args") == LUA_TTABLE) {
         if (lv_to_jv(L, -1, a, "args", &conv, &e) || conv->kind != JV_ARR || conv->u.arr.n > 8) {
             lua_pop(L, 1);
             snprintf(r->detail, sizeof r->detail, "example 'args' must be a list of at most 8 values%s%s",
@@ -1015,7 +1157,7 @@ static int run_example(lhost *h, const char *module, int ex, example_result *r, 
         for (size_t i = 0; i < conv->u.arr.n; i++) args[nargs++] = conv->u.arr.items[i];
     }
     lua_pop(L, 1);
-    if (nargs == 0 && lua_getfield(L, ex, "input") != LUA_TNIL) {
+    if (nargs == 0 && raw_field(L, ex, "input") != LUA_TNIL) {
         if (lv_to_jv(L, -1, a, "input", &conv, &e)) {
             lua_pop(L, 1);
             snprintf(r->detail, sizeof r->detail, "example 'input': %s", e.msg);
@@ -1030,7 +1172,7 @@ static int run_example(lhost *h, const char *module, int ex, example_result *r, 
     example_text(L, ex, "expect_error", want_err, sizeof want_err);
     jv *expect = NULL;
     if (!want_err[0]) {
-        int t = lua_getfield(L, ex, "expect");
+        int t = raw_field(L, ex, "expect");
         int rc = lv_to_jv(L, -1, a, "expect", &expect, &e);
         lua_pop(L, 1);
         if (rc) {
@@ -1094,13 +1236,13 @@ int lhost_run_examples(lhost *h, const char *module, lhost_example_cb cb, void *
             return err_set(e, ERR_RULE, "%s: 'examples' must be a list of examples", name);
         }
         int list = lua_gettop(L);
-        lua_Integer n = luaL_len(L, list);
+        lua_Integer n = (lua_Integer)raw_len(L, list);
         for (lua_Integer i = 1; i <= n; i++) {
             example_result r;
             memset(&r, 0, sizeof r);
             r.module = name;
             r.index = (int)i;
-            if (lua_geti(L, list, i) != LUA_TTABLE) {
+            if (raw_index(L, list, i) != LUA_TTABLE) {
                 snprintf(r.detail, sizeof r.detail, "example %lld is not a table", (long long)i);
             } else {
                 run_example(h, name, lua_gettop(L), &r, &a);

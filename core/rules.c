@@ -520,3 +520,19 @@ int rules_stored(db *d, const char *version, rules_snapshot **out, err *e)
     }
     return rc;
 }
+
+void rules_write_files(jw *w, const rules_snapshot *s)
+{
+    jw_obj_open(w);
+    jw_kv_str(w, "version", s->version);
+    jw_key(w, "files");
+    jw_arr_open(w);
+    for (size_t i = 0; i < s->nfiles; i++) {
+        jw_obj_open(w);
+        jw_kv_str(w, "path", s->files[i].path);
+        jw_kv_int(w, "bytes", (int64_t)s->files[i].len);
+        jw_obj_close(w);
+    }
+    jw_arr_close(w);
+    jw_obj_close(w);
+}

@@ -83,6 +83,9 @@ void rules_live_clear(void);
 int rules_reload(const char *dir, rule_error *detail, err *e);
 void rules_count_reload(int ok);
 
+/* Writes {"version", "files": [{"path", "bytes"}]} (API and CLI share it). */
+void rules_write_files(jw *w, const rules_snapshot *s);
+
 /* ---- stored versions ---- */
 /* Records the snapshot's files (if new) and a load event. */
 int rules_store(db *d, const rules_snapshot *s, const char *by, const char *source, err *e);

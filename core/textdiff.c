@@ -58,6 +58,7 @@ typedef struct change {
 static int split_lines(const char *text, size_t len, file *f)
 {
     long n = 0;
+    if (!text) text = ""; /* NULL + 0 is undefined behaviour */
     const char *p = text, *end = text + len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));

@@ -21,11 +21,14 @@ addr=$(grep '"event":"ready"' "$tmp/var/log" | sed 's/.*"listen":"\([^"]*\)".*/\
 echo "== healthz: wrk -t2 -c50 -d${secs}s --latency http://$addr/healthz"
 wrk -t2 -c50 -d"${secs}s" --latency "http://$addr/healthz" | grep -E 'Requests/sec|Latency|50%|99%|Non-2xx|Socket errors'
 
-echo "== reload every 100 ms under the same load"
-( end=$((SECONDS + secs)); n=0; while [ $SECONDS -lt $end ]; do kill -HUP $pid; n=$((n + 1)); sleep 0.1; done; echo "   $n reloads sent" ) &
+echo "== reload every 100 ms under the same load (each reload swaps in a changed rule set)"
+( end=$((SECONDS + secs)); n=0; while [ $SECONDS -lt $end ]; do
+      printf 'return { n = %d }\n' "$n" > "$tmp/rules/zz_bench.lua"
+      kill -HUP $pid; n=$((n + 1)); sleep 0.1
+  done; echo "   $n reloads sent" ) &
 wrk -t2 -c50 -d"${secs}s" --latency "http://$addr/healthz" | grep -E 'Requests/sec|99%|Non-2xx|Socket errors|requests in' || true
 wait %2 2>/dev/null || true
-echo "   reloads done: $(grep -c '"event":"rules_reloaded"' "$tmp/var/log"), failed: $(grep -c '"event":"rules_reload_failed"' "$tmp/var/log")"
+echo "   reloads done: $(grep -c '"event":"rules_reloaded"' "$tmp/var/log") ($(grep '"event":"rules_reloaded"' "$tmp/var/log" | grep -c '"changed":1') swapped a new version), failed: $(grep -c '"event":"rules_reload_failed"' "$tmp/var/log")"
 echo "   non-200 responses in the access log: $(grep '"event":"http"' "$tmp/var/log" | grep -vc '"status":200' || true)"
 kill -TERM $pid; wait $pid || true
 

@@ -1,0 +1,5 @@
+local M = {}
+function M.f(ctx)
+  return ctx.price +
+end
+return M
