@@ -11,7 +11,7 @@
 
 #include "cron.h"
 #include "log.h"
-#include "sched.h"
+#include "scheduler.h"
 
 enum { T_STR, T_INT, T_BOOL };
 
@@ -39,6 +39,11 @@ static const key keys[] = {
     {"http.max_body_kb", T_INT, S(http_max_body_kb), 1, 65536, "largest request body, KiB"},
     {"http.timeout_s", T_INT, S(http_timeout_s), 1, 3600, "idle connection timeout, seconds"},
     {"http.shutdown_s", T_INT, S(http_shutdown_s), 1, 60, "longest wait for requests in flight at shutdown"},
+    {"keys.file", T_STR, S(keys_file), 0, 0, "key file for encryption at rest (default: next to the database, mode 0600)"},
+    {"auth.session_idle_min", T_INT, S(session_idle_min), 1, 1440, "a console session ends after this many idle minutes"},
+    {"auth.session_max_hours", T_INT, S(session_max_hours), 1, 720, "and after this many hours in any case"},
+    {"tls.cert", T_STR, S(tls_cert), 0, 0, "PEM certificate chain: serve HTTPS instead of HTTP"},
+    {"tls.key", T_STR, S(tls_key), 0, 0, "PEM private key of tls.cert"},
     {"backup.dir", T_STR, S(backup_dir), 0, 0, "where the backup job writes (default: var/backups)"},
     {"backup.keep", T_INT, S(backup_keep), 1, 1000, "scheduled backups to keep"},
 };
@@ -57,6 +62,8 @@ void cfg_defaults(cfg *c)
     c->http_timeout_s = 60;
     c->http_shutdown_s = 5;
     c->backup_keep = 7;
+    c->session_idle_min = 30;
+    c->session_max_hours = 12;
 }
 
 static int set_job(cfg *c, const char *job, const char *value, const char *origin, err *e)
@@ -259,6 +266,10 @@ int cfg_finish(cfg *c, err *e)
     else snprintf(c->var_dir, sizeof c->var_dir, ".");
     if (!c->socket[0]) snprintf(c->socket, sizeof c->socket, "%s/bandbill.sock", c->var_dir);
     if (!c->backup_dir[0]) snprintf(c->backup_dir, sizeof c->backup_dir, "%s/backups", c->var_dir);
+    if (!c->keys_file[0]) snprintf(c->keys_file, sizeof c->keys_file, "%s/bandbill.key", c->var_dir);
+    if (!c->tls_cert[0] != !c->tls_key[0])
+        return err_field(e, ERR_INVALID, "invalid_config", c->tls_cert[0] ? "tls.key" : "tls.cert",
+                         "tls.cert and tls.key go together: give both or neither");
     return 0;
 }
 

@@ -38,6 +38,11 @@ typedef struct cfg {
     int64_t http_max_body_kb;
     int64_t http_timeout_s;
     int64_t http_shutdown_s;
+    char keys_file[CFG_PATH];    /* the vault's key file (default: next to the database) */
+    int64_t session_idle_min;
+    int64_t session_max_hours;
+    char tls_cert[CFG_PATH];
+    char tls_key[CFG_PATH];
     char backup_dir[CFG_PATH];
     int64_t backup_keep;
     cfg_job jobs[CFG_MAX_JOBS];  /* schedules set in config; others use defaults */

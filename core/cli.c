@@ -48,6 +48,28 @@ static const cli_opt opts_backup[] = {
     {NULL, 0, NULL, NULL},
 };
 
+static const cli_opt opts_user_add[] = {
+    {"role", 1, "ROLE", "the role (see bandbill user roles)"},
+    {"display-name", 1, "NAME", "the name shown in the console"},
+    {"email", 1, "ADDRESS", "e-mail (stored encrypted)"},
+    {"phone", 1, "NUMBER", "phone (stored encrypted)"},
+    {"password-stdin", 0, NULL, "read the password from standard input (else one is generated and shown once)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_password[] = {
+    {"password-stdin", 0, NULL, "read the password from standard input (else one is generated and shown once)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_audit_export[] = {
+    {"from", 1, "DATE", "first day (YYYY-MM-DD, UTC) or instant to include"},
+    {"to", 1, "DATE", "the day (or instant) to stop before"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_keys_rotate[] = {
+    {"resume", 0, NULL, "finish an interrupted rotation without adding another key"},
+    {NULL, 0, NULL, NULL},
+};
+
 static const command commands[] = {
     {"init", cmd_init, "", 0, 0, NULL, "create the database (and its folder) and apply the schema",
      "Creates the SQLite database named by --db (default ./var/bandbill.db) with its folder (mode 0700)\n"
@@ -85,6 +107,22 @@ static const command commands[] = {
      "A and B are stored versions (a prefix of 8+ hex digits) or rules folders."},
     {"rules call", cmd_rules_call, "MODULE.FUNCTION", 1, 1, opts_rules_call, "call one rule function with JSON input",
      "Example: bandbill rules call tariffs.monthly --input '{\"price\":12900,\"period\":{...}}'"},
+    {"user add", cmd_user_add, "NAME", 1, 1, opts_user_add, "create a staff account",
+     "Passwords need 10+ characters with three of lower case, upper case, digits and symbols (or 16+ of anything)."},
+    {"user disable", cmd_user_disable, "NAME", 1, 1, NULL, "disable a staff account (ends its sessions)", NULL},
+    {"user enable", cmd_user_enable, "NAME", 1, 1, NULL, "enable a disabled staff account", NULL},
+    {"user passwd", cmd_user_passwd, "NAME", 1, 1, opts_password, "set a new password (ends the user's sessions)", NULL},
+    {"user unlock", cmd_user_unlock, "NAME", 1, 1, NULL, "lift a lockout after failed logins", NULL},
+    {"user list", cmd_user_list, "", 0, 0, NULL, "list staff accounts", NULL},
+    {"user roles", cmd_user_roles, "", 0, 0, NULL, "list roles and their permissions", NULL},
+    {"audit verify", cmd_audit_verify, "", 0, 0, NULL, "check the audit trail's chain; names the first broken record", NULL},
+    {"audit export", cmd_audit_export, "", 0, 0, opts_audit_export, "write audit records as JSON lines (for a regulator)",
+     "Each line carries its hash and the previous record's hash, so the chain can be checked from the export."},
+    {"keys status", cmd_keys_status, "", 0, 0, NULL, "the key file, the current key, and how many values each key holds", NULL},
+    {"keys rotate", cmd_keys_rotate, "", 0, 0, opts_keys_rotate, "add a new key and re-encrypt every value under it",
+     "Safe to stop at any point: `keys rotate --resume` finishes the work. Old keys stay in the key file\n"
+     "until `keys prune` removes the ones no value uses."},
+    {"keys prune", cmd_keys_prune, "", 0, 0, NULL, "remove keys that no stored value uses any more", NULL},
     {"config", cmd_config, "", 0, 0, NULL, "print the effective configuration", NULL},
     {"version", cmd_version, "", 0, 0, NULL, "print the version of bandbill and its libraries", NULL},
 };

@@ -49,6 +49,13 @@ const char *cli_opt_value(const cli *c, const char *name);
 int cli_open_db(cli *c, db **out, err *e);
 /* Who runs the command, for records: "cli:USER". */
 void cli_actor(char *out, size_t n);
+struct vault;
+struct audit_event;
+/* Opens the configured key file. */
+int cli_open_vault(cli *c, struct vault **out, err *e);
+/* Records a change made from the command line in the audit trail (inside
+ * the caller's transaction), as the local user. */
+int cli_audit(cli *c, db *d, const struct vault *v, const struct audit_event *ev, err *e);
 /* Prints a finished jw document to stdout with a newline and frees it. */
 int cli_print_json(jw *w, err *e);
 
@@ -73,5 +80,17 @@ int cmd_rules_reload(cli *c, err *e);
 int cmd_rules_show(cli *c, err *e);
 int cmd_rules_diff(cli *c, err *e);
 int cmd_rules_call(cli *c, err *e);
+int cmd_user_add(cli *c, err *e);
+int cmd_user_disable(cli *c, err *e);
+int cmd_user_enable(cli *c, err *e);
+int cmd_user_passwd(cli *c, err *e);
+int cmd_user_unlock(cli *c, err *e);
+int cmd_user_list(cli *c, err *e);
+int cmd_user_roles(cli *c, err *e);
+int cmd_audit_verify(cli *c, err *e);
+int cmd_audit_export(cli *c, err *e);
+int cmd_keys_status(cli *c, err *e);
+int cmd_keys_rotate(cli *c, err *e);
+int cmd_keys_prune(cli *c, err *e);
 
 #endif

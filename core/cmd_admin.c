@@ -10,7 +10,9 @@
 #include <unistd.h>
 #include <yajl/yajl_version.h>
 
+#include "audit.h"
 #include "auth.h"
+#include "vault.h"
 #include "lua_host.h"
 #include "backup.h"
 #include "cli.h"
@@ -43,6 +45,13 @@ int cmd_init(cli *c, err *e)
     rc = migrate_apply(d, &applied, e);
     db_close(d);
     if (rc) return rc;
+    /* the key file: created once, never overwritten */
+    struct stat st;
+    int new_keys = 0;
+    if (stat(c->cfg.keys_file, &st) != 0) {
+        if ((rc = vault_create_file(c->cfg.keys_file, e))) return rc;
+        new_keys = 1;
+    }
     if (c->json) {
         jw w;
         jw_init(&w, 0);
@@ -50,10 +59,14 @@ int cmd_init(cli *c, err *e)
         jw_kv_str(&w, "db", c->cfg.db);
         jw_kv_int(&w, "schema", migrate_latest());
         jw_kv_int(&w, "applied", applied);
+        jw_kv_str(&w, "keys_file", c->cfg.keys_file);
+        jw_kv_bool(&w, "keys_created", new_keys);
         jw_obj_close(&w);
         return cli_print_json(&w, e);
     }
     printf("initialised %s (schema %d, %d migration%s applied)\n", c->cfg.db, migrate_latest(), applied, applied == 1 ? "" : "s");
+    if (new_keys)
+        printf("created the key file %s (mode 0600): keep it apart from the database and its backups\n", c->cfg.keys_file);
     return 0;
 }
 
@@ -179,7 +192,21 @@ int cmd_token_create(cli *c, err *e)
     if (rc) return rc;
     char token[AUTH_TOKEN_LEN], actor[96];
     cli_actor(actor, sizeof actor);
-    rc = auth_token_create(d, name, role, actor, token, e);
+    vault *v = NULL;
+    rc = cli_open_vault(c, &v, e);
+    if (!rc) rc = db_begin(d, e);
+    if (!rc) rc = auth_token_create(d, name, role, actor, token, e);
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *after = jv_obj(&a);
+    jv_obj_set_str(&a, after, "name", name);
+    jv_obj_set_str(&a, after, "role", role);
+    audit_event ev = {.action = "token.create", .object_type = "token", .object_id = name, .after = after};
+    if (!rc) rc = cli_audit(c, d, v, &ev, e);
+    if (!rc) rc = db_commit(d, e);
+    if (rc && db_in_tx(d)) db_rollback(d);
+    jv_arena_free(&a);
+    vault_close(v);
     db_close(d);
     if (rc) return rc;
     if (c->json) {
@@ -244,9 +271,17 @@ int cmd_token_list(cli *c, err *e)
 int cmd_token_revoke(cli *c, err *e)
 {
     db *d;
+    vault *v = NULL;
     int rc = cli_open_db(c, &d, e);
     if (rc) return rc;
-    rc = auth_token_revoke(d, c->argv[0], e);
+    rc = cli_open_vault(c, &v, e);
+    if (!rc) rc = db_begin(d, e);
+    if (!rc) rc = auth_token_revoke(d, c->argv[0], e);
+    audit_event ev = {.action = "token.revoke", .object_type = "token", .object_id = c->argv[0]};
+    if (!rc) rc = cli_audit(c, d, v, &ev, e);
+    if (!rc) rc = db_commit(d, e);
+    if (rc && db_in_tx(d)) db_rollback(d);
+    vault_close(v);
     db_close(d);
     if (rc) return rc;
     if (!c->json) printf("token %s revoked\n", c->argv[0]);

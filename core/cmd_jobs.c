@@ -4,7 +4,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "sched.h"
+#include "scheduler.h"
 
 static void local_time(time_t t, char *out, size_t n)
 {

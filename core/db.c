@@ -210,6 +210,23 @@ db_stmt *db_prepare(db *d, const char *sql, err *e)
 
 #define ST(s) ((sqlite3_stmt *)(s))
 
+db_stmt *db_prepare_once(db *d, const char *sql, err *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(d->h, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        map_rc(d, rc, e, "prepare");
+        err_prefix(e, "%.80s", sql);
+        return NULL;
+    }
+    return (db_stmt *)st;
+}
+
+void db_finalize(db_stmt *s)
+{
+    if (s) sqlite3_finalize(ST(s));
+}
+
 int db_bind_int(db_stmt *s, int i, int64_t v) { return sqlite3_bind_int64(ST(s), i, v) == SQLITE_OK ? 0 : ERR_DB; }
 int db_bind_null(db_stmt *s, int i) { return sqlite3_bind_null(ST(s), i) == SQLITE_OK ? 0 : ERR_DB; }
 

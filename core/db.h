@@ -40,6 +40,11 @@ int db_exec_script(db *d, const char *sql, err *e);
 /* Returns the cached statement for this SQL literal, reset and unbound, or
  * NULL with e set. */
 db_stmt *db_prepare(db *d, const char *sql, err *e);
+/* For SQL assembled from program constants (table and column names of a
+ * registry, never user text): prepared without the cache, freed with
+ * db_finalize. */
+db_stmt *db_prepare_once(db *d, const char *sql, err *e);
+void db_finalize(db_stmt *s);
 int db_bind_int(db_stmt *s, int i, int64_t v);
 int db_bind_text(db_stmt *s, int i, const char *v);   /* NULL binds NULL */
 int db_bind_textn(db_stmt *s, int i, const char *v, size_t n);

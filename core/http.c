@@ -18,7 +18,10 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "privacy.h"
 #include "server.h"
+#include "session.h"
+#include "vault.h"
 
 struct http_req {
     server *srv;
@@ -38,6 +41,8 @@ struct http_req {
     int status;
     size_t bytes;
     int replied;
+    int audited;            /* the handler wrote its own audit record */
+    char source[64];
     http_req *next_free;
 };
 
@@ -113,9 +118,26 @@ const char *http_query(http_req *q, const char *name)
 const jv *http_body(const http_req *q) { return q->body; }
 jv_arena *http_arena(http_req *q) { return &q->arena; }
 const principal *http_who(const http_req *q) { return &q->who; }
+void http_set_who(http_req *q, const principal *p) { q->who = *p; }
 const char *http_rid(const http_req *q) { return q->rid; }
 const char *http_method(const http_req *q) { return q->method; }
 server *http_server(const http_req *q) { return q->srv; }
+
+const char *http_source(http_req *q)
+{
+    if (!q->source[0]) {
+        if (q->who.kind == PRINCIPAL_LOCAL) {
+            snprintf(q->source, sizeof q->source, "local");
+        } else {
+            char *addr = NULL;
+            ev_uint16_t port = 0;
+            struct evhttp_connection *c = evhttp_request_get_connection(q->r);
+            if (c) evhttp_connection_get_peer(c, &addr, &port);
+            snprintf(q->source, sizeof q->source, "%s", addr ? addr : "?");
+        }
+    }
+    return q->source;
+}
 
 void http_add_header(http_req *q, const char *key, const char *value)
 {
@@ -167,6 +189,51 @@ static void count_request(const route *rt, const char *method, int status, int64
     metric_inc(m);
 }
 
+/* ------------------------------------------------------------------ audit */
+
+void http_audit_who(http_req *q, audit_who *who, char *actor, size_t n)
+{
+    auth_label(&q->who, actor, n);
+    who->actor = actor;
+    who->role = q->who.role[0] ? q->who.role : "anonymous";
+    who->source = http_source(q);
+    who->request_id = q->rid;
+}
+
+int http_audit(http_req *q, const audit_event *ev, err *e)
+{
+    vault *v = server_vault(q->srv);
+    if (!v) return err_set(e, ERR_INTERNAL, "no key file: the audit trail cannot be written");
+    char actor[96];
+    audit_who who;
+    http_audit_who(q, &who, actor, sizeof actor);
+    int rc = audit_append(server_db(q->srv), vault_audit_key(v), &who, ev, e);
+    if (!rc) q->audited = 1;
+    return rc;
+}
+
+/* An audit record in a transaction of its own, for events the HTTP layer
+ * itself sees (denials, clear views, changes a handler did not record). */
+void http_audit_now(http_req *q, const audit_event *ev)
+{
+    db *d = server_db(q->srv);
+    err e;
+    int rc = db_begin(d, &e);
+    if (!rc) rc = http_audit(q, ev, &e);
+    if (!rc) rc = db_commit(d, &e);
+    if (rc) {
+        if (db_in_tx(d)) db_rollback(d);
+        log_msg(LOG_ERROR, "audit_failed", "%s %s: %s", q->method, q->path, e.msg);
+    }
+}
+
+static int state_changing(const http_req *q)
+{
+    return q->route && !(q->route->flags & ROUTE_READS) &&
+           (!strcmp(q->method, "POST") || !strcmp(q->method, "PUT") || !strcmp(q->method, "PATCH") ||
+            !strcmp(q->method, "DELETE"));
+}
+
 /* ---------------------------------------------------------------- replies */
 
 static void finish(http_req *q)
@@ -196,6 +263,16 @@ static void reply_send(http_req *q, int status, const char *ctype, const char *b
 {
     if (q->replied) return;
     q->replied = 1;
+    /* every change that succeeded leaves a trace, even if its handler forgot */
+    if (status < 400 && state_changing(q) && !q->audited) {
+        log_msg(LOG_WARN, "audit_generic", "%s %s changed state without an audit record of its own", q->method, q->route->pattern);
+        jv_arena *a = &q->arena;
+        jv *params = jv_obj(a);
+        for (int i = 0; params && i < q->m.nparams; i++)
+            jv_obj_setn(a, params, q->m.params[i].name, q->m.params[i].name_len, jv_str(a, q->pvals[i] ? q->pvals[i] : ""));
+        audit_event ev = {.action = q->route->perm, .object_type = "route", .object_id = q->route->pattern, .detail = params};
+        http_audit_now(q, &ev);
+    }
     q->status = status;
     q->bytes = n;
     struct evkeyvalq *h = evhttp_request_get_output_headers(q->r);
@@ -291,6 +368,92 @@ void http_reply_errf(http_req *q, int status, const char *code, const char *fiel
     http_reply_error(q, status, &e);
 }
 
+/* Filters a resource for the caller's role; records clear views. */
+static int filter_resource(http_req *q, const char *resource, jv *obj, buf *clear_ids, buf *clear_fields)
+{
+    err e;
+    buf clear = {0};
+    int rc = privacy_filter(server_db(q->srv), &q->arena, q->who.role[0] ? q->who.role : "anonymous", resource, obj,
+                            &clear, &e);
+    if (!rc && clear.len) {
+        const jv *id = jv_get(obj, "id");
+        if (clear_ids->len) buf_putc(clear_ids, ',');
+        if (id && id->kind == JV_STR) buf_append(clear_ids, id->u.str.s, id->u.str.len);
+        else if (id && id->kind == JV_INT) buf_printf(clear_ids, "%lld", (long long)id->u.i);
+        /* the union of fields seen */
+        for (char *f = clear.data, *next; f && *f; f = next) {
+            next = strchr(f, ',');
+            size_t fl = next ? (size_t)(next - f) : strlen(f);
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)fl, f);
+            if (!strstr(buf_cstr(clear_fields), name)) {
+                if (clear_fields->len) buf_putc(clear_fields, ',');
+                buf_puts(clear_fields, name);
+            }
+            next = next ? next + 1 : NULL;
+        }
+    }
+    buf_free(&clear);
+    return rc;
+}
+
+static void record_views(http_req *q, const char *resource, buf *ids, buf *fields)
+{
+    if (!fields->len) return;
+    jv_arena *a = &q->arena;
+    jv *detail = jv_obj(a);
+    jv_obj_set_str(a, detail, "fields", buf_cstr(fields));
+    jv_obj_set_str(a, detail, "ids", buf_cstr(ids));
+    audit_event ev = {.action = "field.view", .object_type = resource, .object_id = ids->len < 200 ? buf_cstr(ids) : NULL,
+                      .detail = detail};
+    http_audit_now(q, &ev);
+}
+
+void http_reply_resource(http_req *q, int status, const char *resource, jv *obj)
+{
+    buf ids = {0}, fields = {0};
+    if (filter_resource(q, resource, obj, &ids, &fields)) {
+        buf_free(&ids);
+        buf_free(&fields);
+        http_reply_errf(q, 500, "internal", "", "out of memory");
+        return;
+    }
+    record_views(q, resource, &ids, &fields);
+    buf_free(&ids);
+    buf_free(&fields);
+    jw w;
+    jw_init(&w, 0);
+    jw_jv(&w, obj);
+    http_reply_json(q, status, &w);
+}
+
+void http_reply_resources(http_req *q, const char *resource, jv *list, const char *next_cursor)
+{
+    buf ids = {0}, fields = {0};
+    for (size_t i = 0; list && i < list->u.arr.n; i++)
+        if (filter_resource(q, resource, list->u.arr.items[i], &ids, &fields)) {
+            buf_free(&ids);
+            buf_free(&fields);
+            http_reply_errf(q, 500, "internal", "", "out of memory");
+            return;
+        }
+    record_views(q, resource, &ids, &fields);
+    buf_free(&ids);
+    buf_free(&fields);
+    jw w;
+    jw_init(&w, 0);
+    jw_obj_open(&w);
+    jw_key(&w, "data");
+    if (list) jw_jv(&w, list);
+    else {
+        jw_arr_open(&w);
+        jw_arr_close(&w);
+    }
+    jw_kv_str(&w, "next_cursor", next_cursor);
+    jw_obj_close(&w);
+    http_reply_json(q, 200, &w);
+}
+
 int http_page(http_req *q, int64_t *limit, const char **cursor)
 {
     *limit = 50;
@@ -370,11 +533,51 @@ static int local_peer(http_req *q)
     return 1;
 }
 
+/* The value of cookie `name` in the request, copied into out. */
+static int cookie(http_req *q, const char *name, char *out, size_t n)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(q->r), "Cookie");
+    size_t nl = strlen(name);
+    for (const char *p = h; p && *p;) {
+        while (*p == ' ' || *p == ';') p++;
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nl && !strncmp(p, name, nl) && p[nl] == '=') {
+            snprintf(out, n, "%.*s", (int)(len - nl - 1), p + nl + 1);
+            return 1;
+        }
+        p = end;
+    }
+    return 0;
+}
+
 static int authenticate(http_req *q)
 {
     if (local_peer(q)) return 0;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(q->r), "Authorization");
     err e;
+    char sess[80];
+    if (!h && cookie(q, "bb_session", sess, sizeof sess)) {
+        if (session_lookup(server_db(q->srv), server_cfg(q->srv), sess, &q->who, &e)) {
+            if (e.code != ERR_UNAUTH) {
+                http_reply_error(q, 500, &e);
+                return -1;
+            }
+            http_reply_errf(q, 401, "unauthorized", "Cookie", "%s", e.msg);
+            return -1;
+        }
+        /* a cookie rides along with any request a browser makes: changes
+         * need the token only the console's own page has */
+        if (state_changing(q) && !(q->route->flags & ROUTE_NO_CSRF)) {
+            const char *csrf = evhttp_find_header(evhttp_request_get_input_headers(q->r), "X-CSRF-Token");
+            if (!session_csrf_ok(server_db(q->srv), q->who.session_id, csrf)) {
+                http_reply_errf(q, 403, "csrf_failed", "X-CSRF-Token",
+                                "a change made with a session cookie needs its X-CSRF-Token header");
+                return -1;
+            }
+        }
+        return 0;
+    }
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
         http_add_header(q, "WWW-Authenticate", "Bearer");
         http_reply_errf(q, 401, "unauthorized", "Authorization",
@@ -459,7 +662,17 @@ void http_handle(server *s, struct evhttp_request *r)
     if (strcmp(q->route->perm, PERM_PUBLIC) != 0) {
         if (authenticate(q)) return;
         err e;
-        if (auth_authorize(&q->who, q->route->perm, &e)) {
+        if (auth_authorize(server_db(q->srv), &q->who, q->route->perm, &e)) {
+            if (e.code == ERR_FORBIDDEN) {
+                audit_event ev = {.action = "access.denied", .object_type = "route", .object_id = q->route->pattern};
+                jv *detail = jv_obj(&q->arena);
+                jv_obj_set_str(&q->arena, detail, "permission", q->route->perm);
+                jv_obj_set_str(&q->arena, detail, "method", q->method);
+                ev.detail = detail;
+                http_audit_now(q, &ev);
+                /* the denial itself is not a change: no generic record */
+                q->audited = 1;
+            }
             http_reply_error(q, e.code == ERR_UNAUTH ? 401 : 403, &e);
             return;
         }

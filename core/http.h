@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "err.h"
 #include "json.h"
@@ -27,6 +28,8 @@ const char *http_query(http_req *q, const char *name);        /* decoded query p
 const jv *http_body(const http_req *q);                       /* parsed JSON body or NULL */
 jv_arena *http_arena(http_req *q);                            /* freed with the request */
 const principal *http_who(const http_req *q);
+/* Replaces the request's principal (a login establishes a new one). */
+void http_set_who(http_req *q, const principal *p);
 const char *http_rid(const http_req *q);
 const char *http_method(const http_req *q);
 struct server *http_server(const http_req *q);
@@ -42,6 +45,26 @@ void http_reply_rule_error(http_req *q, int status, const err *e, const rule_err
 void http_reply_errf(http_req *q, int status, const char *code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 void http_add_header(http_req *q, const char *key, const char *value);
+
+/* The client's address (or "local" for the control socket). */
+const char *http_source(http_req *q);
+
+/* Sends a resource (an object of type `resource`, e.g. "customer") after
+ * the caller's field visibility is applied (privacy.h); a view of any
+ * sensitive field in clear is recorded in the audit trail. Every handler
+ * that returns personal data replies through these two. */
+void http_reply_resource(http_req *q, int status, const char *resource, jv *obj);
+/* A page of resources: {"data": [...], "next_cursor": ...}. */
+void http_reply_resources(http_req *q, const char *resource, jv *list, const char *next_cursor);
+
+/* Appends an audit record for this request (who, role, address, request
+ * id) inside the caller's open transaction. A state-changing request that
+ * succeeds without one gets a generic record from the HTTP layer. */
+int http_audit(http_req *q, const audit_event *ev, err *e);
+void http_audit_who(http_req *q, audit_who *who, char *actor, size_t n);
+/* The same in a transaction of its own (for events that change nothing
+ * else: a denial, a view, a login attempt). Failures are logged. */
+void http_audit_now(http_req *q, const audit_event *ev);
 
 /* Pagination of lists: ?limit= (1-500, default 50) and ?cursor=. Replies
  * 400 itself and returns -1 on a bad value. */

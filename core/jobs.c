@@ -3,7 +3,7 @@
 #include <stdio.h>
 
 #include "backup.h"
-#include "sched.h"
+#include "scheduler.h"
 
 static int job_backup(job_ctx *ctx, err *e)
 {

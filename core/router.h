@@ -15,12 +15,19 @@ typedef int (*route_fn)(http_req *req);
 /* Permission of routes anyone may call (health, metrics, payment callbacks). */
 #define PERM_PUBLIC "public"
 
+/* Route flags. */
+enum {
+    ROUTE_READS = 1,        /* a POST that changes nothing (no audit record) */
+    ROUTE_NO_CSRF = 2       /* no CSRF token needed (login itself) */
+};
+
 typedef struct route {
     const char *method;
     const char *pattern;
     route_fn fn;
     const char *perm;       /* a permission name, or PERM_PUBLIC; never NULL */
     const char *summary;
+    int flags;
 } route;
 
 extern const route routes[];

@@ -20,11 +20,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "audit.h"
+#include "bg.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "rules.h"
-#include "sched.h"
+#include "scheduler.h"
+#include "vault.h"
 
 typedef struct waiter {
     http_req *req;
@@ -48,8 +56,12 @@ typedef struct reload_job {
 struct server {
     const cfg *cfg;
     db *db;
+    vault *vault;
+    bg *bg;
+    SSL_CTX *tls;
     struct event_base *base;
     struct evhttp *http;
+    struct evhttp *local_http;   /* the control socket: plain HTTP even when TCP is TLS */
     struct evhttp_bound_socket *tcp, *local;
     struct evconnlistener *local_listener;
     char bound[300];
@@ -75,6 +87,10 @@ struct server {
 };
 
 db *server_db(server *s) { return s->db; }
+vault *server_vault(server *s) { return s->vault; }
+bg *server_bg(server *s) { return s->bg; }
+struct event_base *server_base(server *s) { return s->base; }
+int server_tls(server *s) { return s->tls != NULL; }
 const cfg *server_cfg(server *s) { return s->cfg; }
 int64_t server_started_ms(server *s) { return s->started_ms; }
 int server_draining(server *s) { return s->draining; }
@@ -117,10 +133,45 @@ static void *reload_thread(void *arg)
     return NULL;
 }
 
+/* A reload nobody asked for over HTTP (a signal, the watcher) is recorded
+ * in the audit trail as the system's. */
+static void audit_system_reload(server *s, reload_job *j, const char *previous, int changed)
+{
+    if (!s->vault) return;
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *d = jv_obj(&a);
+    jv_obj_set_str(&a, d, "source", j->source);
+    jv_obj_set_str(&a, d, "previous", previous);
+    jv_obj_set_str(&a, d, "version", j->rc ? previous : j->rs->snap->version);
+    jv_obj_set_bool(&a, d, "changed", changed);
+    if (j->rc) jv_obj_set_str(&a, d, "error", j->e.msg);
+    audit_who who = {.actor = "system", .role = "system", .source = j->source, .request_id = NULL};
+    audit_event ev = {.action = j->rc ? "rules.reload_failed" : "rules.reload", .object_type = "rules", .detail = d};
+    err e;
+    int rc = db_begin(s->db, &e);
+    if (!rc) rc = audit_append(s->db, vault_audit_key(s->vault), &who, &ev, &e);
+    if (!rc) rc = db_commit(s->db, &e);
+    if (rc) {
+        if (db_in_tx(s->db)) db_rollback(s->db);
+        log_msg(LOG_ERROR, "audit_failed", "rules reload: %s", e.msg);
+    }
+    jv_arena_free(&a);
+}
+
 static void reply_reload(reload_job *j, const char *previous, int changed)
 {
+    if (!j->waiters) audit_system_reload(j->s, j, previous, changed);
     for (waiter *w = j->waiters, *n; w; w = n) {
         n = w->next;
+        jv_arena *a = http_arena(w->req);
+        jv *d = jv_obj(a);
+        jv_obj_set_str(a, d, "previous", previous);
+        jv_obj_set_str(a, d, "version", j->rc ? previous : j->rs->snap->version);
+        jv_obj_set_bool(a, d, "changed", changed);
+        if (j->rc) jv_obj_set_str(a, d, "error", j->e.msg);
+        audit_event ev = {.action = j->rc ? "rules.reload_failed" : "rules.reload", .object_type = "rules", .detail = d};
+        http_audit_now(w->req, &ev);
         if (j->rc) {
             http_reply_rule_error(w->req, 422, &j->e, &j->detail);
         } else {
@@ -376,7 +427,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     log_end(l);
     /* stop accepting: new connections are refused from now on */
     if (s->tcp) evhttp_del_accept_socket(s->http, s->tcp);
-    if (s->local) evhttp_del_accept_socket(s->http, s->local);
+    if (s->local) evhttp_del_accept_socket(s->local_http, s->local);
     s->tcp = s->local = NULL;
     pthread_mutex_lock(&s->mu);
     s->stop = 1;
@@ -417,6 +468,31 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 
 /* ------------------------------------------------------------- listeners */
 
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+    server *s = arg;
+    SSL *ssl = SSL_new(s->tls);
+    return ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+}
+
+static int start_tls(server *s, err *e)
+{
+    const cfg *c = s->cfg;
+    if (!c->tls_cert[0]) return 0;
+    s->tls = SSL_CTX_new(TLS_server_method());
+    if (!s->tls) return err_set(e, ERR_NOMEM, "cannot create a TLS context");
+    SSL_CTX_set_min_proto_version(s->tls, TLS1_2_VERSION);
+    SSL_CTX_set_options(s->tls, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(s->tls, c->tls_cert) != 1)
+        return err_field(e, ERR_INVALID, "invalid_config", "tls.cert", "cannot use certificate %s: %s", c->tls_cert,
+                         ERR_reason_error_string(ERR_get_error()));
+    if (SSL_CTX_use_PrivateKey_file(s->tls, c->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(s->tls) != 1)
+        return err_field(e, ERR_INVALID, "invalid_config", "tls.key", "cannot use private key %s: %s", c->tls_key,
+                         ERR_reason_error_string(ERR_get_error()));
+    evhttp_set_bevcb(s->http, tls_bev, s);
+    return 0;
+}
+
 static int bind_local(server *s, err *e)
 {
     const char *path = s->cfg->socket;
@@ -441,7 +517,7 @@ static int bind_local(server *s, err *e)
     umask(old);
     if (!s->local_listener) return err_set(e, ERR_IO, "cannot listen on %s: %s", path, strerror(errno));
     chmod(path, 0600);
-    s->local = evhttp_bind_listener(s->http, s->local_listener);
+    s->local = evhttp_bind_listener(s->local_http, s->local_listener);
     if (!s->local) return err_set(e, ERR_IO, "cannot serve on %s", path);
     return 0;
 }
@@ -492,7 +568,10 @@ static void cleanup(server *s)
         free(s->reload);
     }
     fail_waiters(s->next_waiters, "the server is shutting down");
+    bg_stop(s->bg);
     if (s->http) evhttp_free(s->http);
+    if (s->local_http) evhttp_free(s->local_http);
+    if (s->tls) SSL_CTX_free(s->tls);
     if (s->local_listener) unlink(s->cfg->socket);
     struct event *evs[] = {s->ev_term, s->ev_int, s->ev_hup, s->ev_drain, s->ev_ino, s->ev_debounce};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
@@ -502,6 +581,7 @@ static void cleanup(server *s)
     rules_live_clear();
     if (s->base) event_base_free(s->base);
     db_close(s->db);
+    vault_close(s->vault);
     http_release();
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -520,6 +600,9 @@ int server_run(const cfg *c, err *e)
     if (!rc && evthread_use_pthreads()) rc = err_set(e, ERR_INTERNAL, "libevent has no thread support");
     if (!rc) rc = db_open(c->db, 0, &s->db, e);
     if (!rc) rc = migrate_require_current(s->db, e);
+    /* no key file, no daemon: the audit trail and encrypted data need it */
+    if (!rc && (rc = vault_open(c->keys_file, &s->vault, e)) == ERR_IO)
+        err_prefix(e, "run `bandbill init` to create the key file, or set keys.file");
     if (!rc) {
         lhost_limits lim = {(uint64_t)c->rules_max_instructions, (size_t)c->rules_max_memory_mb << 20};
         rules_set_limits(&lim);
@@ -528,18 +611,22 @@ int server_run(const cfg *c, err *e)
         if (rc) err_prefix(e, "the rules in %s cannot be loaded", c->rules);
     }
     if (!rc && !(s->base = event_base_new())) rc = err_set(e, ERR_NOMEM, "cannot create the event loop");
-    if (!rc && !(s->http = evhttp_new(s->base))) rc = err_set(e, ERR_NOMEM, "cannot create the HTTP server");
-    if (!rc) {
-        evhttp_set_timeout(s->http, (int)c->http_timeout_s);
+    if (!rc && (!(s->http = evhttp_new(s->base)) || !(s->local_http = evhttp_new(s->base))))
+        rc = err_set(e, ERR_NOMEM, "cannot create the HTTP server");
+    if (!rc) rc = bg_start(s->base, 2, &s->bg, e);
+    for (int i = 0; !rc && i < 2; i++) {
+        struct evhttp *h = i ? s->local_http : s->http;
+        evhttp_set_timeout(h, (int)c->http_timeout_s);
         /* evhttp refuses beyond twice our limit on its own; below that we
          * refuse with a JSON body naming the limit */
-        evhttp_set_max_body_size(s->http, (ev_ssize_t)c->http_max_body_kb * 2048);
-        evhttp_set_max_headers_size(s->http, 32 * 1024);
-        evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                                EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
-        evhttp_set_gencb(s->http, on_request, s);
-        rc = bind_tcp(s, e);
+        evhttp_set_max_body_size(h, (ev_ssize_t)c->http_max_body_kb * 2048);
+        evhttp_set_max_headers_size(h, 32 * 1024);
+        evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                          EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+        evhttp_set_gencb(h, on_request, s);
     }
+    if (!rc) rc = start_tls(s, e);
+    if (!rc) rc = bind_tcp(s, e);
     if (!rc) rc = bind_local(s, e);
     if (!rc) {
         /* recorded only once this process owns the listeners: a second
@@ -573,6 +660,7 @@ int server_run(const cfg *c, err *e)
     ruleset *rs = rules_live();
     log_line *l = log_begin(LOG_INFO, "ready");
     log_str(l, "listen", s->bound);
+    log_str(l, "scheme", s->tls ? "https" : "http");
     log_str(l, "socket", c->socket);
     log_str(l, "db", c->db);
     log_strn(l, "rules_version", rs->snap->version, 12);

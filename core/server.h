@@ -21,7 +21,13 @@ typedef struct server server;
 int server_run(const cfg *c, err *e);
 
 /* For handlers. */
+struct vault;
+struct bg;
 db *server_db(server *s);
+struct vault *server_vault(server *s);
+struct bg *server_bg(server *s);
+struct event_base *server_base(server *s);
+int server_tls(server *s);
 const cfg *server_cfg(server *s);
 int64_t server_started_ms(server *s);
 int server_draining(server *s);

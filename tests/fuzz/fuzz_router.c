@@ -13,19 +13,19 @@
 #include "router.h"
 
 static const route synthetic[] = {
-    {"GET", "/a/{p1}/{p2}/{p3}/{p4}/{p5}/{p6}/{p7}/{p8}", NULL, PERM_PUBLIC, ""},
-    {"GET", "/a/{p1}/{p2}/{p3}/{p4}/{p5}/{p6}/{p7}/{p8}/{p9}", NULL, PERM_PUBLIC, ""},
-    {"GET", "/x/{id}", NULL, PERM_PUBLIC, ""},
-    {"POST", "/x/{id}", NULL, PERM_PUBLIC, ""},
-    {"PUT", "/x/{other}", NULL, PERM_PUBLIC, ""},
-    {"DELETE", "/x/{id}", NULL, PERM_PUBLIC, ""},
+    {"GET", "/a/{p1}/{p2}/{p3}/{p4}/{p5}/{p6}/{p7}/{p8}", NULL, PERM_PUBLIC, "", 0},
+    {"GET", "/a/{p1}/{p2}/{p3}/{p4}/{p5}/{p6}/{p7}/{p8}/{p9}", NULL, PERM_PUBLIC, "", 0},
+    {"GET", "/x/{id}", NULL, PERM_PUBLIC, "", 0},
+    {"POST", "/x/{id}", NULL, PERM_PUBLIC, "", 0},
+    {"PUT", "/x/{other}", NULL, PERM_PUBLIC, "", 0},
+    {"DELETE", "/x/{id}", NULL, PERM_PUBLIC, "", 0},
     {"PROPPATCH-LONG-METHOD-NAME", "/x/{id}", NULL, PERM_PUBLIC, ""},
     {"ANOTHER-VERY-LONG-METHOD-NAME", "/x/{id}", NULL, PERM_PUBLIC, ""},
-    {"PATCH", "/x/{id}", NULL, PERM_PUBLIC, ""},
-    {"GET", "/x/fixed", NULL, PERM_PUBLIC, ""},
-    {"GET", "/{}/b", NULL, PERM_PUBLIC, ""},
-    {"GET", "/{a}/{b}/c", NULL, PERM_PUBLIC, ""},
-    {"GET", "/", NULL, PERM_PUBLIC, ""},
+    {"PATCH", "/x/{id}", NULL, PERM_PUBLIC, "", 0},
+    {"GET", "/x/fixed", NULL, PERM_PUBLIC, "", 0},
+    {"GET", "/{}/b", NULL, PERM_PUBLIC, "", 0},
+    {"GET", "/{a}/{b}/c", NULL, PERM_PUBLIC, "", 0},
+    {"GET", "/", NULL, PERM_PUBLIC, "", 0},
 };
 
 static void die(const char *what, const char *method, const char *path)

@@ -19,12 +19,12 @@ static int h_root(http_req *r) { (void)r; return 5; }
 static int h_delete(http_req *r) { (void)r; return 6; }
 
 static const route table[] = {
-    {"GET", "/", h_root, PERM_PUBLIC, "root"},
-    {"GET", "/api/v1/things", h_list, "things.read", "list"},
-    {"POST", "/api/v1/things", h_create, "things.write", "create"},
-    {"GET", "/api/v1/things/{id}", h_one, "things.read", "one"},
-    {"DELETE", "/api/v1/things/{id}", h_delete, "things.write", "delete"},
-    {"GET", "/api/v1/things/{id}/lines/{line}", h_line, "things.read", "line"},
+    {"GET", "/", h_root, PERM_PUBLIC, "root", 0},
+    {"GET", "/api/v1/things", h_list, "things.read", "list", 0},
+    {"POST", "/api/v1/things", h_create, "things.write", "create", 0},
+    {"GET", "/api/v1/things/{id}", h_one, "things.read", "one", 0},
+    {"DELETE", "/api/v1/things/{id}", h_delete, "things.write", "delete", 0},
+    {"GET", "/api/v1/things/{id}/lines/{line}", h_line, "things.read", "line", 0},
 };
 static const size_t ntable = sizeof table / sizeof *table;
 
@@ -188,8 +188,8 @@ static void test_first_matching_row_wins(void **state)
 {
     (void)state;
     static const route t[] = {
-        {"GET", "/a/fixed", h_list, "p", "static first"},
-        {"GET", "/a/{x}", h_one, "p", "param second"},
+        {"GET", "/a/fixed", h_list, "p", "static first", 0},
+        {"GET", "/a/{x}", h_one, "p", "param second", 0},
     };
     route_match m;
     assert_int_equal(router_match(t, 2, "GET", "/a/fixed", &m), 200);
@@ -245,11 +245,18 @@ static void test_every_route_method_is_a_known_verb(void **state)
     }
 }
 
+/* The only /api/v1 routes open without credentials: staff login (payment
+ * callbacks will join). A new public route must be added here on purpose. */
+static int public_by_design(const route *r)
+{
+    return !strcmp(r->method, "POST") && !strcmp(r->pattern, "/api/v1/auth/login");
+}
+
 static void test_every_api_route_needs_a_permission(void **state)
 {
     (void)state;
     for (size_t i = 0; i < routes_count; i++) {
-        if (strncmp(routes[i].pattern, "/api/v1/", 8) != 0) continue;
+        if (strncmp(routes[i].pattern, "/api/v1/", 8) != 0 || public_by_design(&routes[i])) continue;
         if (strcmp(routes[i].perm, PERM_PUBLIC) == 0)
             print_error("route %s %s is public\n", routes[i].method, routes[i].pattern);
         assert_string_not_equal(routes[i].perm, PERM_PUBLIC);

@@ -21,7 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
-#include "sched.h"
+#include "scheduler.h"
 
 /* ------------------------------------------------------------ helpers */
 

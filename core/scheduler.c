@@ -1,5 +1,5 @@
-/* sched.c - job schedules, catch-up, leases and run records. */
-#include "sched.h"
+/* scheduler.c - job schedules, catch-up, leases and run records. */
+#include "scheduler.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-/* sched.h - the scheduler: jobs, their cron schedules, catch-up after
+/* scheduler.h - the scheduler: jobs, their cron schedules, catch-up after
  * downtime, and the record of every run.
  *
  * Jobs are declared by subsystems in the table in jobs.c. A job's schedule
