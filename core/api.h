@@ -43,4 +43,50 @@ int api_roles_delete(http_req *q);
 int api_audit_list(http_req *q);
 int api_audit_verify(http_req *q);
 
+/* api_customers.c */
+int api_customers_list(http_req *q);
+int api_customers_create(http_req *q);
+int api_customers_get(http_req *q);
+int api_customers_update(http_req *q);
+int api_customers_status(http_req *q);
+int api_customers_history(http_req *q);
+int api_customers_verify_send(http_req *q);
+int api_customers_verify_confirm(http_req *q);
+int api_customers_overview(http_req *q);
+
+/* api_accounts.c */
+int api_accounts_list(http_req *q);
+int api_accounts_create(http_req *q);
+int api_accounts_reset(http_req *q);
+int api_accounts_reset_code(http_req *q);
+int api_accounts_reset_with_code(http_req *q);
+int api_devices_list(http_req *q);
+int api_devices_create(http_req *q);
+int api_devices_get(http_req *q);
+int api_devices_install(http_req *q);
+int api_devices_remove(http_req *q);
+int api_devices_swap(http_req *q);
+int api_deposits_list(http_req *q);
+int api_deposits_create(http_req *q);
+int api_deposits_settle(http_req *q);
+
+/* api_catalog.c */
+int api_products_list(http_req *q);
+int api_products_create(http_req *q);
+int api_products_get(http_req *q);
+int api_products_update(http_req *q);
+int api_products_add_version(http_req *q);
+int api_pricing_rules(http_req *q);
+int api_customers_offers(http_req *q);
+
+/* api_subscriptions.c */
+int api_subscriptions_list(http_req *q);
+int api_subscriptions_create(http_req *q);
+int api_subscriptions_get(http_req *q);
+int api_subscriptions_change(http_req *q);
+int api_subscriptions_cancel_change(http_req *q);
+int api_charges_list(http_req *q);
+int api_charges_create(http_req *q);
+int api_charges_cancel(http_req *q);
+
 #endif

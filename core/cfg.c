@@ -39,6 +39,7 @@ static const key keys[] = {
     {"http.max_body_kb", T_INT, S(http_max_body_kb), 1, 65536, "largest request body, KiB"},
     {"http.timeout_s", T_INT, S(http_timeout_s), 1, 3600, "idle connection timeout, seconds"},
     {"http.shutdown_s", T_INT, S(http_shutdown_s), 1, 60, "longest wait for requests in flight at shutdown"},
+    {"customer.code_prefix", T_STR, S(customer_prefix), 0, 0, "customer codes start with it (1-4 capital letters)"},
     {"keys.file", T_STR, S(keys_file), 0, 0, "key file for encryption at rest (default: next to the database, mode 0600)"},
     {"auth.session_idle_min", T_INT, S(session_idle_min), 1, 1440, "a console session ends after this many idle minutes"},
     {"auth.session_max_hours", T_INT, S(session_max_hours), 1, 720, "and after this many hours in any case"},
@@ -63,6 +64,7 @@ void cfg_defaults(cfg *c)
     c->http_shutdown_s = 5;
     c->backup_keep = 7;
     c->session_idle_min = 30;
+    snprintf(c->customer_prefix, sizeof c->customer_prefix, "C");
     c->session_max_hours = 12;
 }
 
@@ -267,6 +269,9 @@ int cfg_finish(cfg *c, err *e)
     if (!c->socket[0]) snprintf(c->socket, sizeof c->socket, "%s/bandbill.sock", c->var_dir);
     if (!c->backup_dir[0]) snprintf(c->backup_dir, sizeof c->backup_dir, "%s/backups", c->var_dir);
     if (!c->keys_file[0]) snprintf(c->keys_file, sizeof c->keys_file, "%s/bandbill.key", c->var_dir);
+    size_t pl = strlen(c->customer_prefix);
+    if (pl < 1 || pl > 4 || strspn(c->customer_prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != pl)
+        return err_field(e, ERR_INVALID, "invalid_config", "customer.code_prefix", "customer.code_prefix is 1-4 capital letters");
     if (!c->tls_cert[0] != !c->tls_key[0])
         return err_field(e, ERR_INVALID, "invalid_config", c->tls_cert[0] ? "tls.key" : "tls.cert",
                          "tls.cert and tls.key go together: give both or neither");

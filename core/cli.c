@@ -70,6 +70,78 @@ static const cli_opt opts_keys_rotate[] = {
     {NULL, 0, NULL, NULL},
 };
 
+static const cli_opt opts_customer[] = {
+    {"type", 1, "TYPE", "residential (default) or business"},
+    {"name", 1, "NAME", "the customer's name"},
+    {"company", 1, "NAME", "company name (business customers)"},
+    {"tax-id", 1, "ID", "unified social credit code (business customers)"},
+    {"id-card", 1, "NUMBER", "resident ID-card number"},
+    {"phone", 1, "NUMBER", "primary mobile"},
+    {"phone2", 1, "NUMBER", "backup phone"},
+    {"email", 1, "ADDRESS", "e-mail"},
+    {"province", 1, "TEXT", "service address: province"},
+    {"city", 1, "TEXT", "city"},
+    {"district", 1, "TEXT", "district"},
+    {"street", 1, "TEXT", "street or town"},
+    {"community", 1, "TEXT", "residential community"},
+    {"building", 1, "TEXT", "building"},
+    {"unit", 1, "TEXT", "unit"},
+    {"floor", 1, "TEXT", "floor"},
+    {"room", 1, "TEXT", "room"},
+    {"tags", 1, "A,B", "tags (replaces the list)"},
+    {"notes", 1, "TEXT", "notes"},
+    {"status", 1, "STATUS", "edit only: prospect, active, overdue, suspended, closed"},
+    {"json-file", 1, "FILE", "the whole customer as JSON (the API's shape)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_customer_find[] = {
+    {"phone", 1, "NUMBER", "primary or backup phone"},
+    {"name", 1, "PREFIX", "name starting with"},
+    {"pppoe", 1, "USERNAME", "PPPoE account"},
+    {"serial", 1, "SERIAL", "ONU serial"},
+    {"community", 1, "TEXT", "residential community"},
+    {"building", 1, "TEXT", "building"},
+    {"status", 1, "STATUS", "status"},
+    {"tag", 1, "TAG", "tag"},
+    {"limit", 1, "N", "at most N results (default 20)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_product_list[] = {
+    {"kind", 1, "KIND", "plan, addon, fee, deposit, promotion"},
+    {"status", 1, "STATUS", "draft, active, retired"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_product_add[] = {
+    {"kind", 1, "KIND", "plan, addon, fee, deposit, promotion"},
+    {"name", 1, "NAME", "the name customers see"},
+    {"price", 1, "YUAN", "price, tax-inclusive (129.00)"},
+    {"price-fen", 1, "FEN", "price in fen (12900)"},
+    {"tax-category", 1, "CATEGORY", "internet, installation, equipment, deposit, ..."},
+    {"rule", 1, "MODULE.FUNCTION", "the pricing rule"},
+    {"params", 1, "JSON", "the rule's parameters"},
+    {"attrs", 1, "JSON", "kind-specific attributes (a plan's bandwidth and period, an add-on's plans)"},
+    {"from", 1, "DATE", "effective from (default today)"},
+    {"status", 1, "STATUS", "draft (default) or active"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_product_price[] = {
+    {"price", 1, "YUAN", "the new price"},
+    {"price-fen", 1, "FEN", "the new price in fen"},
+    {"params", 1, "JSON", "new parameters for the rule"},
+    {"from", 1, "DATE", "effective from"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_subscribe[] = {
+    {"start", 1, "DATE", "start date (default today)"},
+    {"addons", 1, "A,B", "add-on product codes"},
+    {"account", 1, "USERNAME", "the PPPoE account that carries it"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_bench[] = {
+    {"count", 1, "N", "how many customers (default 100000)"},
+    {NULL, 0, NULL, NULL},
+};
+
 static const command commands[] = {
     {"init", cmd_init, "", 0, 0, NULL, "create the database (and its folder) and apply the schema",
      "Creates the SQLite database named by --db (default ./var/bandbill.db) with its folder (mode 0700)\n"
@@ -123,6 +195,15 @@ static const command commands[] = {
      "Safe to stop at any point: `keys rotate --resume` finishes the work. Old keys stay in the key file\n"
      "until `keys prune` removes the ones no value uses."},
     {"keys prune", cmd_keys_prune, "", 0, 0, NULL, "remove keys that no stored value uses any more", NULL},
+    {"customer add", cmd_customer_add, "", 0, 0, opts_customer, "create a customer", "Personal data is validated: a mainland mobile, an 18-character ID with its check character. Give the\nservice address with --province --city --district and the finer parts, or everything as --json-file."},
+    {"customer show", cmd_customer_show, "CODE", 1, 1, NULL, "show a customer (masked as for the local admin: in clear)", NULL},
+    {"customer find", cmd_customer_find, "[QUERY]", 0, 1, opts_customer_find, "find customers by code, phone, name prefix, PPPoE account, ONU serial or address parts", NULL},
+    {"customer edit", cmd_customer_edit, "CODE", 1, 1, opts_customer, "change a customer's details or status", NULL},
+    {"product list", cmd_product_list, "", 0, 0, opts_product_list, "list products with their current price", NULL},
+    {"product add", cmd_product_add, "CODE", 1, 1, opts_product_add, "define a product with its first version", "The price is in yuan with up to two decimals (129.00) or fen with --price-fen."},
+    {"product price", cmd_product_price, "CODE", 1, 1, opts_product_price, "a new price (or parameters) from a date on", NULL},
+    {"subscribe", cmd_subscribe, "CUSTOMER PLAN", 2, 2, opts_subscribe, "subscribe a customer to a plan", NULL},
+    {"bench customers", cmd_bench_customers, "", 0, 0, opts_bench, "benchmark: create customers with accounts, devices and subscriptions", "Writes into the database given by --db: use a scratch one."},
     {"config", cmd_config, "", 0, 0, NULL, "print the effective configuration", NULL},
     {"version", cmd_version, "", 0, 0, NULL, "print the version of bandbill and its libraries", NULL},
 };

@@ -92,5 +92,14 @@ int cmd_audit_export(cli *c, err *e);
 int cmd_keys_status(cli *c, err *e);
 int cmd_keys_rotate(cli *c, err *e);
 int cmd_keys_prune(cli *c, err *e);
+int cmd_customer_add(cli *c, err *e);
+int cmd_customer_show(cli *c, err *e);
+int cmd_customer_find(cli *c, err *e);
+int cmd_customer_edit(cli *c, err *e);
+int cmd_product_list(cli *c, err *e);
+int cmd_product_add(cli *c, err *e);
+int cmd_product_price(cli *c, err *e);
+int cmd_subscribe(cli *c, err *e);
+int cmd_bench_customers(cli *c, err *e);
 
 #endif

@@ -34,6 +34,52 @@ const route routes[] = {
     {"GET", "/api/v1/audit", api_audit_list, "audit.read", "audit records, newest first", 0},
     {"GET", "/api/v1/audit/verify", api_audit_verify, "audit.read", "check the audit chain", 0},
 
+    /* customers */
+    {"GET", "/api/v1/customers", api_customers_list, "customer.read", "search customers: by code, phone, name prefix, PPPoE account, ONU serial, address parts, tag, status", 0},
+    {"POST", "/api/v1/customers", api_customers_create, "customer.write", "create a customer", 0},
+    {"GET", "/api/v1/customers/{code}", api_customers_get, "customer.read", "one customer", 0},
+    {"PATCH", "/api/v1/customers/{code}", api_customers_update, "customer.write", "change a customer's details (contacts, address, tags, notes)", 0},
+    {"POST", "/api/v1/customers/{code}/status", api_customers_status, "customer.write", "move a customer to another status (allowed transitions only)", 0},
+    {"GET", "/api/v1/customers/{code}/history", api_customers_history, "customer.read", "every change to the customer: old and new values, who and when", 0},
+    {"POST", "/api/v1/customers/{code}/phone-verification", api_customers_verify_send, "customer.write", "send a 6-digit code to the customer's phone", 0},
+    {"POST", "/api/v1/customers/{code}/phone-verification/confirm", api_customers_verify_confirm, "customer.write", "check the code the customer read back", 0},
+    {"GET", "/api/v1/customers/{code}/overview", api_customers_overview, "customer.read", "the 360-degree view: profile, accounts, devices, subscriptions, balance, bills, dunning, tickets", 0},
+
+    /* service accounts, devices, deposits */
+    {"GET", "/api/v1/customers/{code}/accounts", api_accounts_list, "customer.read", "a customer's PPPoE accounts", 0},
+    {"POST", "/api/v1/customers/{code}/accounts", api_accounts_create, "customer.write", "open a PPPoE account (the password is shown once)", 0},
+    {"POST", "/api/v1/accounts/{username}/password", api_accounts_reset, "customer.write", "reset a PPPoE password (shown once)", 0},
+    {"POST", "/api/v1/accounts/{username}/reset-code", api_accounts_reset_code, "customer.write", "send the customer a code to reset the PPPoE password", 0},
+    {"POST", "/api/v1/accounts/{username}/reset", api_accounts_reset_with_code, "customer.write", "reset the PPPoE password with the code the customer received", 0},
+    {"GET", "/api/v1/devices", api_devices_list, "device.read", "devices by serial, MAC, status", 0},
+    {"POST", "/api/v1/devices", api_devices_create, "device.write", "register a device (ONU, set-top box, router)", 0},
+    {"GET", "/api/v1/devices/{serial}", api_devices_get, "device.read", "a device with its installation history", 0},
+    {"POST", "/api/v1/devices/{serial}/install", api_devices_install, "device.write", "install a device at a customer", 0},
+    {"POST", "/api/v1/devices/{serial}/remove", api_devices_remove, "device.write", "take a device out (returned, lost, closed)", 0},
+    {"POST", "/api/v1/devices/{serial}/swap", api_devices_swap, "device.write", "replace an installed device by another, keeping the history", 0},
+    {"GET", "/api/v1/customers/{code}/deposits", api_deposits_list, "customer.read", "a customer's device deposits", 0},
+    {"POST", "/api/v1/customers/{code}/deposits", api_deposits_create, "customer.write", "take a refundable deposit for a device", 0},
+    {"POST", "/api/v1/deposits/{id}/settle", api_deposits_settle, "payment.write", "settle a deposit: returned, kept or forfeited", 0},
+
+    /* catalog */
+    {"GET", "/api/v1/products", api_products_list, "catalog.read", "the catalog, by kind and status", 0},
+    {"POST", "/api/v1/products", api_products_create, "catalog.write", "define a product with its first version", 0},
+    {"GET", "/api/v1/products/{code}", api_products_get, "catalog.read", "a product with all its versions", 0},
+    {"PATCH", "/api/v1/products/{code}", api_products_update, "catalog.write", "rename a product or change its status (draft, active, retired)", 0},
+    {"POST", "/api/v1/products/{code}/versions", api_products_add_version, "catalog.write", "a new price or terms from a date on", 0},
+    {"GET", "/api/v1/pricing-rules", api_pricing_rules, "catalog.read", "pricing rules and the schemas of their parameters (for forms)", 0},
+    {"GET", "/api/v1/customers/{code}/offers", api_customers_offers, "customer.read", "products that may be sold to this customer", 0},
+
+    /* subscriptions and one-time charges */
+    {"GET", "/api/v1/customers/{code}/subscriptions", api_subscriptions_list, "subscription.read", "a customer's subscriptions", 0},
+    {"POST", "/api/v1/customers/{code}/subscriptions", api_subscriptions_create, "subscription.write", "subscribe a customer to a plan with add-ons", 0},
+    {"GET", "/api/v1/subscriptions/{id}", api_subscriptions_get, "subscription.read", "a subscription with its add-ons and changes", 0},
+    {"POST", "/api/v1/subscriptions/{id}/changes", api_subscriptions_change, "subscription.write", "upgrade, downgrade, suspend, resume, terminate, add or remove an add-on", 0},
+    {"DELETE", "/api/v1/subscriptions/{id}/changes/{change}", api_subscriptions_cancel_change, "subscription.write", "cancel a scheduled change", 0},
+    {"GET", "/api/v1/customers/{code}/charges", api_charges_list, "subscription.read", "one-time charges waiting for a bill", 0},
+    {"POST", "/api/v1/customers/{code}/charges", api_charges_create, "subscription.write", "add a one-time charge (installation, repair visit)", 0},
+    {"DELETE", "/api/v1/charges/{id}", api_charges_cancel, "subscription.write", "cancel a charge no bill has taken yet", 0},
+
     /* rules */
     {"GET", "/api/v1/rules", api_rules_get, "rules.read", "the live rule set: version, modules, functions", 0},
     {"POST", "/api/v1/rules/reload", api_rules_reload, "rules.reload", "reload the rules folder; the old rules stay on any failure", 0},

@@ -33,6 +33,12 @@ const vault_column vault_columns[] = {
     {"secrets", "id", "value_enc", "secrets.value"},
     {"staff_users", "id", "email_enc", "staff_users.email"},
     {"staff_users", "id", "phone_enc", "staff_users.phone"},
+    {"customers", "id", "id_card_enc", "customers.id_card"},
+    {"customers", "id", "phone_enc", "customers.phone"},
+    {"customers", "id", "phone2_enc", "customers.phone2"},
+    {"customers", "id", "email_enc", "customers.email"},
+    {"service_accounts", "id", "password_enc", "service_accounts.password"},
+    {"outbox", "id", "recipient_enc", "outbox.recipient"},
 };
 const int vault_columns_count = (int)(sizeof vault_columns / sizeof *vault_columns);
 

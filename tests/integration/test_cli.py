@@ -273,7 +273,8 @@ class ConfigLayering(BBTestCase):
                   "rules.max_instructions": "12345", "rules.max_memory_mb": "8", "rules.watch": "true",
                   "http.max_body_kb": "5", "http.timeout_s": "6", "http.shutdown_s": "7",
                   "backup.dir": "/tmp/k/bk", "backup.keep": "9", "keys.file": "/tmp/k/keys",
-                  "auth.session_idle_min": "11", "auth.session_max_hours": "13"}
+                  "auth.session_idle_min": "11", "auth.session_max_hours": "13",
+                  "customer.code_prefix": "HZ"}
         # tls.cert and tls.key only come in pairs (tested below)
         self.assertEqual(set(values) | {"tls.cert", "tls.key"}, set(self.config()), "a config key without a test value")
         for key, val in values.items():
