@@ -102,13 +102,31 @@ int db_in_tx(const db *d) { return d->depth > 0; }
 
 /* --------------------------------------------------------- transactions */
 
+/* Transaction statements are prepared once like any other: parsing
+ * "BEGIN IMMEDIATE" and "COMMIT" afresh cost more than executing them. */
+static const char *const savepoints[] = {"SAVEPOINT s1", "SAVEPOINT s2", "SAVEPOINT s3", "SAVEPOINT s4",
+                                         "SAVEPOINT s5", "SAVEPOINT s6", "SAVEPOINT s7", "SAVEPOINT s8"};
+static const char *const releases[] = {"RELEASE s1", "RELEASE s2", "RELEASE s3", "RELEASE s4",
+                                       "RELEASE s5", "RELEASE s6", "RELEASE s7", "RELEASE s8"};
+static const char *const rollbacks[] = {"ROLLBACK TO s1", "ROLLBACK TO s2", "ROLLBACK TO s3", "ROLLBACK TO s4",
+                                        "ROLLBACK TO s5", "ROLLBACK TO s6", "ROLLBACK TO s7", "ROLLBACK TO s8"};
+#define MAX_SAVEPOINTS (int)(sizeof savepoints / sizeof *savepoints)
+
+static int run_literal(db *d, const char *sql, err *e, const char *what)
+{
+    db_stmt *s = db_prepare(d, sql, e);
+    if (!s) return e ? e->code : ERR_DB;
+    int rc = sqlite3_step((sqlite3_stmt *)s);
+    sqlite3_reset((sqlite3_stmt *)s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return map_rc(d, rc, e, what);
+    return 0;
+}
+
 int db_begin(db *d, err *e)
 {
-    char sql[32];
-    if (d->depth == 0) snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
-    else snprintf(sql, sizeof sql, "SAVEPOINT s%d", d->depth);
-    int rc = sqlite3_exec(d->h, sql, NULL, NULL, NULL);
-    if (rc != SQLITE_OK) return map_rc(d, rc, e, "begin transaction");
+    if (d->depth > MAX_SAVEPOINTS) return err_set(e, ERR_INTERNAL, "transactions nested too deeply");
+    int rc = run_literal(d, d->depth == 0 ? "BEGIN IMMEDIATE" : savepoints[d->depth - 1], e, "begin transaction");
+    if (rc) return rc;
     d->depth++;
     return 0;
 }
@@ -116,14 +134,10 @@ int db_begin(db *d, err *e)
 int db_commit(db *d, err *e)
 {
     if (d->depth <= 0) return err_set(e, ERR_INTERNAL, "commit without a transaction");
-    char sql[32];
-    if (d->depth == 1) snprintf(sql, sizeof sql, "COMMIT");
-    else snprintf(sql, sizeof sql, "RELEASE s%d", d->depth - 1);
-    int rc = sqlite3_exec(d->h, sql, NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        int code = map_rc(d, rc, e, "commit");
+    int rc = run_literal(d, d->depth == 1 ? "COMMIT" : releases[d->depth - 2], e, "commit");
+    if (rc) {
         db_rollback(d);
-        return code;
+        return rc;
     }
     d->depth--;
     return 0;
@@ -132,13 +146,16 @@ int db_commit(db *d, err *e)
 void db_rollback(db *d)
 {
     if (d->depth <= 0) return;
-    char sql[64];
-    if (d->depth == 1) snprintf(sql, sizeof sql, "ROLLBACK");
-    else snprintf(sql, sizeof sql, "ROLLBACK TO s%d; RELEASE s%d", d->depth - 1, d->depth - 1);
     /* statements still stepping would keep the transaction open */
     for (size_t i = 0; i < d->cache_cap; i++)
         if (d->cache && d->cache[i].st) sqlite3_reset(d->cache[i].st);
-    sqlite3_exec(d->h, sql, NULL, NULL, NULL);
+    err e;
+    if (d->depth == 1) {
+        run_literal(d, "ROLLBACK", &e, "rollback");
+    } else {
+        run_literal(d, rollbacks[d->depth - 2], &e, "rollback");
+        run_literal(d, releases[d->depth - 2], &e, "rollback");
+    }
     d->depth--;
 }
 

@@ -214,6 +214,82 @@ int http_audit(http_req *q, const audit_event *ev, err *e)
 
 /* An audit record in a transaction of its own, for events the HTTP layer
  * itself sees (denials, clear views, changes a handler did not record). */
+/* ----------------------------------------------------- batched records
+ *
+ * Records of things that change nothing - a field seen in clear, a request
+ * denied - are queued and written together every AUDIT_FLUSH_MS (or when
+ * many are waiting), so that a read does not cost a disk flush of its own.
+ * A crash can lose the last moment of them; changes are never queued. */
+
+#define AUDIT_QUEUE_MAX 256
+
+typedef struct queued {
+    const char *actor, *role, *source, *request_id;
+    const char *action, *object_type, *object_id;
+    jv *detail;
+} queued;
+
+static queued g_queue[AUDIT_QUEUE_MAX];
+static int g_nqueued;
+static jv_arena g_qarena;
+static int g_qarena_ready;
+
+static const char *qdup(const char *s)
+{
+    return s ? jv_strdup(&g_qarena, s, strlen(s)) : NULL;
+}
+
+void http_audit_flush(server *s)
+{
+    if (g_nqueued == 0) return;
+    vault *v = server_vault(s);
+    db *d = server_db(s);
+    err e;
+    int rc = v ? db_begin(d, &e) : err_set(&e, ERR_INTERNAL, "no key file");
+    for (int i = 0; !rc && i < g_nqueued; i++) {
+        queued *qe = &g_queue[i];
+        audit_who who = {qe->actor, qe->role, qe->source, qe->request_id};
+        audit_event ev = {.action = qe->action, .object_type = qe->object_type, .object_id = qe->object_id,
+                          .detail = qe->detail};
+        rc = audit_append(d, vault_audit_key(v), &who, &ev, &e);
+    }
+    if (!rc) rc = db_commit(d, &e);
+    if (rc) {
+        if (db_in_tx(d)) db_rollback(d);
+        log_msg(LOG_ERROR, "audit_failed", "%d queued records: %s", g_nqueued, e.msg);
+    }
+    g_nqueued = 0;
+    jv_arena_reset(&g_qarena);
+}
+
+void http_audit_release(void)
+{
+    if (g_qarena_ready) jv_arena_free(&g_qarena);
+    g_qarena_ready = 0;
+}
+
+void http_audit_later(http_req *q, const audit_event *ev)
+{
+    if (!g_qarena_ready) {
+        jv_arena_init(&g_qarena, 0);
+        g_qarena_ready = 1;
+    }
+    if (g_nqueued == AUDIT_QUEUE_MAX) http_audit_flush(q->srv);
+    char actor[96];
+    audit_who who;
+    http_audit_who(q, &who, actor, sizeof actor);
+    queued *qe = &g_queue[g_nqueued++];
+    qe->actor = qdup(who.actor);
+    qe->role = qdup(who.role);
+    qe->source = qdup(who.source);
+    qe->request_id = qdup(who.request_id);
+    qe->action = qdup(ev->action);
+    qe->object_type = qdup(ev->object_type);
+    qe->object_id = qdup(ev->object_id);
+    qe->detail = ev->detail ? jv_copy(&g_qarena, ev->detail) : NULL;
+    q->audited = 1;
+}
+
 void http_audit_now(http_req *q, const audit_event *ev)
 {
     db *d = server_db(q->srv);
@@ -406,7 +482,10 @@ static void record_views(http_req *q, const char *resource, buf *ids, buf *field
     jv_obj_set_str(a, detail, "ids", buf_cstr(ids));
     audit_event ev = {.action = "field.view", .object_type = resource, .object_id = ids->len < 200 ? buf_cstr(ids) : NULL,
                       .detail = detail};
-    http_audit_now(q, &ev);
+    int was = q->audited;
+    http_audit_later(q, &ev);
+    /* a view is not the change a write handler must record itself */
+    q->audited = was;
 }
 
 void http_reply_resource(http_req *q, int status, const char *resource, jv *obj)
@@ -669,9 +748,7 @@ void http_handle(server *s, struct evhttp_request *r)
                 jv_obj_set_str(&q->arena, detail, "permission", q->route->perm);
                 jv_obj_set_str(&q->arena, detail, "method", q->method);
                 ev.detail = detail;
-                http_audit_now(q, &ev);
-                /* the denial itself is not a change: no generic record */
-                q->audited = 1;
+                http_audit_later(q, &ev);
             }
             http_reply_error(q, e.code == ERR_UNAUTH ? 401 : 403, &e);
             return;

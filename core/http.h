@@ -63,8 +63,15 @@ void http_reply_resources(http_req *q, const char *resource, jv *list, const cha
 int http_audit(http_req *q, const audit_event *ev, err *e);
 void http_audit_who(http_req *q, audit_who *who, char *actor, size_t n);
 /* The same in a transaction of its own (for events that change nothing
- * else: a denial, a view, a login attempt). Failures are logged. */
+ * else: a login attempt). Failures are logged. */
 void http_audit_now(http_req *q, const audit_event *ev);
+/* Queues a record of something that changed nothing (a view in clear, a
+ * denial); queued records are written together, every 100 ms or when many
+ * wait (server.c flushes them). */
+void http_audit_later(http_req *q, const audit_event *ev);
+#define AUDIT_FLUSH_MS 100
+void http_audit_flush(struct server *s);
+void http_audit_release(void);
 
 /* Pagination of lists: ?limit= (1-500, default 50) and ?cursor=. Replies
  * 400 itself and returns -1 on a bad value. */

@@ -65,7 +65,7 @@ struct server {
     struct evhttp_bound_socket *tcp, *local;
     struct evconnlistener *local_listener;
     char bound[300];
-    struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_drain, *ev_audit;
     int draining;
     int inflight;
     int64_t started_ms;
@@ -462,8 +462,26 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     err e;
     /* reopen the log so that logrotate can move the old file away */
     if (open_log(s->cfg, &e)) log_msg(LOG_ERROR, "log_reopen_failed", "%s", e.msg);
+    /* and the key file, so that a key added by `bandbill keys rotate`
+     * encrypts new values here too; a key file that no longer opens
+     * leaves the old keys in use */
+    vault *nv;
+    if (vault_open(s->cfg->keys_file, &nv, &e) == 0) {
+        vault_close(s->vault);
+        s->vault = nv;
+        log_msg(LOG_INFO, "keys_reloaded", "current key %s", vault_current_key(nv));
+    } else {
+        log_msg(LOG_ERROR, "keys_reload_failed", "%s", e.msg);
+    }
     log_msg(LOG_INFO, "sighup", "reloading rules");
     server_reload(s, "sighup", "SIGHUP", NULL);
+}
+
+static void on_audit_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    http_audit_flush(arg);
 }
 
 /* ------------------------------------------------------------- listeners */
@@ -573,7 +591,9 @@ static void cleanup(server *s)
     if (s->local_http) evhttp_free(s->local_http);
     if (s->tls) SSL_CTX_free(s->tls);
     if (s->local_listener) unlink(s->cfg->socket);
-    struct event *evs[] = {s->ev_term, s->ev_int, s->ev_hup, s->ev_drain, s->ev_ino, s->ev_debounce};
+    if (s->db) http_audit_flush(s);
+    http_audit_release();
+    struct event *evs[] = {s->ev_term, s->ev_int, s->ev_hup, s->ev_drain, s->ev_ino, s->ev_debounce, s->ev_audit};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
         if (evs[i]) event_free(evs[i]);
     if (s->ino_fd > 0) close(s->ino_fd);
@@ -645,6 +665,11 @@ int server_run(const cfg *c, err *e)
         if (!s->ev_term || !s->ev_int || !s->ev_hup || event_add(s->ev_term, NULL) || event_add(s->ev_int, NULL) ||
             event_add(s->ev_hup, NULL))
             rc = err_set(e, ERR_INTERNAL, "cannot install signal handlers");
+    }
+    if (!rc) {
+        struct timeval tv = {0, AUDIT_FLUSH_MS * 1000};
+        s->ev_audit = event_new(s->base, -1, EV_PERSIST, on_audit_tick, s);
+        if (!s->ev_audit || event_add(s->ev_audit, &tv)) rc = err_set(e, ERR_NOMEM, "cannot start the audit timer");
     }
     if (!rc && c->rules_watch) rc = start_watch(s, e);
     if (!rc) {
