@@ -103,7 +103,8 @@ int api_audit_verify(http_req *q)
     }
     audit_check c;
     err e;
-    if (audit_verify(server_db(s), vault_audit_key(server_vault(s)), &c, &e)) {
+    if (audit_verify(server_db(s), vault_audit_key(server_vault(s)), &c, &e) ||
+        (!c.first_bad_id && audit_anchor_check(server_db(s), vault_audit_key(server_vault(s)), server_cfg(s)->audit_anchor, &c, &e))) {
         http_reply_error(q, 500, &e);
         return HTTP_DONE;
     }

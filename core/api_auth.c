@@ -28,6 +28,7 @@ typedef struct login {
     http_req *q;
     char username[40];
     char password[260];
+    char user_agent[256];
     char stored[USERS_HASH_MAX];
     int known;
     int ok;
@@ -35,6 +36,8 @@ typedef struct login {
     int status;
     jw reply;
 } login;
+
+static const char *evhttp_find_header_ua(http_req *q) { return http_header(q, "User-Agent"); }
 
 static const char *str_field(const jv *body, const char *key)
 {
@@ -128,7 +131,7 @@ static void login_done(void *arg)
     char token[SESSION_TOKEN_LEN], csrf[SESSION_TOKEN_LEN], expires[25];
     int64_t sid = 0;
     staff_user u;
-    const char *ua = NULL;
+    const char *ua = l->user_agent;
     int rc = users_get(d, l->username, 0, &u, &e);
     if (!rc) rc = db_begin(d, &e);
     if (!rc) {
@@ -202,26 +205,37 @@ int api_auth_login(http_req *q)
         http_reply_errf(q, 429, "too_many_attempts", "", "too many failed logins from this address; try again in %s s", secs);
         return HTTP_DONE;
     }
+    /* a lock is answered the same way whether the name exists or not:
+     * the answer must not tell which names are real */
+    char subj_user[64];
+    snprintf(subj_user, sizeof subj_user, "user:%s", user);
+    throttle tu;
+    if (throttle_get(d, subj_user, now, &tu, &e) == 0 && tu.locked_until) {
+        char until[25];
+        db_format_time(tu.locked_until, until);
+        http_reply_errf(q, 423, "account_locked", "username",
+                        "the account is locked after repeated failed logins until %s (an administrator can unlock it)", until);
+        return HTTP_DONE;
+    }
     login *l = calloc(1, sizeof *l);
     if (!l) {
         http_reply_errf(q, 503, "unavailable", "", "out of memory");
         return HTTP_DONE;
     }
     l->q = q;
+    const char *ua = evhttp_find_header_ua(q);
+    snprintf(l->user_agent, sizeof l->user_agent, "%s", ua ? ua : "");
     snprintf(l->username, sizeof l->username, "%s", user);
     snprintf(l->password, sizeof l->password, "%s", pw);
     staff_user u;
     if (users_get(d, user, 0, &u, &e) == 0) {
-        if (u.locked_until[0]) {
-            int64_t until = 0;
-            db_parse_time(u.locked_until, &until);
-            if (until > now) {
-                free(l);
-                http_reply_errf(q, 423, "account_locked", "username",
-                                "the account is locked after repeated failed logins until %s (an administrator can unlock it)",
-                                u.locked_until);
-                return HTTP_DONE;
-            }
+        int64_t until = 0;
+        if (u.locked_until[0] && db_parse_time(u.locked_until, &until) == 0 && until > now) {
+            free(l);
+            http_reply_errf(q, 423, "account_locked", "username",
+                            "the account is locked after repeated failed logins until %s (an administrator can unlock it)",
+                            u.locked_until);
+            return HTTP_DONE;
         }
         l->known = strcmp(u.status, "active") == 0;
         snprintf(l->stored, sizeof l->stored, "%s", u.password_hash);
@@ -255,6 +269,8 @@ int api_auth_logout(http_req *q)
             return HTTP_DONE;
         }
         http_add_header(q, "Set-Cookie", "bb_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    } else {
+        http_nothing_changed(q);
     }
     jw w;
     jw_init(&w, 0);
@@ -292,6 +308,71 @@ int api_auth_me(http_req *q)
     return HTTP_DONE;
 }
 
+typedef struct pwchange {
+    http_req *q;
+    staff_user u;
+    char current[260], next[260];
+    char hash[USERS_HASH_MAX];
+    int ok;
+    err e;
+} pwchange;
+
+static void pw_work(void *arg)
+{
+    pwchange *p = arg;
+    p->ok = users_password_verify(p->current, p->u.password_hash);
+    if (p->ok && users_password_hash(p->next, p->hash, &p->e)) p->ok = -1;
+    memset(p->current, 0, sizeof p->current);
+    memset(p->next, 0, sizeof p->next);
+}
+
+static void pw_done(void *arg)
+{
+    pwchange *p = arg;
+    http_req *q = p->q;
+    db *d = server_db(http_server(q));
+    const principal *who = http_who(q);
+    err e;
+    char subj[64];
+    snprintf(subj, sizeof subj, "user:%s", p->u.username);
+    if (p->ok != 1) {
+        if (p->ok == -1) {
+            http_reply_error(q, 500, &p->e);
+        } else {
+            /* guessing one's own current password is throttled like a login */
+            throttle t;
+            int rc = db_begin(d, &e);
+            if (!rc) rc = throttle_fail(d, subj, db_now_ms(), THROTTLE_LOCK_ACCOUNT, 30 * 60 * 1000LL, &t, &e);
+            if (!rc) rc = db_commit(d, &e);
+            if (rc) db_rollback(d);
+            http_nothing_changed(q);
+            http_reply_errf(q, 403, "invalid_credentials", "current", "the current password is wrong");
+        }
+        free(p);
+        return;
+    }
+    int rc = db_begin(d, &e);
+    if (!rc) rc = users_set_password(d, p->u.username, p->hash, &e);
+    /* every other session of this user ends: a stolen one dies with the old password */
+    if (!rc) rc = session_revoke_user(d, p->u.id, who->session_id, "password changed", &e);
+    if (!rc) rc = throttle_clear(d, subj, &e);
+    audit_event ev = {.action = "user.password", .object_type = "user", .object_id = p->u.username};
+    if (!rc) rc = http_audit(q, &ev, &e);
+    if (!rc) rc = db_commit(d, &e);
+    if (rc) {
+        db_rollback(d);
+        http_reply_error(q, 0, &e);
+    } else {
+        jw w;
+        jw_init(&w, 0);
+        jw_obj_open(&w);
+        jw_kv_bool(&w, "changed", 1);
+        jw_obj_close(&w);
+        http_reply_json(q, 200, &w);
+    }
+    free(p);
+}
+
 int api_auth_password(http_req *q)
 {
     const principal *p = http_who(q);
@@ -301,46 +382,40 @@ int api_auth_password(http_req *q)
     }
     const jv *body = http_body(q);
     const char *cur = str_field(body, "current"), *nw = str_field(body, "new");
-    if (!cur || !nw) {
+    if (!cur || !nw || strlen(cur) > 256 || strlen(nw) > 256) {
         http_reply_errf(q, 400, "missing_field", !cur ? "current" : "new", "give the current and the new password");
         return HTTP_DONE;
     }
     db *d = server_db(http_server(q));
     err e;
-    staff_user u;
-    if (users_get(d, NULL, p->id, &u, &e)) {
+    pwchange *pc = calloc(1, sizeof *pc);
+    if (!pc) {
+        http_reply_errf(q, 503, "unavailable", "", "out of memory");
+        return HTTP_DONE;
+    }
+    pc->q = q;
+    if (users_get(d, NULL, p->id, &pc->u, &e) || users_password_check(nw, pc->u.username, &e)) {
+        free(pc);
         http_reply_error(q, 0, &e);
         return HTTP_DONE;
     }
-    /* synchronous: a password change is rare and needs both hashes anyway */
-    if (!users_password_verify(cur, u.password_hash)) {
-        http_reply_errf(q, 403, "invalid_credentials", "current", "the current password is wrong");
+    char subj[64];
+    snprintf(subj, sizeof subj, "user:%s", pc->u.username);
+    throttle t;
+    if (throttle_get(d, subj, db_now_ms(), &t, &e) == 0 && t.locked_until) {
+        free(pc);
+        http_reply_errf(q, 423, "account_locked", "current", "too many wrong passwords: try again later");
         return HTTP_DONE;
     }
-    char hash[USERS_HASH_MAX];
-    if (users_password_check(nw, u.username, &e) || users_password_hash(nw, hash, &e)) {
-        http_reply_error(q, 0, &e);
+    snprintf(pc->current, sizeof pc->current, "%s", cur);
+    snprintf(pc->next, sizeof pc->next, "%s", nw);
+    /* two scrypt runs: off the event loop */
+    if (bg_submit(server_bg(http_server(q)), pw_work, pw_done, pc)) {
+        free(pc);
+        http_reply_errf(q, 503, "unavailable", "", "busy; try again");
         return HTTP_DONE;
     }
-    int rc = db_begin(d, &e);
-    if (!rc) rc = users_set_password(d, u.username, hash, &e);
-    /* every other session of this user ends: a stolen one dies with the old password */
-    if (!rc) rc = session_revoke_user(d, u.id, p->session_id, "password changed", &e);
-    audit_event ev = {.action = "user.password", .object_type = "user", .object_id = u.username};
-    if (!rc) rc = http_audit(q, &ev, &e);
-    if (!rc) rc = db_commit(d, &e);
-    if (rc) {
-        db_rollback(d);
-        http_reply_error(q, 0, &e);
-        return HTTP_DONE;
-    }
-    jw w;
-    jw_init(&w, 0);
-    jw_obj_open(&w);
-    jw_kv_bool(&w, "changed", 1);
-    jw_obj_close(&w);
-    http_reply_json(q, 200, &w);
-    return HTTP_DONE;
+    return HTTP_DEFERRED;
 }
 
 /* Sessions of one user as {"data": [...]}. */

@@ -41,6 +41,24 @@ static int only_fields(http_req *q, const jv *body, const char *const *allowed)
     return 0;
 }
 
+/* Nobody hands out more than they hold: a role can be given to a user, or
+ * a permission to a role, only by someone who has every permission in it. */
+static int may_grant_role(http_req *q, db *d, const char *role, err *e)
+{
+    db_stmt *s = db_prepare(d, "SELECT permission FROM role_permissions WHERE role = ?", e);
+    if (!s) return e->code;
+    db_bind_text(s, 1, role);
+    char perms[128][48];
+    int n = 0;
+    while (n < 128 && db_step(d, s, e) == DB_ROW) snprintf(perms[n++], 48, "%s", db_col_text(s, 0));
+    db_done(s);
+    for (int i = 0; i < n; i++)
+        if (auth_authorize(d, http_who(q), perms[i], e))
+            return err_field(e, ERR_FORBIDDEN, "forbidden", "role",
+                             "you cannot give role %s: it has permission %s, which you do not have", role, perms[i]);
+    return 0;
+}
+
 static int user_json(http_req *q, const staff_user *u, jv **out)
 {
     err e;
@@ -139,6 +157,10 @@ int api_users_create(http_req *q)
     server *s = http_server(q);
     db *d = server_db(s);
     err e;
+    if (may_grant_role(q, d, role, &e)) {
+        http_reply_error(q, 0, &e);
+        return HTTP_DONE;
+    }
     char generated[32] = "", hash[USERS_HASH_MAX];
     if (!pw) {
         users_password_generate(generated);
@@ -199,6 +221,10 @@ int api_users_update(http_req *q)
     }
     if (role && !auth_role_valid(d, role)) {
         http_reply_errf(q, 400, "invalid_role", "role", "unknown role '%s'", role);
+        return HTTP_DONE;
+    }
+    if (role && may_grant_role(q, d, role, &e)) {
+        http_reply_error(q, 0, &e);
         return HTTP_DONE;
     }
     int rc = db_begin(d, &e);
@@ -392,12 +418,19 @@ static int write_role(http_req *q, db *d, const char *name, const jv *body, err 
     const jv *perms = jv_get(body, "permissions"), *fp = jv_get(body, "field_policies");
     if (perms) {
         if (perms->kind != JV_ARR) return err_field(e, ERR_INVALID, "invalid_field", "permissions", "permissions must be a list of names");
+        /* admin keeps every permission: a roles table that locks everyone
+         * out could not be repaired over the API */
+        if (!strcmp(name, "admin"))
+            return err_field(e, ERR_CONFLICT, "builtin_role", "permissions", "the admin role always has every permission");
         int rc = db_run(d, e, "DELETE FROM role_permissions WHERE role = ?", "s", name);
         for (size_t i = 0; !rc && i < perms->u.arr.n; i++) {
             const jv *p = perms->u.arr.items[i];
             if (p->kind != JV_STR || !auth_permission_known(p->u.str.s))
                 return err_field(e, ERR_INVALID, "unknown_permission", "permissions", "unknown permission %s",
                                  p->kind == JV_STR ? p->u.str.s : "(not a string)");
+            if (auth_authorize(d, http_who(q), p->u.str.s, e))
+                return err_field(e, ERR_FORBIDDEN, "forbidden", "permissions",
+                                 "you cannot grant %s: you do not have it yourself", p->u.str.s);
             rc = db_run(d, e, "INSERT INTO role_permissions (role, permission) VALUES (?, ?) ON CONFLICT DO NOTHING", "ss",
                         name, p->u.str.s);
         }
@@ -429,7 +462,6 @@ static int write_role(http_req *q, db *d, const char *name, const jv *body, err 
             if (rc) return rc;
         }
     }
-    (void)q;
     return 0;
 }
 

@@ -16,7 +16,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+#include <openssl/hmac.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -231,7 +234,8 @@ int audit_append(db *d, const uint8_t key[32], const audit_who *who, const audit
     if (rc) goto out;
 
     char at[25];
-    db_now(at);
+    if (who->at && strlen(who->at) == 24) snprintf(at, sizeof at, "%s", who->at);
+    else db_now(at);
     text f[F_COUNT] = {
         [F_AT] = txt(at),
         [F_ACTOR] = txt(who->actor),
@@ -472,4 +476,78 @@ out:
     jv_arena_free(&a);
     jw_free(&w);
     return rc;
+}
+
+/* ----------------------------------------------------------------- anchors */
+
+static void anchor_mac(const uint8_t key[32], int64_t id, const char *hash, char out[SHA256_HEX_LEN])
+{
+    char msg[160];
+    int n = snprintf(msg, sizeof msg, "anchor\n%lld\n%s", (long long)id, hash);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    HMAC(EVP_sha256(), key, 32, (const unsigned char *)msg, (size_t)n, md, &mdlen);
+    crypto_hex(md, mdlen > SHA256_LEN ? SHA256_LEN : mdlen, out);
+}
+
+int audit_anchor_write(db *d, const uint8_t key[32], const char *path, err *e)
+{
+    db_stmt *s = db_prepare(d, "SELECT id, hash, at FROM audit_log ORDER BY id DESC LIMIT 1", e);
+    if (!s) return e->code;
+    int rc = db_step(d, s, e);
+    if (rc != DB_ROW) {
+        db_done(s);
+        return rc < 0 ? rc : 0; /* nothing to anchor yet */
+    }
+    int64_t id = db_col_int(s, 0);
+    char hash[SHA256_HEX_LEN], at[32];
+    snprintf(hash, sizeof hash, "%s", db_col_text(s, 1));
+    snprintf(at, sizeof at, "%s", db_col_text(s, 2));
+    db_done(s);
+    char mac_hex[SHA256_HEX_LEN], tmp[4096];
+    anchor_mac(key, id, hash, mac_hex);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return err_set(e, ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    fprintf(f, "%lld %s %s %s\n", (long long)id, hash, at, mac_hex);
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return err_set(e, ERR_IO, "cannot write the audit anchor %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+int audit_anchor_check(db *d, const uint8_t key[32], const char *path, audit_check *out, err *e)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    long long id = 0;
+    char hash[80], at[40], mac_hex[80], want[SHA256_HEX_LEN];
+    int n = fscanf(f, "%lld %79s %39s %79s", &id, hash, at, mac_hex);
+    fclose(f);
+    if (n != 4) return err_set(e, ERR_INVALID, "the audit anchor %s is not readable", path);
+    anchor_mac(key, id, hash, want);
+    if (strcmp(want, mac_hex) != 0) {
+        out->first_bad_id = id;
+        snprintf(out->why, sizeof out->why, "the audit anchor %s was not written with this key file", path);
+        return 0;
+    }
+    db_stmt *s = db_prepare(d, "SELECT hash FROM audit_log WHERE id = ?", e);
+    if (!s) return e->code;
+    db_bind_int(s, 1, id);
+    int rc = db_step(d, s, e);
+    if (rc == DB_ROW) {
+        if (strcmp(db_col_text(s, 0), hash) != 0) {
+            out->first_bad_id = id;
+            snprintf(out->why, sizeof out->why, "record %lld differs from the anchor written at %s", id, at);
+        }
+    } else if (rc == DB_DONE) {
+        out->first_bad_id = id;
+        snprintf(out->why, sizeof out->why,
+                 "record %lld, anchored at %s, is gone: the newest records were removed", id, at);
+    }
+    db_done(s);
+    return rc < 0 ? rc : 0;
 }

@@ -32,6 +32,7 @@ typedef struct audit_who {
     const char *role;        /* "admin", ..., or "system" */
     const char *source;      /* client address, "cli", "socket", "scheduler" */
     const char *request_id;  /* may be NULL */
+    const char *at;          /* when it happened (stored form); NULL: now */
 } audit_who;
 
 typedef struct audit_event {
@@ -57,6 +58,19 @@ typedef struct audit_check {
 /* Recomputes the chain from the first record. Returns 0 when it could be
  * checked (intact or not: see out->first_bad_id). */
 int audit_verify(db *d, const uint8_t key[32], audit_check *out, err *e);
+
+/* ---- anchors ----
+ * The chain shows a changed or removed record, but not the newest records
+ * cut off the end. An anchor - the latest record's id and hash, with an
+ * HMAC, written to a file outside the database (and to the log) every
+ * minute and at shutdown - makes that visible too. */
+
+/* Writes the anchor for the newest record to `path` (atomically). */
+int audit_anchor_write(db *d, const uint8_t key[32], const char *path, err *e);
+/* Checks the database against the anchor at `path` (a missing file is
+ * fine: there is nothing to compare). Fills out like audit_verify when the
+ * records the anchor names are gone or differ. */
+int audit_anchor_check(db *d, const uint8_t key[32], const char *path, audit_check *out, err *e);
 
 /* Writes the records with from <= at < to (UTC instants as stored; either
  * may be NULL for open-ended) as JSON lines, each with its id, hash and

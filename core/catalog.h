@@ -23,7 +23,7 @@
 
 typedef struct product {
     int64_t id;
-    char code[48];
+    char code[49];
     char kind[16];      /* plan, addon, fee, deposit, promotion */
     char name[128];
     char status[16];    /* draft, active, retired */
@@ -42,6 +42,7 @@ typedef struct product_version {
     const jv *attrs;
     const jv *regions;
     const jv *tags;
+    char status[16];            /* the product's status (draft, active, retired) */
 } product_version;
 
 int catalog_product(db *d, const char *code, product *out, err *e);
@@ -65,7 +66,8 @@ int catalog_create(db *d, ruleset *rs, const jv *in, const char *by, int64_t *id
 int catalog_add_version(db *d, ruleset *rs, int64_t product_id, const jv *in, const char *by, err *e);
 int catalog_set_status(db *d, int64_t product_id, const char *status, err *e);
 /* 1 if the version may be sold to a customer with these tags at this
- * address (an object with province, city, district, ...). */
+ * address (an object with province, city, district, ...): the product is
+ * active and its regions and tags allow it. */
 int catalog_available(const product_version *v, const jv *address, const jv *tags);
 
 #endif

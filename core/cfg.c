@@ -40,6 +40,7 @@ static const key keys[] = {
     {"http.timeout_s", T_INT, S(http_timeout_s), 1, 3600, "idle connection timeout, seconds"},
     {"http.shutdown_s", T_INT, S(http_shutdown_s), 1, 60, "longest wait for requests in flight at shutdown"},
     {"customer.code_prefix", T_STR, S(customer_prefix), 0, 0, "customer codes start with it (1-4 capital letters)"},
+    {"audit.anchor_file", T_STR, S(audit_anchor), 0, 0, "where the audit trail's latest record is anchored (keep it off the database's disk)"},
     {"keys.file", T_STR, S(keys_file), 0, 0, "key file for encryption at rest (default: next to the database, mode 0600)"},
     {"auth.session_idle_min", T_INT, S(session_idle_min), 1, 1440, "a console session ends after this many idle minutes"},
     {"auth.session_max_hours", T_INT, S(session_max_hours), 1, 720, "and after this many hours in any case"},
@@ -269,6 +270,7 @@ int cfg_finish(cfg *c, err *e)
     if (!c->socket[0]) snprintf(c->socket, sizeof c->socket, "%s/bandbill.sock", c->var_dir);
     if (!c->backup_dir[0]) snprintf(c->backup_dir, sizeof c->backup_dir, "%s/backups", c->var_dir);
     if (!c->keys_file[0]) snprintf(c->keys_file, sizeof c->keys_file, "%s/bandbill.key", c->var_dir);
+    if (!c->audit_anchor[0]) snprintf(c->audit_anchor, sizeof c->audit_anchor, "%s/audit.anchor", c->var_dir);
     size_t pl = strlen(c->customer_prefix);
     if (pl < 1 || pl > 4 || strspn(c->customer_prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != pl)
         return err_field(e, ERR_INVALID, "invalid_config", "customer.code_prefix", "customer.code_prefix is 1-4 capital letters");

@@ -39,7 +39,8 @@ typedef struct cfg {
     int64_t http_timeout_s;
     int64_t http_shutdown_s;
     char keys_file[CFG_PATH];
-    char customer_prefix[8];     /* customer codes start with it */    /* the vault's key file (default: next to the database) */
+    char customer_prefix[8];     /* customer codes start with it */
+    char audit_anchor[CFG_PATH]; /* the audit trail's anchor file (default: next to the database) */    /* the vault's key file (default: next to the database) */
     int64_t session_idle_min;
     int64_t session_max_hours;
     char tls_cert[CFG_PATH];

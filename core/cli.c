@@ -474,7 +474,9 @@ int cli_main(int argc, char **argv, char **envp)
 
     /* a command returns 0, a negative ERR_* (reported here), or a positive
      * exit status it has already explained on its own */
-    if ((rc = cmd->fn(c, &e)) >= 0) goto out;
+    rc = cmd->fn(c, &e);
+    if (c->audited) cli_anchor(c);
+    if (rc >= 0) goto out;
     for (char *p = e.msg; *p; p++)
         if (*p == '\n') *p = ' ';
     if (rc == ERR_USAGE) {

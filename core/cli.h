@@ -41,7 +41,11 @@ struct cli {
     char **argv;
     struct { const char *name; const char *value; } opts[CLI_MAX_OPTS];
     int nopts;
+    int audited;            /* the command appended audit records */
 };
+
+/* Anchors the audit chain's head after a command that wrote to it. */
+void cli_anchor(cli *c);
 
 /* The value of a command option, NULL if absent; a flag gives "". */
 const char *cli_opt_value(const cli *c, const char *name);

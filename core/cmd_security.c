@@ -18,7 +18,7 @@
 int cli_open_vault(cli *c, vault **out, err *e)
 {
     int rc = vault_open(c->cfg.keys_file, out, e);
-    if (rc == ERR_IO) err_prefix(e, "run `bandbill init` to create the key file, or set keys.file");
+    if (rc == ERR_IO || rc == ERR_NOTFOUND) err_prefix(e, "run `bandbill init` to create the key file, or set keys.file");
     return rc;
 }
 
@@ -27,8 +27,21 @@ int cli_audit(cli *c, db *d, const vault *v, const audit_event *ev, err *e)
     char actor[96];
     cli_actor(actor, sizeof actor);
     audit_who who = {.actor = actor, .role = "admin", .source = "cli", .request_id = NULL};
-    (void)c;
+    c->audited = 1;
     return audit_append(d, vault_audit_key(v), &who, ev, e);
+}
+
+void cli_anchor(cli *c)
+{
+    db *d;
+    vault *v;
+    err e;
+    if (cli_open_db(c, &d, &e)) return;
+    if (cli_open_vault(c, &v, &e) == 0) {
+        audit_anchor_write(d, vault_audit_key(v), c->cfg.audit_anchor, &e);
+        vault_close(v);
+    }
+    db_close(d);
 }
 
 /* A password from standard input (--password-stdin), else generated. */
@@ -284,6 +297,7 @@ int cmd_audit_verify(cli *c, err *e)
     if (rc) return rc;
     audit_check chk;
     rc = audit_verify(d, vault_audit_key(v), &chk, e);
+    if (!rc && !chk.first_bad_id) rc = audit_anchor_check(d, vault_audit_key(v), c->cfg.audit_anchor, &chk, e);
     finish(d, v, 0);
     if (rc) return rc;
     if (c->json) {

@@ -115,6 +115,11 @@ const char *http_query(http_req *q, const char *name)
     return evhttp_find_header(&q->query, name);
 }
 
+const char *http_header(http_req *q, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(q->r), name);
+}
+
 const jv *http_body(const http_req *q) { return q->body; }
 jv_arena *http_arena(http_req *q) { return &q->arena; }
 const principal *http_who(const http_req *q) { return &q->who; }
@@ -198,6 +203,7 @@ void http_audit_who(http_req *q, audit_who *who, char *actor, size_t n)
     who->role = q->who.role[0] ? q->who.role : "anonymous";
     who->source = http_source(q);
     who->request_id = q->rid;
+    who->at = NULL;
 }
 
 int http_audit(http_req *q, const audit_event *ev, err *e)
@@ -224,7 +230,7 @@ int http_audit(http_req *q, const audit_event *ev, err *e)
 #define AUDIT_QUEUE_MAX 256
 
 typedef struct queued {
-    const char *actor, *role, *source, *request_id;
+    const char *actor, *role, *source, *request_id, *at;
     const char *action, *object_type, *object_id;
     jv *detail;
 } queued;
@@ -248,7 +254,7 @@ void http_audit_flush(server *s)
     int rc = v ? db_begin(d, &e) : err_set(&e, ERR_INTERNAL, "no key file");
     for (int i = 0; !rc && i < g_nqueued; i++) {
         queued *qe = &g_queue[i];
-        audit_who who = {qe->actor, qe->role, qe->source, qe->request_id};
+        audit_who who = {qe->actor, qe->role, qe->source, qe->request_id, qe->at};
         audit_event ev = {.action = qe->action, .object_type = qe->object_type, .object_id = qe->object_id,
                           .detail = qe->detail};
         rc = audit_append(d, vault_audit_key(v), &who, &ev, &e);
@@ -283,12 +289,17 @@ void http_audit_later(http_req *q, const audit_event *ev)
     qe->role = qdup(who.role);
     qe->source = qdup(who.source);
     qe->request_id = qdup(who.request_id);
+    char now[25];
+    db_now(now);
+    qe->at = qdup(now); /* the time it happened, not the time it is written */
     qe->action = qdup(ev->action);
     qe->object_type = qdup(ev->object_type);
     qe->object_id = qdup(ev->object_id);
     qe->detail = ev->detail ? jv_copy(&g_qarena, ev->detail) : NULL;
     q->audited = 1;
 }
+
+void http_nothing_changed(http_req *q) { q->audited = 1; }
 
 void http_audit_now(http_req *q, const audit_event *ev)
 {

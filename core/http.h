@@ -25,6 +25,7 @@ enum { HTTP_DONE = 0, HTTP_DEFERRED = 1 };
 
 const char *http_param(const http_req *q, const char *name);  /* decoded path parameter */
 const char *http_query(http_req *q, const char *name);        /* decoded query parameter or NULL */
+const char *http_header(http_req *q, const char *name);       /* request header or NULL */
 const jv *http_body(const http_req *q);                       /* parsed JSON body or NULL */
 jv_arena *http_arena(http_req *q);                            /* freed with the request */
 const principal *http_who(const http_req *q);
@@ -71,6 +72,9 @@ void http_audit_now(http_req *q, const audit_event *ev);
 void http_audit_later(http_req *q, const audit_event *ev);
 #define AUDIT_FLUSH_MS 100
 void http_audit_flush(struct server *s);
+/* Tells the HTTP layer that this state-changing request changed nothing
+ * after all (no generic audit record). */
+void http_nothing_changed(http_req *q);
 void http_audit_release(void);
 
 /* Pagination of lists: ?limit= (1-500, default 50) and ?cursor=. Replies

@@ -3,7 +3,10 @@
 #include <stdio.h>
 
 #include "backup.h"
+#include "outbox.h"
 #include "scheduler.h"
+#include "subs.h"
+#include "vault.h"
 
 static int job_backup(job_ctx *ctx, err *e)
 {
@@ -20,8 +23,30 @@ static int job_optimize(job_ctx *ctx, err *e)
     return rc;
 }
 
+/* Delivers what is due on the "log" channel; the other channels stay
+ * pending until their delivery is written. The job opens the key file
+ * itself (it decrypts recipients to mask them), as job_ctx has no vault. */
+static int job_outbox_deliver(job_ctx *ctx, err *e)
+{
+    enum { BATCH = 200 };
+    vault *v;
+    int rc = vault_open(ctx->cfg->keys_file, &v, e);
+    if (rc) return rc;
+    int total = 0, sent = 0;
+    do {
+        rc = outbox_deliver_log(ctx->db, v, BATCH, &sent, e);
+        total += sent;
+    } while (!rc && sent == BATCH && !(ctx->stop && *ctx->stop));
+    vault_close(v);
+    if (!rc) snprintf(ctx->summary, sizeof ctx->summary, "delivered %d message(s) on the log channel", total);
+    ctx->idle = !rc && total == 0;
+    return rc;
+}
+
 const job_def sched_jobs[] = {
     {"backup", "0 3 * * *", job_backup, "online backup of the database into backup.dir, keeping backup.keep copies"},
     {"db.optimize", "30 4 * * 0", job_optimize, "refresh query planner statistics and checkpoint the WAL"},
+    {"outbox.deliver", "* * * * *", job_outbox_deliver, "deliver pending outbox messages of the log channel (as log lines)"},
+    {"subscriptions.apply", "5 0 * * *", subs_job_apply, "apply scheduled subscription changes (downgrades, ends of suspension) that are due"},
 };
 const int sched_jobs_count = sizeof sched_jobs / sizeof *sched_jobs;

@@ -148,6 +148,7 @@ int pipl_erase(db *d, int64_t id, jv_arena *a, jv **summary, err *e)
     if (!rc) rc = db_run(d, e, "DELETE FROM verification_codes WHERE customer_id = ?", "i", id);
     if (!rc) rc = db_run(d, e, "UPDATE outbox SET recipient_enc = NULL, payload = '{}' WHERE customer_id = ?", "i", id);
     if (!rc) rc = db_run(d, e, "UPDATE installations SET address = '(erased)' WHERE customer_id = ?", "i", id);
+    if (!rc) rc = db_run(d, e, "UPDATE deposits SET note = NULL WHERE customer_id = ?", "i", id);
     if (rc) return rc;
     jv *sm = jv_obj(a);
     jv_obj_set_str(a, sm, "erased", "name, id_card, phones, email, notes, detailed address, tags, verification codes, "

@@ -93,10 +93,14 @@ void privacy_mask_text(mask_kind kind, const char *s, size_t n, buf *out)
         }
         break;
     case MASK_NAME: {
-        /* the first character, then one star per remaining character */
+        /* the first character, then one star per remaining character; a
+         * one-character name shows nothing */
         if (n == 0) break;
         size_t first = u8len((unsigned char)s[0]);
-        if (first > n) first = n;
+        if (first >= n) {
+            buf_putc(out, '*');
+            break;
+        }
         buf_append(out, s, first);
         stars(out, count_chars(s + first, n - first));
         break;
@@ -107,9 +111,11 @@ void privacy_mask_text(mask_kind kind, const char *s, size_t n, buf *out)
             stars(out, n);
             break;
         }
-        buf_append(out, s, 1);
-        stars(out, (size_t)(at - s) - 1);
-        buf_append(out, at, n - (size_t)(at - s));
+        /* the first letter only when something is left to hide */
+        size_t local = (size_t)(at - s);
+        if (local >= 2) buf_append(out, s, 1);
+        stars(out, local >= 2 ? local - 1 : 1);
+        buf_append(out, at, n - local);
         break;
     }
     case MASK_ADDRESS: {

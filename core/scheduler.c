@@ -138,7 +138,9 @@ int sched_run(db *d, const cfg *c, const job_def *j, const char *trigger, time_t
         return rc;
     }
     out->run_id = db_last_id(d);
-    log_line *l = log_begin(LOG_INFO, "job_start");
+    /* debug: job_done or job_failed says all of it, and an idle run of an
+     * every-minute job should leave no trace at the info level */
+    log_line *l = log_begin(LOG_DEBUG, "job_start");
     log_str(l, "job", j->name);
     log_str(l, "trigger", trigger);
     if (scheduled_for) log_str(l, "scheduled_for", sched_at);
@@ -154,8 +156,12 @@ int sched_run(db *d, const cfg *c, const job_def *j, const char *trigger, time_t
     snprintf(out->summary, sizeof out->summary, "%s", jrc ? je.msg : ctx.summary);
     char finished[25];
     db_now(finished);
-    rc = db_run(d, e, "UPDATE job_runs SET finished_at = ?, status = ?, message = ? WHERE id = ?", "sssi", finished,
-                out->ok ? "ok" : "failed", out->summary, out->run_id);
+    int forget = out->ok && ctx.idle && scheduled_for;
+    if (forget)
+        rc = db_run(d, e, "DELETE FROM job_runs WHERE id = ?", "i", out->run_id);
+    else
+        rc = db_run(d, e, "UPDATE job_runs SET finished_at = ?, status = ?, message = ? WHERE id = ?", "sssi", finished,
+                    out->ok ? "ok" : "failed", out->summary, out->run_id);
     if (!rc && scheduled_for)
         rc = db_run(d, e, "UPDATE job_state SET last_scheduled_for = ? WHERE job = ?", "ss", sched_at, j->name);
     unlease(d, j->name, holder);
@@ -166,7 +172,7 @@ int sched_run(db *d, const cfg *c, const job_def *j, const char *trigger, time_t
         metric_set(metrics_gauge("bandbill_job_last_success_timestamp_seconds", "When each job last succeeded", label),
                    (int64_t)time(NULL));
     }
-    l = log_begin(out->ok ? LOG_INFO : LOG_ERROR, out->ok ? "job_done" : "job_failed");
+    l = log_begin(out->ok ? (forget ? LOG_DEBUG : LOG_INFO) : LOG_ERROR, out->ok ? "job_done" : "job_failed");
     log_str(l, "job", j->name);
     log_str(l, "trigger", trigger);
     log_int(l, "run_id", out->run_id);

@@ -23,6 +23,9 @@ typedef struct job_ctx {
     const volatile int *stop;   /* set when the daemon stops: long jobs return early */
     time_t scheduled_for;       /* 0 when run on demand */
     char summary[512];          /* one line the job leaves for the log and the run record */
+    int idle;                   /* set by a job that found nothing to do: a scheduled
+                                 * run then leaves no run record, so a job that runs
+                                 * every minute does not fill job_runs with no-ops */
 } job_ctx;
 
 typedef int (*job_fn)(job_ctx *ctx, err *e);

@@ -57,6 +57,8 @@ struct server {
     const cfg *cfg;
     db *db;
     vault *vault;
+    ino_t keys_ino;              /* the key file as last read */
+    struct timespec keys_mtime;
     bg *bg;
     SSL_CTX *tls;
     struct event_base *base;
@@ -66,6 +68,7 @@ struct server {
     struct evconnlistener *local_listener;
     char bound[300];
     struct event *ev_term, *ev_int, *ev_hup, *ev_drain, *ev_audit;
+    int64_t anchored;            /* the audit record id last anchored */
     int draining;
     int inflight;
     int64_t started_ms;
@@ -87,7 +90,34 @@ struct server {
 };
 
 db *server_db(server *s) { return s->db; }
-vault *server_vault(server *s) { return s->vault; }
+/* The key file may have changed under us (`bandbill keys rotate|prune` in
+ * another process): one stat per use keeps this process encrypting with
+ * the current key and able to read values under a new one. */
+static void reload_vault(server *s, const char *why)
+{
+    err e;
+    vault *nv;
+    if (vault_open(s->cfg->keys_file, &nv, &e) == 0) {
+        vault_close(s->vault);
+        s->vault = nv;
+        log_msg(LOG_INFO, "keys_reloaded", "%s: current key %s", why, vault_current_key(nv));
+    } else {
+        log_msg(LOG_ERROR, "keys_reload_failed", "%s", e.msg);
+    }
+}
+
+vault *server_vault(server *s)
+{
+    struct stat st;
+    if (s->vault && stat(s->cfg->keys_file, &st) == 0 &&
+        (st.st_ino != s->keys_ino || st.st_mtim.tv_sec != s->keys_mtime.tv_sec ||
+         st.st_mtim.tv_nsec != s->keys_mtime.tv_nsec)) {
+        if (s->keys_ino) reload_vault(s, "the key file changed");
+        s->keys_ino = st.st_ino;
+        s->keys_mtime = st.st_mtim;
+    }
+    return s->vault;
+}
 bg *server_bg(server *s) { return s->bg; }
 struct event_base *server_base(server *s) { return s->base; }
 int server_tls(server *s) { return s->tls != NULL; }
@@ -462,26 +492,28 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     err e;
     /* reopen the log so that logrotate can move the old file away */
     if (open_log(s->cfg, &e)) log_msg(LOG_ERROR, "log_reopen_failed", "%s", e.msg);
-    /* and the key file, so that a key added by `bandbill keys rotate`
-     * encrypts new values here too; a key file that no longer opens
-     * leaves the old keys in use */
-    vault *nv;
-    if (vault_open(s->cfg->keys_file, &nv, &e) == 0) {
-        vault_close(s->vault);
-        s->vault = nv;
-        log_msg(LOG_INFO, "keys_reloaded", "current key %s", vault_current_key(nv));
-    } else {
-        log_msg(LOG_ERROR, "keys_reload_failed", "%s", e.msg);
-    }
+    /* and the key file (a key file that no longer opens leaves the old
+     * keys in use) */
+    reload_vault(s, "SIGHUP");
     log_msg(LOG_INFO, "sighup", "reloading rules");
     server_reload(s, "sighup", "SIGHUP", NULL);
 }
 
+/* Queued audit records are written, and the chain's head is anchored
+ * outside the database whenever it moved: cutting the newest records off
+ * then shows within a tick. */
 static void on_audit_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    http_audit_flush(arg);
+    server *s = arg;
+    http_audit_flush(s);
+    err e;
+    int64_t head = 0;
+    if (!s->vault || db_get_int(s->db, &e, &head, "SELECT coalesce(max(id), 0) FROM audit_log", NULL) || head == s->anchored)
+        return;
+    if (audit_anchor_write(s->db, vault_audit_key(s->vault), s->cfg->audit_anchor, &e) == 0) s->anchored = head;
+    else log_msg(LOG_ERROR, "audit_anchor_failed", "%s", e.msg);
 }
 
 /* ------------------------------------------------------------- listeners */
@@ -593,6 +625,10 @@ static void cleanup(server *s)
     if (s->local_listener) unlink(s->cfg->socket);
     if (s->db) http_audit_flush(s);
     http_audit_release();
+    /* the last word of this run, outside the database */
+    err ae;
+    if (s->db && s->vault && audit_anchor_write(s->db, vault_audit_key(s->vault), s->cfg->audit_anchor, &ae))
+        log_msg(LOG_ERROR, "audit_anchor_failed", "%s", ae.msg);
     struct event *evs[] = {s->ev_term, s->ev_int, s->ev_hup, s->ev_drain, s->ev_ino, s->ev_debounce, s->ev_audit};
     for (size_t i = 0; i < sizeof evs / sizeof *evs; i++)
         if (evs[i]) event_free(evs[i]);
@@ -621,8 +657,9 @@ int server_run(const cfg *c, err *e)
     if (!rc) rc = db_open(c->db, 0, &s->db, e);
     if (!rc) rc = migrate_require_current(s->db, e);
     /* no key file, no daemon: the audit trail and encrypted data need it */
-    if (!rc && (rc = vault_open(c->keys_file, &s->vault, e)) == ERR_IO)
+    if (!rc && ((rc = vault_open(c->keys_file, &s->vault, e)) == ERR_IO || rc == ERR_NOTFOUND))
         err_prefix(e, "run `bandbill init` to create the key file, or set keys.file");
+    if (!rc) server_vault(s); /* remember the key file as read */
     if (!rc) {
         lhost_limits lim = {(uint64_t)c->rules_max_instructions, (size_t)c->rules_max_memory_mb << 20};
         rules_set_limits(&lim);

@@ -75,13 +75,18 @@ int session_lookup(db *d, const cfg *c, const char *token, principal *out, err *
     if (revoked) return err_set(e, ERR_UNAUTH, "the session was ended");
     if (disabled) return err_set(e, ERR_UNAUTH, "the account is disabled");
     if (now >= exp) return err_set(e, ERR_UNAUTH, "the session expired");
-    if (now - seen >= c->session_idle_min * 60 * 1000) {
+    /* last_seen_at is written only every touch interval, so a session is
+     * idle once that much more has passed: it ends up to one interval late,
+     * never early */
+    int64_t idle_ms = c->session_idle_min * 60 * 1000;
+    int64_t touch = idle_ms / 4 < TOUCH_EVERY_MS ? idle_ms / 4 : TOUCH_EVERY_MS;
+    if (now - seen >= idle_ms + touch) {
         char t[25];
         db_now(t);
         db_run(d, e, "UPDATE sessions SET revoked_at = ?, revoked_why = 'idle' WHERE id = ?", "si", t, sid);
         return err_set(e, ERR_UNAUTH, "the session ended after %lld idle minutes", (long long)c->session_idle_min);
     }
-    if (now - seen >= TOUCH_EVERY_MS) {
+    if (now - seen >= touch) {
         char t[25];
         db_format_time(now, t);
         err ignore;

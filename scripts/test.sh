@@ -18,6 +18,10 @@ step "build (warnings are errors)"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DBB_TESTS=ON >/dev/null
 cmake --build build-test -j"$JOBS"
 
+step "optimised build, as the demo command makes it (gcc warns about more at -O2)"
+cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBB_TESTS=OFF >/dev/null
+cmake --build build-rel -j"$JOBS"
+
 step "unit and integration tests"
 (cd build-test && ctest --output-on-failure -j"$JOBS")
 

@@ -32,7 +32,7 @@
 static const uint8_t KEY[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
                                 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
 
-static const audit_who WHO = {"user:alice", "admin", "127.0.0.1", "req-1"};
+static const audit_who WHO = {"user:alice", "admin", "127.0.0.1", "req-1", NULL};
 
 typedef struct fixture {
     char dir[64];
@@ -860,7 +860,7 @@ static void test_export_reverifies(void **state)
     populate(f);
     append(f, "auth.logout", NULL, NULL, NULL, NULL, NULL); /* diff NULL */
     /* escaping: quotes, backslashes, control characters, non-ASCII */
-    audit_who who = {"user:o\"brien\\", "admin", "cli", NULL};
+    audit_who who = {"user:o\"brien\\", "admin", "cli", NULL, NULL};
     audit_event ev = {"note.add", "note", "n/1", NULL,
                       P(f, "{\"text\":\"line1\\nline2\\t\\u0001 \\\"q\\\" 中文 é \\/ \\u2028\",\"n\":-0.5,\"big\":1e300}"),
                       NULL};
