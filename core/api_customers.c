@@ -220,8 +220,7 @@ int api_customers_update(http_req *q)
     err e;
     jv *before = NULL, *after = NULL;
     int rc = db_begin(d, &e);
-    if (!rc) rc = customers_get(d, v, id, http_arena(q), &before, &e);
-    if (!rc) rc = customers_update(d, v, id, body, &e);
+    if (!rc) rc = customers_update(d, v, id, body, http_arena(q), &before, &e);
     if (!rc) rc = customers_get(d, v, id, http_arena(q), &after, &e);
     audit_event ev = {.action = "customer.update", .object_type = "customer", .object_id = code, .before = before, .after = after};
     if (!rc) rc = http_audit(q, &ev, &e);

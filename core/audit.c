@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <openssl/hmac.h>
@@ -37,22 +38,25 @@
  * algorithm and expanding the key per record would dominate verification
  * of a long chain. */
 typedef struct mac {
-    EVP_MAC *alg;
     EVP_MAC_CTX *ctx;
 } mac;
 
 static void mac_close(mac *m)
 {
     EVP_MAC_CTX_free(m->ctx);
-    EVP_MAC_free(m->alg);
     m->ctx = NULL;
-    m->alg = NULL;
 }
+
+/* Fetched once for the process: a fetch is a provider lookup, and every
+ * audited request would pay for it. */
+static EVP_MAC *g_hmac;
+static pthread_once_t g_hmac_once = PTHREAD_ONCE_INIT;
+static void fetch_hmac(void) { g_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL); }
 
 static int mac_open(mac *m, const uint8_t key[AUDIT_KEY_LEN], err *e)
 {
-    m->alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    m->ctx = m->alg ? EVP_MAC_CTX_new(m->alg) : NULL;
+    pthread_once(&g_hmac_once, fetch_hmac);
+    m->ctx = g_hmac ? EVP_MAC_CTX_new(g_hmac) : NULL;
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
         OSSL_PARAM_construct_end(),

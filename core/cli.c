@@ -65,6 +65,14 @@ static const cli_opt opts_audit_export[] = {
     {"to", 1, "DATE", "the day (or instant) to stop before"},
     {NULL, 0, NULL, NULL},
 };
+static const cli_opt opts_privacy_export[] = {
+    {"out", 1, "FILE", "write to FILE (created with mode 0600) instead of standard output"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_privacy_erase[] = {
+    {"yes", 0, NULL, "go ahead: erasure cannot be undone"},
+    {NULL, 0, NULL, NULL},
+};
 static const cli_opt opts_keys_rotate[] = {
     {"resume", 0, NULL, "finish an interrupted rotation without adding another key"},
     {NULL, 0, NULL, NULL},
@@ -195,6 +203,15 @@ static const command commands[] = {
      "Safe to stop at any point: `keys rotate --resume` finishes the work. Old keys stay in the key file\n"
      "until `keys prune` removes the ones no value uses."},
     {"keys prune", cmd_keys_prune, "", 0, 0, NULL, "remove keys that no stored value uses any more", NULL},
+    {"privacy export", cmd_privacy_export, "CUSTOMER", 1, 1, opts_privacy_export,
+     "everything held about one customer, as JSON (PIPL right of access; audited)",
+     "Decrypts and gathers the customer's profile, contacts, addresses, accounts, devices, deposits,\n"
+     "subscriptions, charges, messages and change history. The export itself is an audit record."},
+    {"privacy erase", cmd_privacy_erase, "CUSTOMER", 1, 1, opts_privacy_erase,
+     "anonymise a closed customer's personal data (PIPL right to erasure; audited)",
+     "Removes names, ID-card number, phones, e-mail, detailed addresses, tags, notes and message\n"
+     "recipients of a closed customer. Invoices, payments, the ledger and the audit trail stay, for\n"
+     "accounting law, but no longer point to a person. Needs --yes."},
     {"customer add", cmd_customer_add, "", 0, 0, opts_customer, "create a customer", "Personal data is validated: a mainland mobile, an 18-character ID with its check character. Give the\nservice address with --province --city --district and the finer parts, or everything as --json-file."},
     {"customer show", cmd_customer_show, "CODE", 1, 1, NULL, "show a customer (masked as for the local admin: in clear)", NULL},
     {"customer find", cmd_customer_find, "[QUERY]", 0, 1, opts_customer_find, "find customers by code, phone, name prefix, PPPoE account, ONU serial or address parts", NULL},

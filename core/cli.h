@@ -96,6 +96,8 @@ int cmd_audit_export(cli *c, err *e);
 int cmd_keys_status(cli *c, err *e);
 int cmd_keys_rotate(cli *c, err *e);
 int cmd_keys_prune(cli *c, err *e);
+int cmd_privacy_export(cli *c, err *e);
+int cmd_privacy_erase(cli *c, err *e);
 int cmd_customer_add(cli *c, err *e);
 int cmd_customer_show(cli *c, err *e);
 int cmd_customer_find(cli *c, err *e);

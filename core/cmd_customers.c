@@ -373,7 +373,7 @@ int cmd_customer_edit(cli *c, err *e)
     if (!rc) rc = db_begin(d, e);
     if (!rc) rc = customers_get(d, v, id, &a, &before, e);
     if (!rc && given) {
-        rc = customers_update(d, v, id, patch, e);
+        rc = customers_update(d, v, id, patch, NULL, NULL, e);
         jv *mid = NULL;
         if (!rc) rc = customers_get(d, v, id, &a, &mid, e);
         audit_event ev = {.action = "customer.update", .object_type = "customer", .object_id = code, .before = before, .after = mid};

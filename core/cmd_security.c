@@ -3,14 +3,18 @@
  * Changes made from the command line are recorded in the audit trail like
  * those made over the API, as the local operating-system user. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit.h"
 #include "cli.h"
+#include "customers.h"
+#include "pipl.h"
 #include "session.h"
 #include "users.h"
 #include "vault.h"
@@ -432,4 +436,118 @@ int cmd_keys_prune(cli *c, err *e)
     else if (removed[0]) printf("removed keys: %s\n", removed);
     else printf("no unused keys\n");
     return 0;
+}
+
+/* ---------------------------------------------------------------- PIPL */
+
+static int customer_arg(db *d, const char *code, int64_t *id, err *e)
+{
+    int rc = customers_id_by_code(d, code, id, e);
+    if (rc == ERR_NOTFOUND) return err_set(e, ERR_NOTFOUND, "no customer %s", code);
+    return rc;
+}
+
+/* The file is written 0600 and only then filled: it holds a person's data
+ * in clear. */
+static int write_private(const char *path, const char *s, size_t n, err *e)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    int rc = 0;
+    if (fchmod(fd, 0600) || write(fd, s, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd))
+        rc = err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    if (close(fd) && !rc) rc = err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    return rc;
+}
+
+int cmd_privacy_export(cli *c, err *e)
+{
+    db *d;
+    vault *v;
+    int rc = open_both(c, &d, &v, e);
+    if (rc) return rc;
+    const char *code = c->argv[0], *out = cli_opt_value(c, "out");
+    int64_t id = 0;
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *doc = NULL;
+    jw w;
+    jw_init(&w, 1);
+    rc = customer_arg(d, code, &id, e);
+    /* the export and its audit record in one transaction: a copy handed out
+     * is always on record */
+    if (!rc) rc = db_begin(d, e);
+    if (!rc) rc = pipl_export(d, v, id, &a, &doc, e);
+    audit_event ev = {.action = "privacy.export", .object_type = "customer", .object_id = code};
+    jv *detail = jv_obj(&a);
+    if (!detail) rc = rc ? rc : ERR_NOMEM_RET(e);
+    if (!rc) jv_obj_set_str(&a, detail, "to", out ? out : "standard output");
+    ev.detail = detail;
+    if (!rc) rc = cli_audit(c, d, v, &ev, e);
+    size_t n = 0;
+    const char *s = NULL;
+    if (!rc) {
+        jw_jv(&w, doc);
+        s = jw_finish(&w, &n);
+        if (!s) rc = err_set(e, ERR_INTERNAL, "could not encode the export as JSON");
+    }
+    if (!rc && out) rc = write_private(out, s, n, e);
+    if (!rc) rc = db_commit(d, e);
+    rc = finish(d, v, rc);
+    if (!rc) {
+        if (!out) {
+            fwrite(s, 1, n, stdout);
+            fputc('\n', stdout);
+        } else if (c->json) {
+            printf("{\"customer\":\"%s\",\"file\":", code);
+            jw f;
+            jw_init(&f, 0);
+            jw_str(&f, out);
+            const char *fs = jw_finish(&f, NULL);
+            printf("%s}\n", fs ? fs : "null");
+            jw_free(&f);
+        } else
+            printf("everything held about %s written to %s\n", code, out);
+    }
+    jw_free(&w);
+    jv_arena_free(&a);
+    return rc;
+}
+
+int cmd_privacy_erase(cli *c, err *e)
+{
+    const char *code = c->argv[0];
+    if (!cli_opt_value(c, "yes"))
+        return err_set(e, ERR_USAGE, "erasing %s's personal data cannot be undone: add --yes to go ahead", code);
+    db *d;
+    vault *v;
+    int rc = open_both(c, &d, &v, e);
+    if (rc) return rc;
+    int64_t id = 0;
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *summary = NULL;
+    rc = customer_arg(d, code, &id, e);
+    if (!rc) rc = db_begin(d, e);
+    if (!rc) rc = pipl_erase(d, id, &a, &summary, e);
+    audit_event ev = {.action = "privacy.erase", .object_type = "customer", .object_id = code, .detail = summary};
+    if (!rc) rc = cli_audit(c, d, v, &ev, e);
+    if (!rc) rc = db_commit(d, e);
+    rc = finish(d, v, rc);
+    if (!rc) {
+        jw w;
+        jw_init(&w, 0);
+        jw_obj_open(&w);
+        jw_kv_str(&w, "customer", code);
+        jw_key(&w, "erased");
+        jw_jv(&w, summary);
+        jw_obj_close(&w);
+        if (c->json) rc = cli_print_json(&w, e);
+        else {
+            jw_free(&w);
+            printf("personal data of %s erased; invoices, payments and the ledger are kept\n", code);
+        }
+    }
+    jv_arena_free(&a);
+    return rc;
 }

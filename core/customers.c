@@ -778,7 +778,7 @@ static jv *merge_address(jv_arena *a, const jv *cur, const jv *patch)
     return m;
 }
 
-int customers_update(db *d, const vault *v, int64_t id, const jv *patch, err *e)
+int customers_update(db *d, const vault *v, int64_t id, const jv *patch, jv_arena *ba, jv **before, err *e)
 {
     if (!patch || patch->kind != JV_OBJ) return err_field(e, ERR_INVALID, "invalid_body", "", "expected a JSON object");
     for (size_t i = 0; i < patch->u.obj.n; i++) {
@@ -799,7 +799,10 @@ int customers_update(db *d, const vault *v, int64_t id, const jv *patch, err *e)
     cust_in c;
     sealed z;
     memset(&z, 0, sizeof z);
-    int rc = customers_get(d, v, id, &a, &cur, e);
+    /* cur lives in the caller's arena when the caller wants it back: the
+     * merged record below points into it, and it outlives a */
+    int rc = customers_get(d, v, id, before ? ba : &a, &cur, e);
+    if (!rc && before) *before = cur;
     /* an erased customer's personal data is gone for good (PIPL): nothing
      * may bring it back */
     const jv *erased = rc ? NULL : jv_get(cur, "erased_at");

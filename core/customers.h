@@ -71,8 +71,10 @@ int customers_create(db *d, const vault *v, const char *code_prefix, const jv *i
  * through privacy_filter), in arena a. */
 int customers_get(db *d, const vault *v, int64_t id, jv_arena *a, jv **out, err *e);
 /* Applies a partial update (same fields as create except type and status);
- * changing a phone number clears its verification. */
-int customers_update(db *d, const vault *v, int64_t id, const jv *patch, err *e);
+ * changing a phone number clears its verification. When `before` is not
+ * NULL it gets the customer as it was (as customers_get, in arena ba): the
+ * update reads it anyway, and an audited caller needs it for the diff. */
+int customers_update(db *d, const vault *v, int64_t id, const jv *patch, jv_arena *ba, jv **before, err *e);
 int customers_set_status(db *d, int64_t id, const char *status, err *e);
 
 /* ---- more validation ---- */

@@ -245,6 +245,63 @@ static const char *qdup(const char *s)
     return s ? jv_strdup(&g_qarena, s, strlen(s)) : NULL;
 }
 
+static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b && !strcmp(a, b)); }
+
+static const char *detail_str(const queued *q, const char *key)
+{
+    const jv *f = q->detail ? jv_get(q->detail, key) : NULL;
+    return f && f->kind == JV_STR ? f->u.str.s : NULL;
+}
+
+static int same_view(const queued *a, const queued *b)
+{
+    return !strcmp(b->action, "field.view") && same_str(a->actor, b->actor) && same_str(a->role, b->role) &&
+           same_str(a->source, b->source) && same_str(a->object_type, b->object_type) &&
+           same_str(detail_str(a, "fields"), detail_str(b, "fields"));
+}
+
+/* 1 if item is one of the comma-separated entries of list. */
+static int in_list(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !memcmp(p, item, n)) return 1;
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* The detail of views [i, j) as one: the fields, every id and every
+ * request id with its time; *object_id gets the ids when they are short
+ * enough to search by, else NULL. */
+static jv *merged_views(int i, int j, const char **object_id)
+{
+    jv_arena *a = &g_qarena;
+    buf ids = {0};
+    jv *d = jv_obj(a), *reqs = jv_arr(a);
+    if (!d || !reqs) return NULL;
+    for (int k = i; k < j; k++) {
+        const char *one = detail_str(&g_queue[k], "ids");
+        if (one && *one && !in_list(buf_cstr(&ids), one)) {
+            if (ids.len) buf_putc(&ids, ',');
+            buf_puts(&ids, one);
+        }
+        jv *r = jv_obj(a);
+        if (!r || jv_obj_set_str(a, r, "request_id", g_queue[k].request_id ? g_queue[k].request_id : "") ||
+            jv_obj_set_str(a, r, "at", g_queue[k].at) || jv_arr_push(a, reqs, r)) {
+            buf_free(&ids);
+            return NULL;
+        }
+    }
+    int bad = jv_obj_set_str(a, d, "fields", detail_str(&g_queue[i], "fields")) ||
+              jv_obj_set_str(a, d, "ids", buf_cstr(&ids)) || jv_obj_set(a, d, "requests", reqs);
+    *object_id = ids.len < 200 ? qdup(buf_cstr(&ids)) : NULL;
+    buf_free(&ids);
+    return bad ? NULL : d;
+}
+
 void http_audit_flush(server *s)
 {
     if (g_nqueued == 0) return;
@@ -252,12 +309,22 @@ void http_audit_flush(server *s)
     db *d = server_db(s);
     err e;
     int rc = v ? db_begin(d, &e) : err_set(&e, ERR_INTERNAL, "no key file");
-    for (int i = 0; !rc && i < g_nqueued; i++) {
+    for (int i = 0, next; !rc && i < g_nqueued; i = next) {
         queued *qe = &g_queue[i];
+        next = i + 1;
+        jv *detail = qe->detail;
+        const char *object_id = qe->object_id;
+        if (!strcmp(qe->action, "field.view")) {
+            /* one desk paging through customers makes a clear view per
+             * request: the views that follow one another with the same
+             * who and the same fields become one record listing every
+             * object and request, so reading costs no write per request */
+            while (next < g_nqueued && same_view(qe, &g_queue[next])) next++;
+            if (next - i > 1) detail = merged_views(i, next, &object_id);
+        }
         audit_who who = {qe->actor, qe->role, qe->source, qe->request_id, qe->at};
-        audit_event ev = {.action = qe->action, .object_type = qe->object_type, .object_id = qe->object_id,
-                          .detail = qe->detail};
-        rc = audit_append(d, vault_audit_key(v), &who, &ev, &e);
+        audit_event ev = {.action = qe->action, .object_type = qe->object_type, .object_id = object_id, .detail = detail};
+        rc = detail || !qe->detail ? audit_append(d, vault_audit_key(v), &who, &ev, &e) : ERR_NOMEM_RET(&e);
     }
     if (!rc) rc = db_commit(d, &e);
     if (rc) {

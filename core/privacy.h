@@ -26,7 +26,8 @@ typedef enum {
     MASK_EMAIL,     /* zhang.san@example.com -> z********@example.com */
     MASK_ADDRESS,   /* an address object: parts below the district become "*" */
     MASK_SECRET,    /* any secret -> "******" */
-    MASK_ACCOUNT    /* 6222021234567890 -> ************7890 */
+    MASK_ACCOUNT,   /* 6222021234567890 -> ************7890 */
+    MASK_TEXT       /* free text that may name anyone: "(14 characters)" */
 } mask_kind;
 
 typedef struct sensitive_field {

@@ -73,6 +73,8 @@ struct vault {
     keyset ks;
     char *path;
     EVP_MAC *hmac;   /* fetched once: a fetch per vault_index is a provider lookup */
+    EVP_CIPHER *gcm; /* the same for AES-256-GCM: the implicit fetch behind
+                      * EVP_aes_256_gcm() was a tenth of a customer read */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -521,6 +523,8 @@ int vault_open(const char *path, vault **out, err *e)
     }
     if (!rc && !(v->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
         rc = err_set(e, ERR_INTERNAL, "OpenSSL provides no HMAC");
+    if (!rc && !(v->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL)))
+        rc = err_set(e, ERR_INTERNAL, "OpenSSL provides no AES-256-GCM");
     if (rc) {
         vault_close(v);
         return rc;
@@ -534,6 +538,7 @@ void vault_close(vault *v)
     if (!v) return;
     free(v->path);
     EVP_MAC_free(v->hmac);
+    EVP_CIPHER_free(v->gcm);
     OPENSSL_cleanse(v, sizeof *v);
     free(v);
 }
@@ -545,7 +550,7 @@ const uint8_t *vault_audit_key(const vault *v) { return v->ks.audit; }
 /* ------------------------------------------------------------- values */
 
 /* AES-256-GCM of n bytes (n <= PLAIN_MAX) with aad as associated data. */
-static int gcm_seal(const uint8_t *key, const char *aad, const uint8_t *nonce, const void *in, size_t n,
+static int gcm_seal(const EVP_CIPHER *gcm, const uint8_t *key, const char *aad, const uint8_t *nonce, const void *in, size_t n,
                     uint8_t *ct, uint8_t *tag, err *e)
 {
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
@@ -553,7 +558,7 @@ static int gcm_seal(const uint8_t *key, const char *aad, const uint8_t *nonce, c
     size_t al = strlen(aad);
     int l = 0;
     /* the default GCM nonce length is 12, the size stored forms carry */
-    int ok = EVP_EncryptInit_ex2(c, EVP_aes_256_gcm(), key, nonce, NULL) == 1;
+    int ok = EVP_EncryptInit_ex2(c, gcm, key, nonce, NULL) == 1;
     if (ok && al) ok = EVP_EncryptUpdate(c, NULL, &l, (const unsigned char *)aad, (int)al) == 1;
     if (ok && n) ok = EVP_EncryptUpdate(c, ct, &l, in, (int)n) == 1 && (size_t)l == n;
     if (ok) ok = EVP_EncryptFinal_ex(c, ct + n, &l) == 1 && l == 0;
@@ -564,7 +569,7 @@ static int gcm_seal(const uint8_t *key, const char *aad, const uint8_t *nonce, c
 
 /* The reverse into plain (n bytes). ERR_FORBIDDEN when the tag does not
  * match; plain then holds unauthenticated bytes the caller must wipe. */
-static int gcm_open(const uint8_t *key, const char *aad, const uint8_t *nonce, const uint8_t *ct, size_t n,
+static int gcm_open(const EVP_CIPHER *gcm, const uint8_t *key, const char *aad, const uint8_t *nonce, const uint8_t *ct, size_t n,
                     const uint8_t *tag, uint8_t *plain, err *e)
 {
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
@@ -573,7 +578,7 @@ static int gcm_open(const uint8_t *key, const char *aad, const uint8_t *nonce, c
     memcpy(t, tag, TAG_LEN);
     size_t al = strlen(aad);
     int l = 0;
-    int ok = EVP_DecryptInit_ex2(c, EVP_aes_256_gcm(), key, nonce, NULL) == 1;
+    int ok = EVP_DecryptInit_ex2(c, gcm, key, nonce, NULL) == 1;
     if (ok && al) ok = EVP_DecryptUpdate(c, NULL, &l, (const unsigned char *)aad, (int)al) == 1;
     if (ok && n) ok = EVP_DecryptUpdate(c, plain, &l, ct, (int)n) == 1 && (size_t)l == n;
     if (ok) ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, t) == 1;
@@ -613,7 +618,7 @@ int vault_encrypt(const vault *v, const char *aad, const void *plain, size_t n, 
      * a counter is not an option (random nonces stay safe far beyond the
      * number of values one key will encrypt before it is rotated) */
     if (crypto_random(raw, NONCE_LEN)) rc = err_set(e, ERR_INTERNAL, "the system's random generator failed");
-    if (!rc) rc = gcm_seal(k->key, aad, raw, plain, n, raw + NONCE_LEN, raw + NONCE_LEN + n, e);
+    if (!rc) rc = gcm_seal(v->gcm, k->key, aad, raw, plain, n, raw + NONCE_LEN, raw + NONCE_LEN + n, e);
     size_t idl = strlen(k->id);
     /* reserve everything first so a failure leaves out as it was */
     if (!rc && buf_reserve(out, PREFIX_LEN + idl + 1 + b64_len(raw_len))) rc = ERR_NOMEM_RET(e);
@@ -671,7 +676,7 @@ int vault_decrypt(const vault *v, const char *aad, const char *stored, buf *out,
     if (!rc) {
         /* decrypted straight into out: no other copy of the plaintext */
         uint8_t *dst = (uint8_t *)out->data + out->len;
-        rc = gcm_open(k->key, aad, raw, raw + NONCE_LEN, n, raw + NONCE_LEN + n, dst, e);
+        rc = gcm_open(v->gcm, k->key, aad, raw, raw + NONCE_LEN, n, raw + NONCE_LEN + n, dst, e);
         if (rc) OPENSSL_cleanse(dst, n);   /* unauthenticated: never hand it out */
         else out->len += n;
         out->data[out->len] = '\0';

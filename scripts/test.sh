@@ -7,7 +7,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(bb_root)"
 
-bb_need "${BB_BUILD_DEPS[@]}" libcmocka-dev python3 valgrind clang libclang-rt-14-dev lua5.4
+bb_need "${BB_BUILD_DEPS[@]}" libcmocka-dev python3 python3-yaml valgrind clang libclang-rt-14-dev lua5.4
 JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 start=$(date +%s)
@@ -19,8 +19,8 @@ cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DBB_TESTS=ON >/dev/null
 cmake --build build-test -j"$JOBS"
 
 step "optimised build, as the demo command makes it (gcc warns about more at -O2)"
-cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBB_TESTS=OFF >/dev/null
-cmake --build build-rel -j"$JOBS"
+cmake -S . -B build-opt -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBB_TESTS=OFF >/dev/null
+cmake --build build-opt -j"$JOBS"
 
 step "unit and integration tests"
 (cd build-test && ctest --output-on-failure -j"$JOBS")

@@ -770,6 +770,33 @@ class FieldVisibility(SecCase):
         self.assertEqual(len(views), 1, views)
         self.assertIn(str(self.zed_id), views[0]["diff"]["detail"]["ids"].split(","))
 
+    def test_clear_views_in_a_row_become_one_record(self):
+        """A desk paging through records makes a clear view per request; the
+        daemon writes the views that follow one another (same who, same
+        fields) as one record listing every request, and keeps other
+        desks' views apart."""
+        mark = sectest.audit_max_id(self.ws)
+        rids = ["fv-run-%d" % i for i in range(6)]
+        for rid in rids:
+            r = self.srv.get("/api/v1/users/zed", token=self.tokens["admin"], headers={"X-Request-Id": rid})
+            self.assertEqual(r.status, 200)
+        self.get_zed("auditor")  # masked: no record, and does not split the run
+        sectest.audit_barrier(self.ws, self.srv)
+        views = sectest.audit(self.ws, "action = 'field.view' AND id > ?", (mark,))
+        # the six requests may straddle a write of the queue (every 100 ms), never more
+        self.assertLessEqual(len(views), 2, views)
+        seen = []
+        for v in views:
+            self.assertEqual((v["actor"], v["object_type"], v["object_id"]), ("token:fv-admin", "user", str(self.zed_id)))
+            self.assertEqual(sorted(v["diff"]["detail"]["fields"].split(",")), ["email", "phone"])
+            reqs = v["diff"]["detail"].get("requests")
+            seen += [x["request_id"] for x in reqs] if reqs else [v["request_id"]]
+            if reqs:
+                self.assertEqual(v["request_id"], reqs[0]["request_id"])
+                for x in reqs:
+                    self.assertRegex(x["at"], r"^\d{4}-\d\d-\d\dT")
+        self.assertEqual(seen, rids)
+
     def test_role_field_policy_change_applies_at_once(self):
         admin = self.tokens["admin"]
         r = self.srv.request("PUT", "/api/v1/roles/auditor", body={"field_policies": {"user.email": "clear", "user.phone": "hidden"}},

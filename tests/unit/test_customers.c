@@ -124,7 +124,7 @@ static int update(fixture *f, int64_t id, const char *json, err *e)
 {
     err_clear(e);
     int rc = db_begin(f->d, e);
-    if (!rc) rc = customers_update(f->d, f->v, id, J(f, json), e);
+    if (!rc) rc = customers_update(f->d, f->v, id, J(f, json), NULL, NULL, e);
     if (!rc) rc = db_commit(f->d, e);
     else db_rollback(f->d);
     return rc;
