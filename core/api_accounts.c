@@ -22,73 +22,17 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-typedef struct field_spec {
-    const char *name;
-    char type;   /* 's' string, 'm' money (integer fen) */
-} field_spec;
 
-/* Unknown fields are errors, never ignored; each known field must have its
- * type (null counts as absent). A missing body is an empty object when
- * `optional`. */
-static int check_body(http_req *q, const jv *body, const field_spec *spec, int optional)
-{
-    if (!body && optional) return 0;
-    if (!body || body->kind != JV_OBJ) {
-        http_reply_errf(q, 400, "invalid_body", "", "expected a JSON object");
-        return -1;
-    }
-    for (size_t i = 0; i < body->u.obj.n; i++) {
-        const char *k = body->u.obj.m[i].key;
-        const jv *v = body->u.obj.m[i].val;
-        const field_spec *f = spec;
-        while (f->name && strcmp(f->name, k)) f++;
-        if (!f->name) {
-            http_reply_errf(q, 400, "unknown_field", k, "unknown field '%s'", k);
-            return -1;
-        }
-        if (v->kind == JV_NULL) continue;
-        if (f->type == 's' && (v->kind != JV_STR || v->u.str.len != strlen(v->u.str.s))) {
-            http_reply_errf(q, 400, "invalid_field", k, "'%s' must be a string", k);
-            return -1;
-        }
-        if (f->type == 'm') {
-            if (v->kind == JV_NUM) {
-                http_reply_errf(q, 400, "invalid_money", k, "'%s' is money: an integer count of fen, without a fraction", k);
-                return -1;
-            }
-            if (v->kind != JV_INT || v->u.i < 0) {
-                http_reply_errf(q, 400, "invalid_money", k, "'%s' must be a whole number of fen, 0 or more", k);
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
 
-static const char *str_field(const jv *body, const char *key)
-{
-    const jv *v = jv_get(body, key);
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
 
-static void fail(http_req *q, db *d, const err *e)
-{
-    if (db_in_tx(d)) db_rollback(d);
-    http_reply_error(q, 0, e);
-}
-
-static void today(char out[11])
-{
-    date_format(date_of_time(time(NULL)), out);
-}
 
 /* A date field: absent means today; given, a real date not after today
  * (work is recorded when done, not planned here). */
 static int date_field(http_req *q, const jv *body, const char *key, char out[11])
 {
-    const char *s = str_field(body, key);
+    const char *s = http_str(body, key);
     char t[11];
-    today(t);
+    http_today(t);
     if (!s) {
         memcpy(out, t, 11);
         return 0;
@@ -366,9 +310,9 @@ static void reply_with_password(http_req *q, int status, jv *obj, const char *pa
 
 int api_accounts_create(http_req *q)
 {
-    static const field_spec spec[] = {{"username", 's'}, {"password", 's'}, {NULL, 0}};
+    static const http_field spec[] = {{"username", 's', 0}, {"password", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (check_body(q, body, spec, 1)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, HTTP_BODY_OPTIONAL)) return HTTP_DONE;
     server *srv = http_server(q);
     db *d = server_db(srv);
     vault *v = server_vault(srv);
@@ -387,7 +331,7 @@ int api_accounts_create(http_req *q)
     }
     /* the name: given and checked, or made by the rule */
     char username[ACCOUNT_USERNAME_BUF];
-    const char *given = str_field(body, "username");
+    const char *given = http_str(body, "username");
     if (given) {
         if (accounts_username_check(given, &e)) {
             http_reply_error(q, 0, &e);
@@ -419,7 +363,7 @@ int api_accounts_create(http_req *q)
     }
     char generated[ACCOUNT_PASSWORD_BUF];
     const char *pw;
-    if (choose_password(q, str_field(body, "password"), username, generated, &pw)) return HTTP_DONE;
+    if (choose_password(q, http_str(body, "password"), username, generated, &pw)) return HTTP_DONE;
 
     int64_t id;
     account acc;
@@ -438,7 +382,7 @@ int api_accounts_create(http_req *q)
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
         explicit_bzero(generated, sizeof generated);
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     reply_with_password(q, 201, obj, pw);
@@ -480,9 +424,9 @@ static int set_password(http_req *q, db *d, const account *acc, const char *pw, 
 
 int api_accounts_reset(http_req *q)
 {
-    static const field_spec spec[] = {{"password", 's'}, {NULL, 0}};
+    static const http_field spec[] = {{"password", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (check_body(q, body, spec, 1)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, HTTP_BODY_OPTIONAL)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     account acc;
     if (account_of(q, d, &acc)) return HTTP_DONE;
@@ -492,13 +436,13 @@ int api_accounts_reset(http_req *q)
     }
     char generated[ACCOUNT_PASSWORD_BUF];
     const char *pw;
-    if (choose_password(q, str_field(body, "password"), acc.username, generated, &pw)) return HTTP_DONE;
+    if (choose_password(q, http_str(body, "password"), acc.username, generated, &pw)) return HTTP_DONE;
     err e = {0};
     jv *after = NULL;
     int rc = db_begin(d, &e);
     if (!rc) rc = set_password(q, d, &acc, pw, "staff", generated[0] != '\0', &after, &e);
     if (!rc) rc = db_commit(d, &e);
-    if (rc) fail(q, d, &e);
+    if (rc) http_fail(q, d, &e);
     else reply_with_password(q, 200, after, pw);
     explicit_bzero(generated, sizeof generated);
     return HTTP_DONE;
@@ -506,8 +450,8 @@ int api_accounts_reset(http_req *q)
 
 int api_accounts_reset_code(http_req *q)
 {
-    static const field_spec spec[] = {{NULL, 0}};
-    if (check_body(q, http_body(q), spec, 1)) return HTTP_DONE;
+    static const http_field spec[] = {{NULL, 0, 0}};
+    if (http_check_body(q, http_body(q), spec, HTTP_BODY_OPTIONAL)) return HTTP_DONE;
     server *srv = http_server(q);
     db *d = server_db(srv);
     account acc;
@@ -539,7 +483,7 @@ int api_accounts_reset_code(http_req *q)
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     http_reply_resource(q, 200, "service_account", obj);
@@ -548,10 +492,10 @@ int api_accounts_reset_code(http_req *q)
 
 int api_accounts_reset_with_code(http_req *q)
 {
-    static const field_spec spec[] = {{"code", 's'}, {"password", 's'}, {NULL, 0}};
+    static const http_field spec[] = {{"code", 's', 0}, {"password", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (check_body(q, body, spec, 0)) return HTTP_DONE;
-    const char *code = str_field(body, "code");
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
+    const char *code = http_str(body, "code");
     if (!code) {
         http_reply_errf(q, 400, "missing_field", "code", "code is required");
         return HTTP_DONE;
@@ -566,7 +510,7 @@ int api_accounts_reset_with_code(http_req *q)
     if (account_of(q, d, &acc)) return HTTP_DONE;
     char generated[ACCOUNT_PASSWORD_BUF];
     const char *pw;
-    if (choose_password(q, str_field(body, "password"), acc.username, generated, &pw)) return HTTP_DONE;
+    if (choose_password(q, http_str(body, "password"), acc.username, generated, &pw)) return HTTP_DONE;
     jv_arena *a = http_arena(q);
     err e = {0};
     int left = 0;
@@ -583,13 +527,13 @@ int api_accounts_reset_with_code(http_req *q)
         if (!arc) arc = http_audit(q, &ev, &ae);
         if (!arc) arc = db_commit(d, &ae);
         explicit_bzero(generated, sizeof generated);
-        if (arc) fail(q, d, &ae);
+        if (arc) http_fail(q, d, &ae);
         else http_reply_error(q, 422, &e);
         return HTTP_DONE;
     }
     if (!rc) rc = set_password(q, d, &acc, pw, "sms_code", generated[0] != '\0', &after, &e);
     if (!rc) rc = db_commit(d, &e);
-    if (rc) fail(q, d, &e);
+    if (rc) http_fail(q, d, &e);
     else reply_with_password(q, 200, after, pw);
     explicit_bzero(generated, sizeof generated);
     return HTTP_DONE;
@@ -686,10 +630,10 @@ int api_devices_list(http_req *q)
 
 int api_devices_create(http_req *q)
 {
-    static const field_spec spec[] = {{"kind", 's'}, {"serial", 's'}, {"mac", 's'}, {"model", 's'}, {"vendor", 's'}, {NULL, 0}};
+    static const http_field spec[] = {{"kind", 's', 0}, {"serial", 's', 0}, {"mac", 's', 0}, {"model", 's', 0}, {"vendor", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (check_body(q, body, spec, 0)) return HTTP_DONE;
-    const char *kind = str_field(body, "kind"), *serial = str_field(body, "serial");
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
+    const char *kind = http_str(body, "kind"), *serial = http_str(body, "serial");
     if (!kind || !serial) {
         http_reply_errf(q, 400, "missing_field", !kind ? "kind" : "serial", "kind and serial are required");
         return HTTP_DONE;
@@ -698,7 +642,7 @@ int api_devices_create(http_req *q)
     err e = {0};
     /* the format first, before anything is opened */
     char norm[DEVICE_SERIAL_BUF], vendor[DEVICE_VENDOR_BUF], mac[DEVICE_MAC_BUF];
-    const char *mac_in = str_field(body, "mac");
+    const char *mac_in = http_str(body, "mac");
     if (devices_normalize_serial(kind, serial, norm, vendor, &e) || (mac_in && devices_normalize_mac(mac_in, mac, &e))) {
         http_reply_error(q, 0, &e);
         return HTTP_DONE;
@@ -706,14 +650,14 @@ int api_devices_create(http_req *q)
     int64_t id;
     jv *obj = NULL, *audit_obj = NULL;
     int rc = db_begin(d, &e);
-    if (!rc) rc = devices_create(d, kind, serial, mac_in, str_field(body, "model"), str_field(body, "vendor"), &id, &e);
+    if (!rc) rc = devices_create(d, kind, serial, mac_in, http_str(body, "model"), http_str(body, "vendor"), &id, &e);
     if (!rc && !(obj = device_obj(q, d, id, 1, 0, &e))) rc = e.code ? e.code : ERR_INTERNAL;
     if (!rc && !(audit_obj = device_obj(q, d, id, 0, 1, &e))) rc = e.code ? e.code : ERR_INTERNAL;
     audit_event ev = {.action = "device.create", .object_type = "device", .object_id = norm, .after = audit_obj};
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     reply_devices(q, 201, obj, NULL);
@@ -754,7 +698,7 @@ int api_devices_get(http_req *q)
  * their own work). */
 static const char *engineer_of(http_req *q, const jv *body)
 {
-    const char *eng = str_field(body, "engineer");
+    const char *eng = http_str(body, "engineer");
     return eng ? eng : http_who(q)->name;
 }
 
@@ -770,23 +714,23 @@ static int audit_device(http_req *q, db *d, const char *action, const device *dv
 
 int api_devices_install(http_req *q)
 {
-    static const field_spec spec[] = {{"customer", 's'}, {"account", 's'}, {"installed_on", 's'},
-                                      {"engineer", 's'}, {"address", 's'}, {NULL, 0}};
+    static const http_field spec[] = {{"customer", 's', 0}, {"account", 's', 0}, {"installed_on", 's', 0},
+                                      {"engineer", 's', 0}, {"address", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (check_body(q, body, spec, 0)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     jv_arena *a = http_arena(q);
     device dv;
     int64_t customer_id;
     char on[11];
     if (device_of(q, d, http_param(q, "serial"), "serial", &dv) ||
-        customer_of(q, d, str_field(body, "customer"), "customer", &customer_id) ||
+        customer_of(q, d, http_str(body, "customer"), "customer", &customer_id) ||
         date_field(q, body, "installed_on", on))
         return HTTP_DONE;
     err e = {0};
     install_req r = {.customer_id = customer_id, .installed_on = on, .engineer = engineer_of(q, body),
-                     .address = str_field(body, "address")};
-    const char *username = str_field(body, "account");
+                     .address = http_str(body, "address")};
+    const char *username = http_str(body, "account");
     if (username) {
         account acc;
         if (accounts_get(d, username, 0, &acc, &e)) {
@@ -802,13 +746,13 @@ int api_devices_install(http_req *q)
     if (!rc) rc = db_begin(d, &e);
     if (!rc) rc = devices_install(d, dv.id, &r, &inst, &e);
     if (!rc && (jv_obj_set_int(a, detail, "installation", inst) ||
-                jv_obj_set_str(a, detail, "customer", str_field(body, "customer"))))
+                jv_obj_set_str(a, detail, "customer", http_str(body, "customer"))))
         rc = ERR_NOMEM_RET(&e);
     if (!rc) rc = audit_device(q, d, "device.install", &dv, before, detail, &e);
     if (!rc && !(obj = device_obj(q, d, dv.id, 1, 0, &e))) rc = e.code ? e.code : ERR_INTERNAL;
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     reply_devices(q, 201, obj, NULL);
@@ -817,15 +761,15 @@ int api_devices_install(http_req *q)
 
 int api_devices_remove(http_req *q)
 {
-    static const field_spec spec[] = {{"reason", 's'}, {"removed_on", 's'}, {NULL, 0}};
+    static const http_field spec[] = {{"reason", 's', 0}, {"removed_on", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (check_body(q, body, spec, 0)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     jv_arena *a = http_arena(q);
     device dv;
     char on[11];
     if (device_of(q, d, http_param(q, "serial"), "serial", &dv) || date_field(q, body, "removed_on", on)) return HTTP_DONE;
-    const char *reason = str_field(body, "reason");
+    const char *reason = http_str(body, "reason");
     /* swap has its own route, which installs the replacement too */
     if (!reason || (strcmp(reason, "returned") && strcmp(reason, "lost") && strcmp(reason, "closed"))) {
         http_reply_errf(q, 400, reason ? "invalid_field" : "missing_field", "reason",
@@ -842,7 +786,7 @@ int api_devices_remove(http_req *q)
     if (!rc && !(obj = device_obj(q, d, dv.id, 1, 0, &e))) rc = e.code ? e.code : ERR_INTERNAL;
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     reply_devices(q, 200, obj, NULL);
@@ -851,15 +795,15 @@ int api_devices_remove(http_req *q)
 
 int api_devices_swap(http_req *q)
 {
-    static const field_spec spec[] = {{"new_serial", 's'}, {"swapped_on", 's'}, {"engineer", 's'}, {NULL, 0}};
+    static const http_field spec[] = {{"new_serial", 's', 0}, {"swapped_on", 's', 0}, {"engineer", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (check_body(q, body, spec, 0)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     jv_arena *a = http_arena(q);
     device old, nw;
     char on[11];
     if (device_of(q, d, http_param(q, "serial"), "serial", &old) ||
-        device_of(q, d, str_field(body, "new_serial"), "new_serial", &nw) || date_field(q, body, "swapped_on", on))
+        device_of(q, d, http_str(body, "new_serial"), "new_serial", &nw) || date_field(q, body, "swapped_on", on))
         return HTTP_DONE;
     err e = {0};
     int64_t inst = 0, moved = 0;
@@ -881,7 +825,7 @@ int api_devices_swap(http_req *q)
     if (!rc && (jv_obj_set(a, obj, "removed", o_old) || jv_obj_set(a, obj, "installed", o_new))) rc = ERR_NOMEM_RET(&e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     static const char *const keys[] = {"removed", "installed", NULL};
@@ -955,19 +899,19 @@ int api_deposits_list(http_req *q)
 
 int api_deposits_create(http_req *q)
 {
-    static const field_spec spec[] = {{"device", 's'},   {"product", 's'}, {"amount", 'm'},
-                                      {"taken_on", 's'}, {"note", 's'},    {NULL, 0}};
+    static const http_field spec[] = {{"device", 's', 0},   {"product", 's', 0}, {"amount", 'm', 0},
+                                      {"taken_on", 's', 0}, {"note", 's', 0},    {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (check_body(q, body, spec, 0)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     jv_arena *a = http_arena(q);
     int64_t customer_id;
     device dv;
     char on[11];
     if (customer_of(q, d, http_param(q, "code"), "code", &customer_id) ||
-        device_of(q, d, str_field(body, "device"), "device", &dv) || date_field(q, body, "taken_on", on))
+        device_of(q, d, http_str(body, "device"), "device", &dv) || date_field(q, body, "taken_on", on))
         return HTTP_DONE;
-    const char *product = str_field(body, "product");
+    const char *product = http_str(body, "product");
     if (!product) {
         http_reply_errf(q, 400, "missing_field", "product", "product is required (a deposit product's code)");
         return HTTP_DONE;
@@ -978,7 +922,7 @@ int api_deposits_create(http_req *q)
     int64_t id;
     jv *obj = NULL;
     int rc = db_begin(d, &e);
-    if (!rc) rc = deposits_take(d, customer_id, dv.id, product, fen, on, str_field(body, "note"), &id, &e);
+    if (!rc) rc = deposits_take(d, customer_id, dv.id, product, fen, on, http_str(body, "note"), &id, &e);
     if (!rc && !(obj = deposit_obj(d, a, id, &e))) rc = e.code ? e.code : ERR_INTERNAL;
     char oid[24];
     snprintf(oid, sizeof oid, "%lld", (long long)(rc ? 0 : id));
@@ -986,7 +930,7 @@ int api_deposits_create(http_req *q)
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     http_reply_resource(q, 201, "deposit", obj);
@@ -995,9 +939,9 @@ int api_deposits_create(http_req *q)
 
 int api_deposits_settle(http_req *q)
 {
-    static const field_spec spec[] = {{"status", 's'}, {"settled_on", 's'}, {"note", 's'}, {NULL, 0}};
+    static const http_field spec[] = {{"status", 's', 0}, {"settled_on", 's', 0}, {"note", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (check_body(q, body, spec, 0)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     jv_arena *a = http_arena(q);
     const char *idp = http_param(q, "id");
@@ -1009,7 +953,7 @@ int api_deposits_settle(http_req *q)
     }
     char on[11];
     if (date_field(q, body, "settled_on", on)) return HTTP_DONE;
-    const char *status = str_field(body, "status");
+    const char *status = http_str(body, "status");
     if (!status) {
         http_reply_errf(q, 400, "missing_field", "status", "status is required: returned, kept or forfeited");
         return HTTP_DONE;
@@ -1023,14 +967,14 @@ int api_deposits_settle(http_req *q)
         return HTTP_DONE;
     }
     int rc = db_begin(d, &e);
-    if (!rc) rc = deposits_settle(d, id, status, on, by, str_field(body, "note"), &e);
+    if (!rc) rc = deposits_settle(d, id, status, on, by, http_str(body, "note"), &e);
     if (!rc && !(after = deposit_obj(d, a, id, &e))) rc = e.code ? e.code : ERR_INTERNAL;
     audit_event ev = {.action = "deposit.settle", .object_type = "deposit", .object_id = idp, .before = before,
                       .after = after};
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     http_reply_resource(q, 200, "deposit", after);

@@ -39,11 +39,6 @@ typedef struct login {
 
 static const char *evhttp_find_header_ua(http_req *q) { return http_header(q, "User-Agent"); }
 
-static const char *str_field(const jv *body, const char *key)
-{
-    const jv *v = jv_get(body, key);
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
 
 static void login_work(void *arg)
 {
@@ -177,8 +172,10 @@ static void login_done(void *arg)
 
 int api_auth_login(http_req *q)
 {
+    static const http_field spec[] = {{"username", 's', 0}, {"password", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    const char *user = str_field(body, "username"), *pw = str_field(body, "password");
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
+    const char *user = http_str(body, "username"), *pw = http_str(body, "password");
     if (!user || !user[0]) {
         http_reply_errf(q, 400, "missing_field", "username", "username is required");
         return HTTP_DONE;
@@ -380,8 +377,10 @@ int api_auth_password(http_req *q)
         http_reply_errf(q, 400, "not_a_user", "", "only a logged-in staff user can change a password here; tokens have none");
         return HTTP_DONE;
     }
+    static const http_field spec[] = {{"current", 's', 0}, {"new", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    const char *cur = str_field(body, "current"), *nw = str_field(body, "new");
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
+    const char *cur = http_str(body, "current"), *nw = http_str(body, "new");
     if (!cur || !nw || strlen(cur) > 256 || strlen(nw) > 256) {
         http_reply_errf(q, 400, "missing_field", !cur ? "current" : "new", "give the current and the new password");
         return HTTP_DONE;

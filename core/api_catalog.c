@@ -16,13 +16,7 @@
 #include "rules.h"
 #include "server.h"
 
-static void fail(http_req *q, db *d, const err *e)
-{
-    if (db_in_tx(d)) db_rollback(d);
-    http_reply_error(q, 0, e);
-}
 
-static void today(char out[11]) { date_format(date_of_time(time(NULL)), out); }
 
 static int one_of(const char *s, const char *const *list)
 {
@@ -69,7 +63,7 @@ static int product_jv(db *d, jv_arena *a, int64_t pid, int all, jv **out, err *e
     db_done(s);
     if (rc) return ERR_NOMEM_RET(e);
     char t[11];
-    today(t);
+    http_today(t);
     jv *cur;
     if ((rc = version_on(d, a, pid, t, &cur, e))) return rc;
     if (jv_obj_set(a, o, "current", cur)) return ERR_NOMEM_RET(e);
@@ -238,7 +232,7 @@ int api_products_create(http_req *q)
     if (!rc) rc = db_commit(d, &e);
     ruleset_unref(rs);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     http_reply_resource(q, 201, "product", after);
@@ -300,7 +294,7 @@ int api_products_update(http_req *q)
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     http_reply_resource(q, 200, "product", after);
@@ -334,7 +328,7 @@ int api_products_add_version(http_req *q)
     if (!rc) rc = db_commit(d, &e);
     ruleset_unref(rs);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     http_reply_resource(q, 201, "product", after);
@@ -521,7 +515,7 @@ int api_customers_offers(http_req *q)
         return HTTP_DONE;
     }
     char t[11];
-    today(t);
+    http_today(t);
     jv *list = jv_arr(a);
     for (size_t i = 0; list && i < rows->u.arr.n; i++) {
         jv *r = rows->u.arr.items[i];

@@ -77,37 +77,8 @@ static int customer_param(http_req *q, int64_t *id, char code[CUSTOMER_CODE_MAX]
     return 0;
 }
 
-/* Unknown fields are errors; values must be strings (or null). */
-static int only_fields(http_req *q, const jv *body, const char *const *allowed)
-{
-    if (!body || body->kind != JV_OBJ) {
-        http_reply_errf(q, 400, "invalid_body", "", "expected a JSON object");
-        return -1;
-    }
-    for (size_t i = 0; i < body->u.obj.n; i++) {
-        const char *k = body->u.obj.m[i].key;
-        const char *const *a = allowed;
-        while (*a && strcmp(*a, k)) a++;
-        if (!*a) {
-            http_reply_errf(q, 400, "unknown_field", k, "unknown field '%s'", k);
-            return -1;
-        }
-        const jv *v = body->u.obj.m[i].val;
-        if (v->kind != JV_STR && v->kind != JV_NULL) {
-            http_reply_errf(q, 400, "invalid_field", k, "'%s' must be a string", k);
-            return -1;
-        }
-    }
-    return 0;
-}
 
-static const char *str_field(const jv *body, const char *key)
-{
-    const jv *v = jv_get(body, key);
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
 
-static void today(char out[11]) { date_format(date_of_time(time(NULL)), out); }
 
 /* ----------------------------------------------------------------- search */
 
@@ -172,7 +143,7 @@ int api_customers_create(http_req *q)
     int rc = db_begin(d, &e);
     if (!rc) rc = customers_create(d, v, server_cfg(s)->customer_prefix, body, by, &id, &e);
     if (!rc) rc = customers_get(d, v, id, http_arena(q), &after, &e);
-    const char *code = after ? str_field(after, "code") : NULL;
+    const char *code = after ? http_str(after, "code") : NULL;
     audit_event ev = {.action = "customer.create", .object_type = "customer", .object_id = code, .after = after};
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
@@ -235,12 +206,12 @@ int api_customers_update(http_req *q)
 
 int api_customers_status(http_req *q)
 {
-    static const char *const allowed[] = {"status", "reason", NULL};
+    static const http_field spec[] = {{"status", 's', 1}, {"reason", 's', 0}, {NULL, 0, 0}};
     vault *v = need_vault(q);
     if (!v) return HTTP_DONE;
     const jv *body = http_body(q);
-    if (only_fields(q, body, allowed)) return HTTP_DONE;
-    const char *status = str_field(body, "status"), *reason = str_field(body, "reason");
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
+    const char *status = http_str(body, "status"), *reason = http_str(body, "reason");
     if (!status) {
         http_reply_errf(q, 400, "missing_field", "status", "status is required");
         return HTTP_DONE;
@@ -258,7 +229,7 @@ int api_customers_status(http_req *q)
     jv *cur = NULL, *after = NULL;
     int rc = db_begin(d, &e);
     if (!rc) rc = customers_get(d, v, id, a, &cur, &e);
-    const char *from = cur ? str_field(cur, "status") : "";
+    const char *from = cur ? http_str(cur, "status") : "";
     if (!rc) rc = customers_set_status(d, id, status, &e);
     if (!rc) rc = customers_get(d, v, id, a, &after, &e);
     jv *b = jv_obj(a), *af = jv_obj(a), *detail = jv_obj(a);
@@ -386,11 +357,11 @@ int api_customers_history(http_req *q)
 
 int api_customers_verify_send(http_req *q)
 {
-    static const char *const allowed[] = {NULL};
+    static const http_field spec[] = {{NULL, 0, 0}};
     vault *v = need_vault(q);
     if (!v) return HTTP_DONE;
     const jv *body = http_body(q);
-    if (body && only_fields(q, body, allowed)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, HTTP_BODY_OPTIONAL)) return HTTP_DONE;
     int64_t id;
     char code[CUSTOMER_CODE_MAX];
     if (customer_param(q, &id, code)) return HTTP_DONE;
@@ -434,12 +405,12 @@ int api_customers_verify_send(http_req *q)
 
 int api_customers_verify_confirm(http_req *q)
 {
-    static const char *const allowed[] = {"code", NULL};
+    static const http_field spec[] = {{"code", 's', 1}, {NULL, 0, 0}};
     vault *v = need_vault(q);
     if (!v) return HTTP_DONE;
     const jv *body = http_body(q);
-    if (only_fields(q, body, allowed)) return HTTP_DONE;
-    const char *vcode = str_field(body, "code");
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
+    const char *vcode = http_str(body, "code");
     if (!vcode) {
         http_reply_errf(q, 400, "missing_field", "code", "code is required");
         return HTTP_DONE;
@@ -520,7 +491,7 @@ int api_customers_overview(http_req *q)
     char code[CUSTOMER_CODE_MAX];
     if (customer_param(q, &id, code)) return HTTP_DONE;
     char day[11];
-    today(day);
+    http_today(day);
     err e;
     jv *o;
     if (customers_overview(server_db(http_server(q)), v, id, day, http_arena(q), &o, &e)) {

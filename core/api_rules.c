@@ -58,12 +58,10 @@ int api_rules_reload(http_req *q)
 
 int api_rules_call(http_req *q)
 {
+    static const http_field spec[] = {{"function", 's', 0}, {"input", '*', 0}, {"args", 'a', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     const jv *fn = jv_get(body, "function");
-    if (!body || body->kind != JV_OBJ) {
-        http_reply_errf(q, 400, "invalid_body", "", "expected a JSON object {\"function\": \"module.function\", \"input\": ...}");
-        return HTTP_DONE;
-    }
     if (!fn || fn->kind != JV_STR) {
         http_reply_errf(q, 400, "missing_field", "function", "'function' must be a string like \"tariffs.monthly\"");
         return HTTP_DONE;
@@ -79,13 +77,6 @@ int api_rules_call(http_req *q)
         for (size_t i = 0; i < args->u.arr.n; i++) argv[argc++] = args->u.arr.items[i];
     } else if (input) {
         argv[argc++] = input;
-    }
-    for (size_t i = 0; i < body->u.obj.n; i++) {
-        const char *k = body->u.obj.m[i].key;
-        if (strcmp(k, "function") && strcmp(k, "input") && strcmp(k, "args")) {
-            http_reply_errf(q, 400, "unknown_field", k, "unknown field '%s'", k);
-            return HTTP_DONE;
-        }
     }
     ruleset *rs = rules_live();
     if (!rs) {

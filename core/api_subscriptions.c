@@ -16,53 +16,7 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-typedef struct field_spec {
-    const char *name;
-    jv_kind kind;       /* JV_STR, JV_INT, JV_ARR */
-    int required;
-} field_spec;
 
-/* The body must be an object with only these fields, each of its kind
- * (null counts as absent). Replies 400 and returns -1 otherwise. */
-static int check_body(http_req *q, const jv *body, const field_spec *spec)
-{
-    if (!body || body->kind != JV_OBJ) {
-        http_reply_errf(q, 400, "invalid_body", "", "expected a JSON object");
-        return -1;
-    }
-    for (size_t i = 0; i < body->u.obj.n; i++) {
-        const char *k = body->u.obj.m[i].key;
-        const jv *v = body->u.obj.m[i].val;
-        const field_spec *f = spec;
-        while (f->name && strcmp(f->name, k)) f++;
-        if (!f->name) {
-            http_reply_errf(q, 400, "unknown_field", k, "unknown field '%s'", k);
-            return -1;
-        }
-        if (v->kind == JV_NULL || v->kind == f->kind) continue;
-        if (f->kind == JV_INT && v->kind == JV_NUM)
-            http_reply_errf(q, 400, "invalid_field", k, "'%s' must be a whole number%s", k,
-                            !strcmp(k, "unit_price") ? " of fen (129.00 yuan is 12900)" : "");
-        else
-            http_reply_errf(q, 400, "invalid_field", k, "'%s' must be %s", k,
-                            f->kind == JV_STR ? "a string" : f->kind == JV_INT ? "a whole number" : "a list");
-        return -1;
-    }
-    for (const field_spec *f = spec; f->name; f++) {
-        const jv *v = jv_get(body, f->name);
-        if (f->required && (!v || v->kind == JV_NULL)) {
-            http_reply_errf(q, 400, "missing_field", f->name, "'%s' is required", f->name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static const char *str_of(const jv *body, const char *key)
-{
-    const jv *v = jv_get(body, key);
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
 
 static const jv *int_of(const jv *body, const char *key)
 {
@@ -70,7 +24,6 @@ static const jv *int_of(const jv *body, const char *key)
     return v && v->kind == JV_INT ? v : NULL;
 }
 
-static void today_of(char out[11]) { date_format(date_of_time(time(NULL)), out); }
 
 /* A positive integer path parameter; replies 404 otherwise (no such thing
  * can exist under a name that is not a number). */
@@ -205,12 +158,12 @@ int api_subscriptions_list(http_req *q)
 
 int api_subscriptions_create(http_req *q)
 {
-    static const field_spec spec[] = {
-        {"plan", JV_STR, 1},   {"start_date", JV_STR, 0}, {"addons", JV_ARR, 0},
-        {"account", JV_STR, 0}, {"note", JV_STR, 0},       {NULL, JV_NULL, 0},
+    static const http_field spec[] = {
+        {"plan", 's', 1},   {"start_date", 's', 0}, {"addons", 'a', 0},
+        {"account", 's', 0}, {"note", 's', 0},       {NULL, 0, 0},
     };
     const jv *body = http_body(q);
-    if (check_body(q, body, spec)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     const char *addons[SUBS_MAX_ADDONS];
     size_t naddons = 0;
     const jv *al = jv_get(body, "addons");
@@ -230,7 +183,7 @@ int api_subscriptions_create(http_req *q)
             addons[naddons++] = v->u.str.s;
         }
     }
-    const char *start = str_of(body, "start_date");
+    const char *start = http_str(body, "start_date");
     if (start && !subs_date_ok(start)) {
         http_reply_errf(q, 400, "invalid_date", "start_date", "start_date must be a date YYYY-MM-DD");
         return HTTP_DONE;
@@ -241,15 +194,15 @@ int api_subscriptions_create(http_req *q)
     ruleset *rs = live_rules(q);
     if (!rs) return HTTP_DONE;
     char today[11], by[96];
-    today_of(today);
+    http_today(today);
     auth_label(http_who(q), by, sizeof by);
     subs_new in = {.customer_id = cid,
-                   .plan = str_of(body, "plan"),
+                   .plan = http_str(body, "plan"),
                    .start_date = start,
                    .addons = addons,
                    .naddons = naddons,
-                   .account = str_of(body, "account"),
-                   .note = str_of(body, "note"),
+                   .account = http_str(body, "account"),
+                   .note = http_str(body, "note"),
                    .today = today,
                    .by = by};
     err e;
@@ -286,22 +239,22 @@ int api_subscriptions_get(http_req *q)
 
 int api_subscriptions_change(http_req *q)
 {
-    static const field_spec spec[] = {
-        {"kind", JV_STR, 1}, {"product", JV_STR, 0}, {"note", JV_STR, 0}, {NULL, JV_NULL, 0},
+    static const http_field spec[] = {
+        {"kind", 's', 1}, {"product", 's', 0}, {"note", 's', 0}, {NULL, 0, 0},
     };
     const jv *body = http_body(q);
-    if (check_body(q, body, spec)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     int64_t id;
     if (id_param(q, "id", "subscription", &id)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     ruleset *rs = live_rules(q);
     if (!rs) return HTTP_DONE;
     char today[11], by[96];
-    today_of(today);
+    http_today(today);
     auth_label(http_who(q), by, sizeof by);
-    subs_change_req req = {.kind = str_of(body, "kind"),
-                           .product = str_of(body, "product"),
-                           .note = str_of(body, "note"),
+    subs_change_req req = {.kind = http_str(body, "kind"),
+                           .product = http_str(body, "product"),
+                           .note = http_str(body, "note"),
                            .today = today,
                            .by = by};
     jv_arena *a = http_arena(q);
@@ -438,30 +391,30 @@ int api_charges_list(http_req *q)
 
 int api_charges_create(http_req *q)
 {
-    static const field_spec spec[] = {
-        {"product", JV_STR, 0},  {"description", JV_STR, 0},    {"unit_price", JV_INT, 0}, {"tax_category", JV_STR, 0},
-        {"quantity", JV_INT, 0}, {"subscription_id", JV_INT, 0}, {"source", JV_STR, 0},    {NULL, JV_NULL, 0},
+    static const http_field spec[] = {
+        {"product", 's', 0},  {"description", 's', 0},    {"unit_price", 'M', 0}, {"tax_category", 's', 0},
+        {"quantity", 'i', 0}, {"subscription_id", 'i', 0}, {"source", 's', 0},    {NULL, 0, 0},
     };
     const jv *body = http_body(q);
-    if (check_body(q, body, spec)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     int64_t cid, id;
     if (customer_param(q, d, &cid)) return HTTP_DONE;
     ruleset *rs = live_rules(q);
     if (!rs) return HTTP_DONE;
     char today[11], by[96];
-    today_of(today);
+    http_today(today);
     auth_label(http_who(q), by, sizeof by);
     const jv *up = int_of(body, "unit_price"), *qty = int_of(body, "quantity"), *sid = int_of(body, "subscription_id");
     subs_charge_new in = {.customer_id = cid,
                           .subscription_id = sid ? sid->u.i : 0,
-                          .product = str_of(body, "product"),
-                          .description = str_of(body, "description"),
+                          .product = http_str(body, "product"),
+                          .description = http_str(body, "description"),
                           .has_unit_price = up != NULL,
                           .unit_price = up ? up->u.i : 0,
-                          .tax_category = str_of(body, "tax_category"),
+                          .tax_category = http_str(body, "tax_category"),
                           .quantity = qty ? qty->u.i : 1,
-                          .source = str_of(body, "source"),
+                          .source = http_str(body, "source"),
                           .today = today,
                           .by = by};
     if (sid && sid->u.i <= 0) {

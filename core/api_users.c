@@ -11,35 +11,7 @@
 #include "users.h"
 #include "vault.h"
 
-static const char *str_field(const jv *body, const char *key)
-{
-    const jv *v = jv_get(body, key);
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
 
-/* Unknown fields are errors, never ignored. */
-static int only_fields(http_req *q, const jv *body, const char *const *allowed)
-{
-    if (!body || body->kind != JV_OBJ) {
-        http_reply_errf(q, 400, "invalid_body", "", "expected a JSON object");
-        return -1;
-    }
-    for (size_t i = 0; i < body->u.obj.n; i++) {
-        const char *k = body->u.obj.m[i].key;
-        const char *const *a = allowed;
-        while (*a && strcmp(*a, k)) a++;
-        if (!*a) {
-            http_reply_errf(q, 400, "unknown_field", k, "unknown field '%s'", k);
-            return -1;
-        }
-        const jv *v = body->u.obj.m[i].val;
-        if (v->kind != JV_STR && v->kind != JV_NULL && strcmp(k, "permissions") && strcmp(k, "field_policies")) {
-            http_reply_errf(q, 400, "invalid_field", k, "'%s' must be a string", k);
-            return -1;
-        }
-    }
-    return 0;
-}
 
 /* Nobody hands out more than they hold: a role can be given to a user, or
  * a permission to a role, only by someone who has every permission in it. */
@@ -70,11 +42,6 @@ static int user_json(http_req *q, const staff_user *u, jv **out)
     return 0;
 }
 
-static void fail(http_req *q, db *d, const err *e)
-{
-    if (db_in_tx(d)) db_rollback(d);
-    http_reply_error(q, 0, e);
-}
 
 int api_users_list(http_req *q)
 {
@@ -146,10 +113,11 @@ int api_users_get(http_req *q)
 
 int api_users_create(http_req *q)
 {
-    static const char *const allowed[] = {"username", "display_name", "role", "password", "email", "phone", NULL};
+    static const http_field spec[] = {{"username", 's', 1}, {"display_name", 's', 0}, {"role", 's', 1}, {"password", 's', 0},
+                                      {"email", 's', 0},    {"phone", 's', 0},        {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (only_fields(q, body, allowed)) return HTTP_DONE;
-    const char *name = str_field(body, "username"), *role = str_field(body, "role"), *pw = str_field(body, "password");
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
+    const char *name = http_str(body, "username"), *role = http_str(body, "role"), *pw = http_str(body, "password");
     if (!name || !role) {
         http_reply_errf(q, 400, "missing_field", !name ? "username" : "role", "username and role are required");
         return HTTP_DONE;
@@ -177,8 +145,8 @@ int api_users_create(http_req *q)
     jv *o = NULL;
     int rc = db_begin(d, &e);
     if (!rc)
-        rc = users_create(d, server_vault(s), name, str_field(body, "display_name"), role, hash, str_field(body, "email"),
-                          str_field(body, "phone"), by, &id, &e);
+        rc = users_create(d, server_vault(s), name, http_str(body, "display_name"), role, hash, http_str(body, "email"),
+                          http_str(body, "phone"), by, &id, &e);
     if (!rc) rc = users_get(d, NULL, id, &u, &e);
     if (!rc && user_json(q, &u, &o)) {
         db_rollback(d);
@@ -188,7 +156,7 @@ int api_users_create(http_req *q)
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     /* a generated password is shown this once */
@@ -199,9 +167,10 @@ int api_users_create(http_req *q)
 
 int api_users_update(http_req *q)
 {
-    static const char *const allowed[] = {"display_name", "role", "status", "email", "phone", NULL};
+    static const http_field spec[] = {{"display_name", 's', 0}, {"role", 's', 0}, {"status", 's', 0},
+                                      {"email", 's', 0},        {"phone", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (only_fields(q, body, allowed)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     server *s = http_server(q);
     db *d = server_db(s);
     vault *v = server_vault(s);
@@ -214,7 +183,7 @@ int api_users_update(http_req *q)
         return HTTP_DONE;
     }
     if (user_json(q, &u, &before)) return HTTP_DONE;
-    const char *status = str_field(body, "status"), *role = str_field(body, "role");
+    const char *status = http_str(body, "status"), *role = http_str(body, "role");
     if (status && strcmp(status, "active") && strcmp(status, "disabled")) {
         http_reply_errf(q, 400, "invalid_field", "status", "status is active or disabled");
         return HTTP_DONE;
@@ -228,7 +197,7 @@ int api_users_update(http_req *q)
         return HTTP_DONE;
     }
     int rc = db_begin(d, &e);
-    const char *dn = str_field(body, "display_name");
+    const char *dn = http_str(body, "display_name");
     if (!rc && dn) rc = db_run(d, &e, "UPDATE staff_users SET display_name = ? WHERE id = ?", "si", dn, u.id);
     if (!rc && role) rc = db_run(d, &e, "UPDATE staff_users SET role = ? WHERE id = ?", "si", role, u.id);
     if (!rc && status) {
@@ -261,7 +230,7 @@ int api_users_update(http_req *q)
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     http_reply_resource(q, 200, "user", after);
@@ -279,7 +248,7 @@ int api_users_unlock(http_req *q)
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     jw w;
@@ -293,9 +262,9 @@ int api_users_unlock(http_req *q)
 
 int api_users_password(http_req *q)
 {
-    static const char *const allowed[] = {"password", NULL};
+    static const http_field spec[] = {{"password", 's', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (body && only_fields(q, body, allowed)) return HTTP_DONE;
+    if (http_check_body(q, body, spec, HTTP_BODY_OPTIONAL)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     err e;
     const char *name = http_param(q, "username");
@@ -305,7 +274,7 @@ int api_users_password(http_req *q)
         return HTTP_DONE;
     }
     char generated[32] = "", hash[USERS_HASH_MAX];
-    const char *pw = str_field(body, "password");
+    const char *pw = http_str(body, "password");
     if (!pw) {
         users_password_generate(generated);
         pw = generated;
@@ -321,7 +290,7 @@ int api_users_password(http_req *q)
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     jw w;
@@ -467,13 +436,16 @@ static int write_role(http_req *q, db *d, const char *name, const jv *body, err 
 
 static int role_change(http_req *q, int creating)
 {
-    static const char *const allowed[] = {"name", "description", "permissions", "field_policies", NULL};
+    /* a role is named by its path once it exists: renaming would orphan
+     * the users and tokens that hold it */
+    static const http_field create[] = {{"name", 's', 1},          {"description", 's', 0}, {"permissions", 'a', 0},
+                                        {"field_policies", 'o', 0}, {NULL, 0, 0}};
     const jv *body = http_body(q);
-    if (only_fields(q, body, allowed)) return HTTP_DONE;
+    if (http_check_body(q, body, creating ? create : create + 1, 0)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     err e;
-    const char *name = creating ? str_field(body, "name") : http_param(q, "name");
-    const char *desc = str_field(body, "description");
+    const char *name = creating ? http_str(body, "name") : http_param(q, "name");
+    const char *desc = http_str(body, "description");
     if (!name || !users_name_valid(name)) {
         http_reply_errf(q, 400, "invalid_field", "name", "a role name is 2-32 of a-z 0-9 . _ -");
         return HTTP_DONE;
@@ -494,7 +466,7 @@ static int role_change(http_req *q, int creating)
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     auth_reload();
@@ -516,6 +488,7 @@ int api_roles_delete(http_req *q)
     const char *name = http_param(q, "name");
     int64_t builtin = 0, users = 0;
     int rc = db_get_int(d, &e, &builtin, "SELECT builtin FROM roles WHERE name = ?", "s", name);
+    if (rc == ERR_NOTFOUND) rc = err_field(&e, ERR_NOTFOUND, "not_found", "name", "no role %s", name);
     if (!rc && builtin) rc = err_field(&e, ERR_CONFLICT, "builtin_role", "name", "role %s is built in and cannot be deleted", name);
     if (!rc) rc = db_get_int(d, &e, &users, "SELECT count(*) FROM staff_users WHERE role = ?", "s", name);
     if (!rc) {
@@ -532,7 +505,7 @@ int api_roles_delete(http_req *q)
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
-        fail(q, d, &e);
+        http_fail(q, d, &e);
         return HTTP_DONE;
     }
     auth_reload();

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "date.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
@@ -835,4 +836,93 @@ void http_handle(server *s, struct evhttp_request *r)
     if (read_body(q)) return;
     int rc = q->route->fn(q);
     if (rc == HTTP_DONE && !q->replied) http_reply_errf(q, 500, "internal", "", "the handler did not reply");
+}
+
+/* ------------------------------------------------------------ bodies */
+
+void http_fail(http_req *q, db *d, const err *e)
+{
+    if (db_in_tx(d)) db_rollback(d);
+    http_reply_error(q, 0, e);
+}
+
+const char *http_str(const jv *obj, const char *key)
+{
+    const jv *v = obj ? jv_get(obj, key) : NULL;
+    return v && v->kind == JV_STR ? v->u.str.s : NULL;
+}
+
+void http_today(char out[11]) { date_format(date_of_time(time(NULL)), out); }
+
+static const char *type_name(char t)
+{
+    switch (t) {
+    case 's': return "a string";
+    case 'i': return "a whole number";
+    case 'b': return "true or false";
+    case 'a': return "a list";
+    case 'o': return "an object";
+    default: return "a value";
+    }
+}
+
+static int field_ok(http_req *q, const http_field *f, const jv *v)
+{
+    const char *k = f->name;
+    switch (f->type) {
+    case 's':
+        /* an embedded NUL would cut the value short in C */
+        if (v->kind == JV_STR && v->u.str.len == strlen(v->u.str.s)) return 0;
+        break;
+    case 'i':
+        if (v->kind == JV_INT) return 0;
+        break;
+    case 'm':
+    case 'M':
+        if (v->kind == JV_INT && (f->type == 'M' || v->u.i >= 0)) return 0;
+        if (v->kind == JV_NUM)
+            http_reply_errf(q, 400, "invalid_money", k, "'%s' is money: a whole number of fen (129.00 yuan is 12900), never a fraction", k);
+        else
+            http_reply_errf(q, 400, "invalid_money", k, "'%s' must be a whole number of fen%s", k, f->type == 'm' ? ", 0 or more" : "");
+        return -1;
+    case 'b':
+        if (v->kind == JV_BOOL) return 0;
+        break;
+    case 'a':
+        if (v->kind == JV_ARR) return 0;
+        break;
+    case 'o':
+        if (v->kind == JV_OBJ) return 0;
+        break;
+    default:
+        return 0;
+    }
+    http_reply_errf(q, 400, "invalid_field", k, "'%s' must be %s", k, type_name(f->type));
+    return -1;
+}
+
+int http_check_body(http_req *q, const jv *body, const http_field *spec, int flags)
+{
+    if (body ? body->kind != JV_OBJ : !(flags & HTTP_BODY_OPTIONAL)) {
+        http_reply_errf(q, 400, "invalid_body", "", "expected a JSON object");
+        return -1;
+    }
+    for (size_t i = 0; body && i < body->u.obj.n; i++) {
+        const jv_member *m = &body->u.obj.m[i];
+        const http_field *f = spec;
+        while (f->name && strcmp(f->name, m->key)) f++;
+        if (!f->name) {
+            http_reply_errf(q, 400, "unknown_field", m->key, "unknown field '%s'", m->key);
+            return -1;
+        }
+        if (m->val->kind != JV_NULL && field_ok(q, f, m->val)) return -1;
+    }
+    for (const http_field *f = spec; f->name; f++) {
+        const jv *v = body ? jv_get(body, f->name) : NULL;
+        if (f->required && (!v || v->kind == JV_NULL)) {
+            http_reply_errf(q, 400, "missing_field", f->name, "'%s' is required", f->name);
+            return -1;
+        }
+    }
+    return 0;
 }

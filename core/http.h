@@ -46,6 +46,33 @@ void http_reply_rule_error(http_req *q, int status, const err *e, const rule_err
 void http_reply_errf(http_req *q, int status, const char *code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 void http_add_header(http_req *q, const char *key, const char *value);
+/* Rolls back the transaction the handler left open and replies e. */
+void http_fail(http_req *q, db *d, const err *e);
+
+/* ---- request bodies ---- */
+
+/* One field a body may have. Types: 's' a string without NUL bytes, 'i' a
+ * whole number, 'm' money (a whole number of fen, 0 or more: a fraction is
+ * refused with invalid_money, never rounded), 'M' money that may be
+ * negative, 'b' a boolean, 'a' a list, 'o' an object, '*' anything. */
+typedef struct http_field {
+    const char *name;
+    char type;
+    int required;
+} http_field;
+
+enum { HTTP_BODY_OPTIONAL = 1 };   /* no body at all reads as {} */
+
+/* The body must be an object with only fields of spec (ending with a NULL
+ * name), each of its type; null counts as absent; required fields must be
+ * there. Otherwise replies 400 (invalid_body, unknown_field,
+ * missing_field, invalid_field or invalid_money, naming the field) and
+ * returns -1. */
+int http_check_body(http_req *q, const jv *body, const http_field *spec, int flags);
+/* The string field key of an object, or NULL. */
+const char *http_str(const jv *obj, const char *key);
+/* Today in the operator's time zone, YYYY-MM-DD. */
+void http_today(char out[11]);
 
 /* The client's address (or "local" for the control socket). */
 const char *http_source(http_req *q);

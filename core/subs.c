@@ -1161,7 +1161,7 @@ static int check_tax_category(ruleset *rs, const char *cat, jv_arena *a, err *e)
         if (w < 0) break;
         used += (size_t)w;
     }
-    return err_field(e, ERR_INVALID, "invalid_tax_category", "tax_category", "unknown tax category '%s' (known: %s)", cat, known);
+    return err_field(e, ERR_INVALID, "unknown_tax_category", "tax_category", "unknown tax category '%s' (known: %s)", cat, known);
 }
 
 static int subs_charge_create_in(db *d, ruleset *rs, const subs_charge_new *in, jv_arena *a, int64_t *id, err *e)

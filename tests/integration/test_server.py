@@ -261,7 +261,7 @@ class Basics(ServerCase):
                 self.assertError(self.srv.call(self.token, fn, {}), 404)
 
     def test_rules_call_bad_requests(self):
-        cases = [({"input": {}}, "missing_field"), ({"function": 7}, "missing_field"), ([1, 2], "invalid_body"),
+        cases = [({"input": {}}, "missing_field"), ({"function": 7}, "invalid_field"), ([1, 2], "invalid_body"),
                  ({"function": "tax.split", "extra": 1}, "unknown_field"), ({"function": "nodot"}, "invalid_rule_name"),
                  ({"function": "tax.split", "args": {"a": 1}}, "invalid_field")]
         for body, code in cases:

@@ -321,11 +321,11 @@ class Charges(SubsCase):
         self.assertEqual(visit["amount"], 15000)
 
         for body, status, code, field in [
-            ({"description": "x", "unit_price": 50.5, "tax_category": "installation"}, 400, "invalid_field", "unit_price"),
-            ({"description": "x", "unit_price": "50", "tax_category": "installation"}, 400, "invalid_field", "unit_price"),
+            ({"description": "x", "unit_price": 50.5, "tax_category": "installation"}, 400, "invalid_money", "unit_price"),
+            ({"description": "x", "unit_price": "50", "tax_category": "installation"}, 400, "invalid_money", "unit_price"),
             ({"description": "x", "unit_price": 5000}, 400, "missing_field", "tax_category"),
             ({"unit_price": 5000, "tax_category": "installation"}, 400, "missing_field", "description"),
-            ({"description": "x", "unit_price": 5000, "tax_category": "snacks"}, 400, "invalid_tax_category", "tax_category"),
+            ({"description": "x", "unit_price": 5000, "tax_category": "snacks"}, 400, "unknown_tax_category", "tax_category"),
             ({"product": "INSTALL", "unit_price": 1}, 400, "invalid_field", "unit_price"),
             ({"product": "FIBER100"}, 400, "wrong_product_kind", "product"),
             ({"product": "INSTALL", "discount": 5}, 400, "unknown_field", "discount"),
