@@ -220,6 +220,15 @@ static void reply_devices(http_req *q, int status, jv *obj, const char *const *k
 
 static const char *const account_states[] = {"active", "throttled", "suspended", "closed", NULL};
 
+static int account_item(void *ud, db *d, jv_arena *a, int64_t id, jv **out, err *e)
+{
+    (void)ud;
+    account acc;
+    int rc = accounts_get(d, NULL, id, &acc, e);
+    if (!rc) rc = accounts_to_jv(d, &acc, a, out, e);
+    return rc;
+}
+
 int api_accounts_list(http_req *q)
 {
     db *d = server_db(http_server(q));
@@ -243,33 +252,7 @@ int api_accounts_list(http_req *q)
     db_bind_text(s, 4, status);
     db_bind_text(s, 5, status);
     db_bind_int(s, 6, limit + 1);
-    int64_t ids[501];
-    int n = 0, rc;
-    while ((rc = db_step(d, s, &e)) == DB_ROW && n <= limit) ids[n++] = db_col_int(s, 0);
-    db_done(s);
-    if (rc < 0) {
-        http_reply_error(q, 500, &e);
-        return HTTP_DONE;
-    }
-    int more = n > limit;
-    if (more) n = (int)limit;
-    jv_arena *a = http_arena(q);
-    jv *list = jv_arr_sized(a, (size_t)n);
-    for (int i = 0; list && i < n; i++) {
-        account acc;
-        jv *o;
-        if (accounts_get(d, NULL, ids[i], &acc, &e) || accounts_to_jv(d, &acc, a, &o, &e) || jv_arr_push(a, list, o)) {
-            http_reply_error(q, 500, &e);
-            return HTTP_DONE;
-        }
-    }
-    if (!list) {
-        http_reply_errf(q, 500, "internal", "", "out of memory");
-        return HTTP_DONE;
-    }
-    char next[32];
-    next_cursor(next, n ? ids[n - 1] : 0);
-    http_reply_resources(q, "service_account", list, more ? next : NULL);
+    http_reply_id_page(q, d, s, limit, "service_account", account_item, NULL);
     return HTTP_DONE;
 }
 
@@ -845,6 +828,12 @@ static jv *deposit_obj(db *d, jv_arena *a, int64_t id, err *e)
     return o;
 }
 
+static int deposit_item(void *ud, db *d, jv_arena *a, int64_t id, jv **out, err *e)
+{
+    (void)ud;
+    return (*out = deposit_obj(d, a, id, e)) ? 0 : (e->code ? e->code : ERR_NOMEM_RET(e));
+}
+
 int api_deposits_list(http_req *q)
 {
     db *d = server_db(http_server(q));
@@ -868,32 +857,7 @@ int api_deposits_list(http_req *q)
     db_bind_text(s, 4, status);
     db_bind_text(s, 5, status);
     db_bind_int(s, 6, limit + 1);
-    int64_t ids[501];
-    int n = 0, rc;
-    while ((rc = db_step(d, s, &e)) == DB_ROW && n <= limit) ids[n++] = db_col_int(s, 0);
-    db_done(s);
-    if (rc < 0) {
-        http_reply_error(q, 500, &e);
-        return HTTP_DONE;
-    }
-    int more = n > limit;
-    if (more) n = (int)limit;
-    jv_arena *a = http_arena(q);
-    jv *list = jv_arr_sized(a, (size_t)n);
-    for (int i = 0; list && i < n; i++) {
-        jv *o = deposit_obj(d, a, ids[i], &e);
-        if (!o || jv_arr_push(a, list, o)) {
-            http_reply_error(q, 500, &e);
-            return HTTP_DONE;
-        }
-    }
-    if (!list) {
-        http_reply_errf(q, 500, "internal", "", "out of memory");
-        return HTTP_DONE;
-    }
-    char next[32];
-    next_cursor(next, n ? ids[n - 1] : 0);
-    http_reply_resources(q, "deposit", list, more ? next : NULL);
+    http_reply_id_page(q, d, s, limit, "deposit", deposit_item, NULL);
     return HTTP_DONE;
 }
 

@@ -123,6 +123,12 @@ static ruleset *live_rules(http_req *q)
 
 /* ------------------------------------------------------------ handlers */
 
+static int product_item(void *ud, db *d, jv_arena *a, int64_t id, jv **out, err *e)
+{
+    (void)ud;
+    return product_jv(d, a, id, 0, out, e);
+}
+
 int api_products_list(http_req *q)
 {
     int64_t limit;
@@ -147,7 +153,6 @@ int api_products_list(http_req *q)
         return HTTP_DONE;
     }
     db *d = server_db(http_server(q));
-    jv_arena *a = http_arena(q);
     err e;
     db_stmt *s = db_prepare(d,
                             "SELECT id FROM products WHERE id < ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR status = ?) "
@@ -163,31 +168,7 @@ int api_products_list(http_req *q)
     db_bind_text(s, 4, status);
     db_bind_text(s, 5, status);
     db_bind_int(s, 6, limit + 1);
-    int64_t ids[501];
-    int n = 0, rc;
-    while ((rc = db_step(d, s, &e)) == DB_ROW && n <= limit) ids[n++] = db_col_int(s, 0);
-    db_done(s);
-    if (rc < 0) {
-        http_reply_error(q, 500, &e);
-        return HTTP_DONE;
-    }
-    int more = n > limit;
-    if (more) n = (int)limit;
-    jv *list = jv_arr(a);
-    if (!list) {
-        http_reply_errf(q, 500, "internal", "", "out of memory");
-        return HTTP_DONE;
-    }
-    for (int i = 0; i < n; i++) {
-        jv *o;
-        if ((rc = product_jv(d, a, ids[i], 0, &o, &e)) || jv_arr_push(a, list, o)) {
-            http_reply_error(q, 500, &e);
-            return HTTP_DONE;
-        }
-    }
-    char next[32];
-    snprintf(next, sizeof next, "%lld", (long long)(n ? ids[n - 1] : 0));
-    http_reply_resources(q, "product", list, more ? next : NULL);
+    http_reply_id_page(q, d, s, limit, "product", product_item, NULL);
     return HTTP_DONE;
 }
 

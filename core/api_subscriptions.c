@@ -98,6 +98,18 @@ static void reply_change(http_req *q, int status, jv *change, jv *sub)
 
 /* ---------------------------------------------------------- subscriptions */
 
+static int subscription_item(void *ud, db *d, jv_arena *a, int64_t id, jv **out, err *e)
+{
+    (void)ud;
+    return subs_get(d, id, 0, a, out, e);
+}
+
+static int charge_item(void *ud, db *d, jv_arena *a, int64_t id, jv **out, err *e)
+{
+    (void)ud;
+    return subs_charge_get(d, id, a, out, e);
+}
+
 int api_subscriptions_list(http_req *q)
 {
     int64_t limit, cid;
@@ -127,32 +139,7 @@ int api_subscriptions_list(http_req *q)
     db_bind_text(s, 3, status);
     db_bind_int(s, 4, before);
     db_bind_int(s, 5, limit + 1);
-    int64_t ids[501];
-    int n = 0, rc;
-    while ((rc = db_step(d, s, &e)) == DB_ROW && n <= limit) ids[n++] = db_col_int(s, 0);
-    db_done(s);
-    if (rc < 0) {
-        http_reply_error(q, 500, &e);
-        return HTTP_DONE;
-    }
-    int more = n > limit;
-    if (more) n = (int)limit;
-    jv_arena *a = http_arena(q);
-    jv *list = jv_arr(a);
-    if (!list) {
-        http_reply_errf(q, 500, "internal", "", "out of memory");
-        return HTTP_DONE;
-    }
-    for (int i = 0; i < n; i++) {
-        jv *o;
-        if (subs_get(d, ids[i], 0, a, &o, &e) || jv_arr_push(a, list, o)) {
-            http_reply_error(q, 500, &e);
-            return HTTP_DONE;
-        }
-    }
-    char next[32];
-    snprintf(next, sizeof next, "%lld", (long long)(n ? ids[n - 1] : 0));
-    http_reply_resources(q, "subscription", list, more ? next : NULL);
+    http_reply_id_page(q, d, s, limit, "subscription", subscription_item, NULL);
     return HTTP_DONE;
 }
 
@@ -360,32 +347,7 @@ int api_charges_list(http_req *q)
     db_bind_int(s, 2, before);
     for (int i = 3; i <= 6; i++) db_bind_text(s, i, status);
     db_bind_int(s, 7, limit + 1);
-    int64_t ids[501];
-    int n = 0, rc;
-    while ((rc = db_step(d, s, &e)) == DB_ROW && n <= limit) ids[n++] = db_col_int(s, 0);
-    db_done(s);
-    if (rc < 0) {
-        http_reply_error(q, 500, &e);
-        return HTTP_DONE;
-    }
-    int more = n > limit;
-    if (more) n = (int)limit;
-    jv_arena *a = http_arena(q);
-    jv *list = jv_arr(a);
-    if (!list) {
-        http_reply_errf(q, 500, "internal", "", "out of memory");
-        return HTTP_DONE;
-    }
-    for (int i = 0; i < n; i++) {
-        jv *o;
-        if (subs_charge_get(d, ids[i], a, &o, &e) || jv_arr_push(a, list, o)) {
-            http_reply_error(q, 500, &e);
-            return HTTP_DONE;
-        }
-    }
-    char next[32];
-    snprintf(next, sizeof next, "%lld", (long long)(n ? ids[n - 1] : 0));
-    http_reply_resources(q, "charge", list, more ? next : NULL);
+    http_reply_id_page(q, d, s, limit, "charge", charge_item, NULL);
     return HTTP_DONE;
 }
 

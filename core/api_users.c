@@ -42,6 +42,13 @@ static int user_json(http_req *q, const staff_user *u, jv **out)
     return 0;
 }
 
+static int user_item(void *ud, db *d, jv_arena *a, int64_t id, jv **out, err *e)
+{
+    staff_user u;
+    int rc = users_get(d, NULL, id, &u, e);
+    if (!rc) rc = users_to_jv(d, server_vault(http_server(ud)), &u, a, out, e);
+    return rc;
+}
 
 int api_users_list(http_req *q)
 {
@@ -74,26 +81,7 @@ int api_users_list(http_req *q)
     db_bind_text(s, 4, status);
     db_bind_text(s, 5, status);
     db_bind_int(s, 6, limit + 1);
-    int64_t ids[501];
-    int n = 0, rc;
-    while ((rc = db_step(d, s, &e)) == DB_ROW && n <= limit) ids[n++] = db_col_int(s, 0);
-    db_done(s);
-    if (rc < 0) {
-        http_reply_error(q, 500, &e);
-        return HTTP_DONE;
-    }
-    int more = n > limit;
-    if (more) n = (int)limit;
-    jv *list = jv_arr(http_arena(q));
-    for (int i = 0; i < n; i++) {
-        staff_user u;
-        jv *o;
-        if (users_get(d, NULL, ids[i], &u, &e) || user_json(q, &u, &o)) continue;
-        jv_arr_push(http_arena(q), list, o);
-    }
-    char next[32];
-    snprintf(next, sizeof next, "%lld", (long long)(n ? ids[n - 1] : 0));
-    http_reply_resources(q, "user", list, more ? next : NULL);
+    http_reply_id_page(q, d, s, limit, "user", user_item, q);
     return HTTP_DONE;
 }
 

@@ -926,3 +926,35 @@ int http_check_body(http_req *q, const jv *body, const http_field *spec, int fla
     }
     return 0;
 }
+
+void http_reply_id_page(http_req *q, db *d, db_stmt *s, int64_t limit, const char *resource, http_item_fn fn, void *ud)
+{
+    err e;
+    err_clear(&e);
+    int64_t *ids = malloc(sizeof *ids * (size_t)(limit + 1));
+    int n = 0, rc = DB_DONE;
+    if (!ids) {
+        if (s) db_done(s);
+        http_reply_errf(q, 500, "internal", "", "out of memory");
+        return;
+    }
+    while (s && (rc = db_step(d, s, &e)) == DB_ROW && n <= limit) ids[n++] = db_col_int(s, 0);
+    if (s) db_done(s);
+    int more = n > limit;
+    if (more) n = (int)limit;
+    jv_arena *a = http_arena(q);
+    jv *list = rc < 0 ? NULL : jv_arr_sized(a, (size_t)n);
+    for (int i = 0; list && i < n; i++) {
+        jv *o = NULL;
+        if ((rc = fn(ud, d, a, ids[i], &o, &e)) || jv_arr_push(a, list, o)) list = NULL;
+    }
+    char next[32];
+    snprintf(next, sizeof next, "%lld", (long long)(n ? ids[n - 1] : 0));
+    free(ids);
+    if (!list) {
+        if (e.code) http_reply_error(q, 500, &e);
+        else http_reply_errf(q, 500, "internal", "", "out of memory");
+        return;
+    }
+    http_reply_resources(q, resource, list, more ? next : NULL);
+}

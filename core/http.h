@@ -85,6 +85,14 @@ void http_reply_resource(http_req *q, int status, const char *resource, jv *obj)
 /* A page of resources: {"data": [...], "next_cursor": ...}. */
 void http_reply_resources(http_req *q, const char *resource, jv *list, const char *next_cursor);
 
+/* Makes the API object of one id (in arena a). */
+typedef int (*http_item_fn)(void *ud, db *d, jv_arena *a, int64_t id, jv **out, err *e);
+/* The common list: s (bound, its LIMIT set to limit + 1) selects ids,
+ * newest or oldest first; each becomes an object through fn, and the page
+ * goes out through http_reply_resources with the last id as the cursor.
+ * s NULL is an empty page. Replies 500 on a database error. */
+void http_reply_id_page(http_req *q, db *d, db_stmt *s, int64_t limit, const char *resource, http_item_fn fn, void *ud);
+
 /* Appends an audit record for this request (who, role, address, request
  * id) inside the caller's open transaction. A state-changing request that
  * succeeds without one gets a generic record from the HTTP layer. */
