@@ -164,7 +164,7 @@ int api_users_update(http_req *q)
     vault *v = server_vault(s);
     err e;
     staff_user u;
-    jv *before, *after;
+    jv *before = NULL, *after = NULL;
     const char *name = http_param(q, "username");
     if (users_get(d, name, 0, &u, &e)) {
         http_reply_error(q, 0, &e);
