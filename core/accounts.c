@@ -115,18 +115,20 @@ int accounts_password_generate(char out[ACCOUNT_PASSWORD_BUF], err *e)
 
 /* --------------------------------------------------- names by rule */
 
-static int service_place(db *d, int64_t customer_id, jv_arena *a, jv *ctx, err *e)
+static int service_place(db *d, int64_t customer_id, char city[300], char district[300], int *placed, err *e)
 {
+    *placed = 0;
     db_stmt *s = db_prepare(d, "SELECT city, district FROM addresses WHERE customer_id = ? AND kind = 'service'", e);
     if (!s) return e->code;
     db_bind_int(s, 1, customer_id);
     int rc = db_step(d, s, e);
     if (rc == DB_ROW) {
         rc = 0;
-        if (jv_obj_set_str(a, ctx, "city", db_col_text(s, 0)) || jv_obj_set_str(a, ctx, "district", db_col_text(s, 1)))
-            rc = ERR_NOMEM_RET(e);
+        snprintf(city, 300, "%s", db_col_text(s, 0));
+        snprintf(district, 300, "%s", db_col_text(s, 1));
+        *placed = 1;
     } else if (rc == DB_DONE) {
-        rc = 0;   /* no service address: the rule sees no city */
+        rc = 0;
     }
     db_done(s);
     return rc;
@@ -170,55 +172,69 @@ static const char *kind_words(jv_kind k)
     }
 }
 
+int accounts_username_rule(ruleset *rs, const char *code, int64_t customer_id, const char *city, const char *district,
+                           int64_t sequence, int attempt, jv_arena *a, char out[ACCOUNT_USERNAME_BUF], rule_error *re, err *e)
+{
+    memset(re, 0, sizeof *re);
+    jv *ctx = jv_obj(a);
+    if (!ctx || jv_obj_set_str(a, ctx, "customer", code) || jv_obj_set_int(a, ctx, "customer_id", customer_id) ||
+        jv_obj_set_int(a, ctx, "sequence", sequence) || jv_obj_set_int(a, ctx, "attempt", attempt))
+        return ERR_NOMEM_RET(e);
+    /* no service address: the rule sees no city */
+    if (city && district && (jv_obj_set_str(a, ctx, "city", city) || jv_obj_set_str(a, ctx, "district", district)))
+        return ERR_NOMEM_RET(e);
+    const jv *args[1] = {ctx};
+    jv *res = NULL;
+    int rc = rules_call(rs, "accounts.username", args, 1, a, &res, e);
+    if (rc) {
+        *re = *lhost_last_error(rs->host);
+        /* a rule set without the function is the rules' fault too, and
+         * the caller can always give a name instead */
+        if (rc == ERR_NOTFOUND)
+            err_field(e, ERR_RULE, "rule_not_found", "username", "the rules have no accounts.username: give a username");
+        e->code = ERR_RULE;
+        return ERR_RULE;
+    }
+    if (!res || res->kind == JV_NULL) return output_error(re, e, "returned nil, expected the user name as a string");
+    if (res->kind != JV_STR)
+        return output_error(re, e, "returned %s, expected the user name as a string", kind_words(res->kind));
+    if (res->u.str.len != strlen(res->u.str.s)) return output_error(re, e, "returned a name with a NUL byte");
+    err ve;
+    if (accounts_username_check(res->u.str.s, &ve)) {
+        char shown[48];
+        snprintf(shown, sizeof shown, "%.40s", res->u.str.s);
+        return output_error(re, e, "returned '%s', which is not a valid user name: %s", shown, ve.msg);
+    }
+    snprintf(out, ACCOUNT_USERNAME_BUF, "%s", res->u.str.s);
+    return 0;
+}
+
 int accounts_username_from_rule(db *d, ruleset *rs, int64_t customer_id, jv_arena *a,
                                 char out[ACCOUNT_USERNAME_BUF], rule_error *re, err *e)
 {
     memset(re, 0, sizeof *re);
-    char code[CUSTOMER_CODE_MAX];
+    char code[CUSTOMER_CODE_MAX], city[300] = "", district[300] = "";
     int64_t count = 0;
+    int placed = 0;
     int rc = customers_code_by_id(d, customer_id, code, e);
     if (!rc) rc = accounts_count(d, customer_id, &count, e);
+    if (!rc) rc = service_place(d, customer_id, city, district, &placed, e);
     if (rc) return rc;
     char previous[ACCOUNT_USERNAME_BUF] = "";
     for (int attempt = 1; attempt <= ACCOUNT_RULE_ATTEMPTS; attempt++) {
-        jv *ctx = jv_obj(a);
-        if (!ctx || jv_obj_set_str(a, ctx, "customer", code) || jv_obj_set_int(a, ctx, "customer_id", customer_id) ||
-            jv_obj_set_int(a, ctx, "sequence", count + 1) || jv_obj_set_int(a, ctx, "attempt", attempt))
-            return ERR_NOMEM_RET(e);
-        if ((rc = service_place(d, customer_id, a, ctx, e))) return rc;
-        const jv *args[1] = {ctx};
-        jv *res = NULL;
-        rc = rules_call(rs, "accounts.username", args, 1, a, &res, e);
-        if (rc) {
-            *re = *lhost_last_error(rs->host);
-            /* a rule set without the function is the rules' fault too, and
-             * the caller can always give a name instead */
-            if (rc == ERR_NOTFOUND)
-                err_field(e, ERR_RULE, "rule_not_found", "username",
-                          "the rules have no accounts.username: give a username");
-            e->code = ERR_RULE;
-            return ERR_RULE;
-        }
-        if (!res || res->kind == JV_NULL)
-            return output_error(re, e, "returned nil, expected the user name as a string");
-        if (res->kind != JV_STR)
-            return output_error(re, e, "returned %s, expected the user name as a string", kind_words(res->kind));
-        if (res->u.str.len != strlen(res->u.str.s)) return output_error(re, e, "returned a name with a NUL byte");
-        err ve;
-        if (accounts_username_check(res->u.str.s, &ve)) {
-            char shown[48];
-            snprintf(shown, sizeof shown, "%.40s", res->u.str.s);
-            return output_error(re, e, "returned '%s', which is not a valid user name: %s", shown, ve.msg);
-        }
+        char name[ACCOUNT_USERNAME_BUF];
+        if ((rc = accounts_username_rule(rs, code, customer_id, placed ? city : NULL, placed ? district : NULL, count + 1,
+                                         attempt, a, name, re, e)))
+            return rc;
         int taken;
-        if ((rc = username_taken(d, res->u.str.s, &taken, e))) return rc;
+        if ((rc = username_taken(d, name, &taken, e))) return rc;
         if (!taken) {
-            snprintf(out, ACCOUNT_USERNAME_BUF, "%s", res->u.str.s);
+            snprintf(out, ACCOUNT_USERNAME_BUF, "%s", name);
             return 0;
         }
         /* a rule that ignores `attempt` would only repeat itself */
-        if (!strcmp(previous, res->u.str.s)) break;
-        snprintf(previous, sizeof previous, "%s", res->u.str.s);
+        if (!strcmp(previous, name)) break;
+        snprintf(previous, sizeof previous, "%s", name);
     }
     return err_field(e, ERR_CONFLICT, "username_taken", "username",
                      "the rule accounts.username offered only names that are taken (the last was '%s'): give a username",
@@ -232,23 +248,33 @@ int accounts_count(db *d, int64_t customer_id, int64_t *n, err *e)
     return db_get_int(d, e, n, "SELECT count(*) FROM service_accounts WHERE customer_id = ?", "i", customer_id);
 }
 
-int accounts_create(db *d, const vault *v, int64_t customer_id, const char *username, const char *password,
-                    int64_t *id, err *e)
+int accounts_seal_password(const vault *v, const char *password, buf *enc, err *e)
 {
     if (!v) return err_set(e, ERR_INTERNAL, "no key file open: a PPPoE password cannot be stored");
-    buf enc = {0};
-    int rc = vault_encrypt(v, AAD_PASSWORD, password, strlen(password), &enc, e);
+    return vault_encrypt(v, AAD_PASSWORD, password, strlen(password), enc, e);
+}
+
+int accounts_insert(db *d, int64_t customer_id, const char *username, const char *password_enc, int64_t *id, err *e)
+{
     char now[25];
     db_now(now);
-    if (!rc)
-        rc = db_run(d, e,
+    int rc = db_run(d, e,
                     "INSERT INTO service_accounts (customer_id, username, password_enc, status, created_at, "
                     "password_changed_at) VALUES (?, ?, ?, 'active', ?, ?)",
-                    "issss", customer_id, username, buf_cstr(&enc), now, now);
-    buf_free(&enc);
+                    "issss", customer_id, username, password_enc, now, now);
     if (rc == ERR_CONFLICT)
         return err_field(e, ERR_CONFLICT, "username_taken", "username", "the PPPoE user name '%s' is taken", username);
     if (!rc && id) *id = db_last_id(d);
+    return rc;
+}
+
+int accounts_create(db *d, const vault *v, int64_t customer_id, const char *username, const char *password,
+                    int64_t *id, err *e)
+{
+    buf enc = {0};
+    int rc = accounts_seal_password(v, password, &enc, e);
+    if (!rc) rc = accounts_insert(d, customer_id, username, buf_cstr(&enc), id, e);
+    buf_free(&enc);
     return rc;
 }
 

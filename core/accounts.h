@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "db.h"
 #include "err.h"
 #include "json.h"
@@ -77,12 +78,28 @@ int accounts_password_generate(char out[ACCOUNT_PASSWORD_BUF], err *e);
 int accounts_username_from_rule(db *d, ruleset *rs, int64_t customer_id, jv_arena *a,
                                 char out[ACCOUNT_USERNAME_BUF], rule_error *re, err *e);
 
+/* The rule alone, without the database: asks accounts.username once with
+ * ctx {customer = code, customer_id, city, district, sequence, attempt}
+ * (city and district NULL: no service address) and checks what it returns
+ * as accounts_username_from_rule does - but not whether the name is taken.
+ * For bulk loads that ask the rule on another thread (with their own rule
+ * set) and let the unique index say whether the name is free. */
+int accounts_username_rule(ruleset *rs, const char *code, int64_t customer_id, const char *city, const char *district,
+                           int64_t sequence, int attempt, jv_arena *a, char out[ACCOUNT_USERNAME_BUF], rule_error *re, err *e);
+
 /* ---- records ---- */
 /* Creates an active account (the name and password already checked); a
  * taken name is ERR_CONFLICT (tag username_taken). Runs inside the caller's
- * transaction if there is one. */
+ * transaction if there is one. It is accounts_seal_password then
+ * accounts_insert. */
 int accounts_create(db *d, const vault *v, int64_t customer_id, const char *username, const char *password,
                     int64_t *id, err *e);
+/* The stored (encrypted) form of a password, appended to enc: needs no
+ * database, may run on any thread. */
+int accounts_seal_password(const vault *v, const char *password, buf *enc, err *e);
+/* Writes an active account with a password sealed by accounts_seal_password
+ * (ERR_CONFLICT, tag username_taken, when the name is taken). */
+int accounts_insert(db *d, int64_t customer_id, const char *username, const char *password_enc, int64_t *id, err *e);
 /* By name (id 0) or by id (name NULL). ERR_NOTFOUND if absent. */
 int accounts_get(db *d, const char *username, int64_t id, account *out, err *e);
 /* The account as an API object {id, username, customer, status, created_at,

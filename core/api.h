@@ -89,4 +89,25 @@ int api_charges_list(http_req *q);
 int api_charges_create(http_req *q);
 int api_charges_cancel(http_req *q);
 
+/* api_billing.c */
+int api_bill_runs_create(http_req *q);
+int api_bill_runs_list(http_req *q);
+int api_bill_runs_get(http_req *q);
+int api_bill_preview(http_req *q);
+
+/* api_invoices.c */
+int api_invoices_list(http_req *q);
+int api_invoices_get(http_req *q);
+int api_invoices_explain(http_req *q);
+int api_invoices_void(http_req *q);
+int api_invoices_credit(http_req *q);
+int api_invoices_write_off(http_req *q);
+int api_credit_notes_get(http_req *q);
+int api_ledger_list(http_req *q);
+int api_ledger_adjust(http_req *q);
+int api_payments_list(http_req *q);
+int api_payments_record(http_req *q);
+int api_payments_get(http_req *q);
+int api_ledger_verify(http_req *q);
+
 #endif

@@ -712,7 +712,7 @@ static const char *const attr_schemas[][2] = {
      "\"refundable\":{\"type\":\"boolean\",\"default\":true,\"order\":2,"
      "\"label\":{\"zh\":\"可退还\",\"en\":\"Refundable\"}}}"},
     {"promotion",
-     "{\"promo_type\":{\"type\":\"enum\",\"values\":[\"first_year\",\"loyalty\",\"bundle\",\"coupon\"],\"order\":1,"
+     "{\"promo_type\":{\"type\":\"enum\",\"values\":[\"first_year\",\"loyalty\",\"bundle\",\"coupon\",\"tag_price\"],\"order\":1,"
      "\"label\":{\"zh\":\"优惠类型\",\"en\":\"Promotion type\"}},"
      "\"applies_to\":{\"type\":\"enum\",\"values\":[\"plan\",\"addon\",\"fee\",\"any\"],\"order\":2,"
      "\"label\":{\"zh\":\"优惠对象\",\"en\":\"Applies to\"},"

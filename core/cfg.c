@@ -40,6 +40,8 @@ static const key keys[] = {
     {"http.timeout_s", T_INT, S(http_timeout_s), 1, 3600, "idle connection timeout, seconds"},
     {"http.shutdown_s", T_INT, S(http_shutdown_s), 1, 60, "longest wait for requests in flight at shutdown"},
     {"customer.code_prefix", T_STR, S(customer_prefix), 0, 0, "customer codes start with it (1-4 capital letters)"},
+    {"billing.invoice_prefix", T_STR, S(invoice_prefix), 0, 0, "invoice numbers start with it: INV-2026-000001 (2-6 capital letters)"},
+    {"billing.credit_note_prefix", T_STR, S(credit_note_prefix), 0, 0, "credit note numbers start with it (2-6 capital letters)"},
     {"audit.anchor_file", T_STR, S(audit_anchor), 0, 0, "where the audit trail's latest record is anchored (keep it off the database's disk)"},
     {"keys.file", T_STR, S(keys_file), 0, 0, "key file for encryption at rest (default: next to the database, mode 0600)"},
     {"auth.session_idle_min", T_INT, S(session_idle_min), 1, 1440, "a console session ends after this many idle minutes"},
@@ -66,6 +68,8 @@ void cfg_defaults(cfg *c)
     c->backup_keep = 7;
     c->session_idle_min = 30;
     snprintf(c->customer_prefix, sizeof c->customer_prefix, "C");
+    snprintf(c->invoice_prefix, sizeof c->invoice_prefix, "INV");
+    snprintf(c->credit_note_prefix, sizeof c->credit_note_prefix, "CN");
     c->session_max_hours = 12;
 }
 
@@ -274,6 +278,18 @@ int cfg_finish(cfg *c, err *e)
     size_t pl = strlen(c->customer_prefix);
     if (pl < 1 || pl > 4 || strspn(c->customer_prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != pl)
         return err_field(e, ERR_INVALID, "invalid_config", "customer.code_prefix", "customer.code_prefix is 1-4 capital letters");
+    /* a series is named by its prefix: two documents must not share one */
+    static const char *const upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    const char *pfx[] = {c->invoice_prefix, c->credit_note_prefix};
+    const char *pkey[] = {"billing.invoice_prefix", "billing.credit_note_prefix"};
+    for (int i = 0; i < 2; i++) {
+        size_t n = strlen(pfx[i]);
+        if (n < 2 || n > 6 || strspn(pfx[i], upper) != n)
+            return err_field(e, ERR_INVALID, "invalid_config", pkey[i], "%s is 2-6 capital letters", pkey[i]);
+    }
+    if (!strcmp(c->invoice_prefix, c->credit_note_prefix))
+        return err_field(e, ERR_INVALID, "invalid_config", "billing.credit_note_prefix",
+                         "billing.credit_note_prefix must differ from billing.invoice_prefix: each is a series of its own");
     if (!c->tls_cert[0] != !c->tls_key[0])
         return err_field(e, ERR_INVALID, "invalid_config", c->tls_cert[0] ? "tls.key" : "tls.cert",
                          "tls.cert and tls.key go together: give both or neither");

@@ -40,7 +40,9 @@ typedef struct cfg {
     int64_t http_shutdown_s;
     char keys_file[CFG_PATH];
     char customer_prefix[8];     /* customer codes start with it */
-    char audit_anchor[CFG_PATH]; /* the audit trail's anchor file (default: next to the database) */    /* the vault's key file (default: next to the database) */
+    char audit_anchor[CFG_PATH]; /* the audit trail's anchor file (default: next to the database) */
+    char invoice_prefix[8];      /* invoice numbers: PREFIX-YYYY-NNNNNN */
+    char credit_note_prefix[8];  /* credit note numbers, a series of their own */
     int64_t session_idle_min;
     int64_t session_max_hours;
     char tls_cert[CFG_PATH];

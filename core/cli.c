@@ -145,8 +145,50 @@ static const cli_opt opts_subscribe[] = {
     {"account", 1, "USERNAME", "the PPPoE account that carries it"},
     {NULL, 0, NULL, NULL},
 };
+static const cli_opt opts_bill_run[] = {
+    {"period", 1, "YYYY-MM", "bill the period: as of the first day after it"},
+    {"date", 1, "DATE", "bill what is due on or before DATE (default today)"},
+    {"dry-run", 0, NULL, "compute everything, write nothing"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_bill_runs[] = {
+    {"limit", 1, "N", "how many (default 20)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_invoice_list[] = {
+    {"customer", 1, "CODE", "one customer's invoices"},
+    {"status", 1, "STATUS", "open, partially_paid, paid, void, written_off"},
+    {"limit", 1, "N", "how many (default 50)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_reason[] = {
+    {"reason", 1, "TEXT", "why (required)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_invoice_credit[] = {
+    {"reason", 1, "TEXT", "why (required)"},
+    {"lines", 1, "SEQ:YUAN,...", "credit these lines by these amounts (default: the whole invoice)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_ledger_adjust[] = {
+    {"amount", 1, "YUAN", "negative for a credit to the customer (-20.00), positive for a debit"},
+    {"reason", 1, "TEXT", "why (required)"},
+    {"approved-by", 1, "NAME", "who approved it (required)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_payment_record[] = {
+    {"amount", 1, "YUAN", "the amount received"},
+    {"receipt", 1, "NUMBER", "the receipt (counter) or bank reference"},
+    {"channel", 1, "NAME", "counter (default) or bank"},
+    {"invoice", 1, "NUMBER", "the invoice it pays (default: the oldest open ones)"},
+    {"date", 1, "DATE", "the business day (default today)"},
+    {"note", 1, "TEXT", "a note"},
+    {NULL, 0, NULL, NULL},
+};
 static const cli_opt opts_bench[] = {
-    {"count", 1, "N", "how many customers (default 100000)"},
+    {"count", 1, "N", "how many customers (default 100000, at most 10000000)"},
+    {"checks", 0, NULL, "let SQLite evaluate the schema's CHECK constraints on every row during the load (slower)"},
+    {"lookups", 1, "N", "random lookups of each kind after the load (default 10000; 0: none)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -158,8 +200,13 @@ static const command commands[] = {
      "Applies the migrations this binary knows and the database lacks, each in its own transaction.\n"
      "Refuses a database that is newer than the binary or whose applied migrations were edited."},
     {"demo", cmd_demo, "", 0, 0, NULL, "fill the database with demo data (idempotent)",
-     "Loads the rules into the version store and creates an admin token named demo-admin, written to\n"
-     "var/demo-admin.token (mode 0600) for trying the API with curl."},
+     "Loads the rules into the version store and builds a living ISP in Hangzhou through the modules:\n"
+     "2,000 customers (a fixed seed: the same on every machine) with PPPoE accounts, ONUs and set-top\n"
+     "boxes with their deposits, subscriptions with add-ons over the past two years, changes and pending\n"
+     "charges, on a catalog of 5 plans, add-ons, fees, deposits and promotions. Creates one staff account\n"
+     "per built-in role (passwords in var/demo-staff.txt, mode 0600) and an admin token named demo-admin\n"
+     "(var/demo-admin.token, mode 0600) for trying the API with curl. A second run finds the demo there\n"
+     "and adds nothing."},
     {"serve", cmd_serve, "", 0, 0, opts_serve, "run the daemon: HTTP API, scheduler, hot reload",
      "Serves HTTP on --listen and the control socket; SIGHUP reloads the rules, SIGTERM/SIGINT stop\n"
      "accepting, finish requests in flight and exit 0."},
@@ -219,8 +266,32 @@ static const command commands[] = {
     {"product list", cmd_product_list, "", 0, 0, opts_product_list, "list products with their current price", NULL},
     {"product add", cmd_product_add, "CODE", 1, 1, opts_product_add, "define a product with its first version", "The price is in yuan with up to two decimals (129.00) or fen with --price-fen."},
     {"product price", cmd_product_price, "CODE", 1, 1, opts_product_price, "a new price (or parameters) from a date on", NULL},
+    {"bill run", cmd_bill_run, "", 0, 0, opts_bill_run, "make the bills that are due (or a dry run, or a what-if with candidate rules)",
+     "Bills every subscription due on or before the date, each in its own transaction: run it again, or after\n"
+     "a crash, and nothing is billed twice. A customer whose rules fail is reported and the run goes on.\n"
+     "It bills with the live rules: the version the daemon last loaded (bandbill rules show). Given\n"
+     "--rules DIR, it is a what-if: it computes with both and reports the difference, writing nothing."},
+    {"bill runs", cmd_bill_runs, "", 0, 0, opts_bill_runs, "billing runs, newest first", NULL},
+    {"bill show", cmd_bill_show, "RUN", 1, 1, NULL, "one billing run's report", NULL},
+    {"bill preview", cmd_bill_preview, "CUSTOMER", 1, 1, NULL, "the customer's next bills as they would be made now (writes nothing)", NULL},
+    {"invoice list", cmd_invoice_list, "", 0, 0, opts_invoice_list, "invoices, newest first", NULL},
+    {"invoice show", cmd_invoice_show, "NUMBER", 1, 1, NULL, "one invoice with its lines and settlements", NULL},
+    {"invoice explain", cmd_invoice_explain, "NUMBER", 1, 1, NULL, "why was I charged this? each line with its step, rule and reasons", NULL},
+    {"invoice void", cmd_invoice_void, "NUMBER", 1, 1, opts_reason, "void an invoice nothing has settled", NULL},
+    {"invoice credit", cmd_invoice_credit, "NUMBER", 1, 1, opts_invoice_credit, "a credit note against an invoice, whole or per line", NULL},
+    {"invoice write-off", cmd_invoice_write_off, "NUMBER", 1, 1, opts_reason, "write off what is left to pay of an invoice", NULL},
+    {"ledger show", cmd_ledger_show, "CUSTOMER", 1, 1, NULL, "a customer's ledger, balance and credit", NULL},
+    {"ledger adjust", cmd_ledger_adjust, "CUSTOMER", 1, 1, opts_ledger_adjust, "a credit or debit adjustment with reason and approver", NULL},
+    {"ledger verify", cmd_ledger_verify, "[CUSTOMER]", 0, 1, NULL, "prove that ledger, invoices and payments agree; names every disagreement", NULL},
+    {"payment record", cmd_payment_record, "CUSTOMER", 1, 1, opts_payment_record, "record a payment at the counter or by bank transfer", NULL},
     {"subscribe", cmd_subscribe, "CUSTOMER PLAN", 2, 2, opts_subscribe, "subscribe a customer to a plan", NULL},
-    {"bench customers", cmd_bench_customers, "", 0, 0, opts_bench, "benchmark: create customers with accounts, devices and subscriptions", "Writes into the database given by --db: use a scratch one."},
+    {"bench customers", cmd_bench_customers, "", 0, 0, opts_bench, "benchmark: create customers with accounts, devices and subscriptions",
+     "Writes into the database given by --db: use a scratch one. Creates N demo customers (encrypted\n"
+     "personal data, PPPoE accounts, ONUs, deposits, subscriptions) through the modules' bulk paths in\n"
+     "large transactions, then times lookups by customer code, phone and PPPoE account. The schema's\n"
+     "CHECK constraints are enforced by the modules' validation during the load and verified afterwards\n"
+     "(PRAGMA quick_check) unless --checks asks SQLite to evaluate them on every row. docs/BENCHMARKS.md\n"
+     "has the figures."},
     {"config", cmd_config, "", 0, 0, NULL, "print the effective configuration", NULL},
     {"version", cmd_version, "", 0, 0, NULL, "print the version of bandbill and its libraries", NULL},
 };

@@ -106,6 +106,20 @@ int cmd_product_list(cli *c, err *e);
 int cmd_product_add(cli *c, err *e);
 int cmd_product_price(cli *c, err *e);
 int cmd_subscribe(cli *c, err *e);
+int cmd_bill_run(cli *c, err *e);
+int cmd_bill_runs(cli *c, err *e);
+int cmd_bill_show(cli *c, err *e);
+int cmd_bill_preview(cli *c, err *e);
+int cmd_invoice_list(cli *c, err *e);
+int cmd_invoice_show(cli *c, err *e);
+int cmd_invoice_explain(cli *c, err *e);
+int cmd_invoice_void(cli *c, err *e);
+int cmd_invoice_credit(cli *c, err *e);
+int cmd_invoice_write_off(cli *c, err *e);
+int cmd_ledger_show(cli *c, err *e);
+int cmd_ledger_adjust(cli *c, err *e);
+int cmd_ledger_verify(cli *c, err *e);
+int cmd_payment_record(cli *c, err *e);
 int cmd_bench_customers(cli *c, err *e);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yajl/yajl_version.h>
 
@@ -16,9 +17,13 @@
 #include "lua_host.h"
 #include "backup.h"
 #include "cli.h"
+#include "date.h"
+#include "demo.h"
 #include "migrate.h"
 #include "rules.h"
 #include "server.h"
+#include "session.h"
+#include "users.h"
 
 static int make_dirs(const char *dir, err *e)
 {
@@ -107,19 +112,158 @@ int cmd_migrate(cli *c, err *e)
     return 0;
 }
 
+/* ------------------------------------------------------------------ demo */
+
+/* One staff account per built-in role, for trying the console and the
+ * API's permissions; their passwords go to var/demo-staff.txt. */
+static const struct {
+    const char *user, *role, *display;
+} DEMO_STAFF[] = {
+    {"demo-admin", "admin", "演示 管理员"},
+    {"demo-billing", "billing_clerk", "演示 账务员"},
+    {"demo-service", "customer_service", "演示 客服"},
+    {"demo-tech", "technician", "演示 装维工程师"},
+    {"demo-analyst", "analyst", "演示 分析师"},
+    {"demo-auditor", "auditor", "演示 审计员"},
+};
+#define N_DEMO_STAFF (sizeof DEMO_STAFF / sizeof *DEMO_STAFF)
+#define DEMO_STOCK 60
+
+/* Writes path with mode 0600 before anything goes in. */
+static int write_private_file(const char *path, const char *text, err *e)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    size_t n = strlen(text);
+    int rc = 0;
+    if (fchmod(fd, 0600) || write(fd, text, n) != (ssize_t)n) rc = err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    if (close(fd) && !rc) rc = err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    return rc;
+}
+
+/* The demo's customers, catalog and warehouse, in one transaction: all or
+ * nothing. */
+static int demo_data(cli *c, db *d, vault *v, ruleset *rs, const char *today, const char *actor, demo_counts *n, err *e)
+{
+    audit_who who = {.actor = actor, .role = "admin", .source = "cli"};
+    demo_env env = {.d = d,
+                    .v = v,
+                    .rs = rs,
+                    .seed = DEMO_SEED,
+                    .today = today,
+                    .by = actor,
+                    .code_prefix = c->cfg.customer_prefix,
+                    .audit_key = vault_audit_key(v),
+                    .who = &who};
+    int rc = db_begin(d, e);
+    if (rc) return rc;
+    rc = demo_catalog_load(&env, n, e);
+    for (uint64_t i = 0; !rc && i < DEMO_CUSTOMERS; i++) rc = demo_customer_load(&env, i, n, e);
+    for (uint64_t k = 0; !rc && k < DEMO_STOCK; k++) rc = demo_stock_load(&env, k, n, e);
+    /* one record for everything else the demo made */
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *detail = jv_obj(&a);
+    if (!rc && (!detail || jv_obj_set_int(&a, detail, "seed", DEMO_SEED) || jv_obj_set_int(&a, detail, "customers", n->customers) ||
+                jv_obj_set_int(&a, detail, "products", n->products) || jv_obj_set_int(&a, detail, "accounts", n->accounts) ||
+                jv_obj_set_int(&a, detail, "devices", n->devices) || jv_obj_set_int(&a, detail, "deposits", n->deposits) ||
+                jv_obj_set_int(&a, detail, "subscriptions", n->subscriptions) ||
+                jv_obj_set_int(&a, detail, "charges", n->charges)))
+        rc = ERR_NOMEM_RET(e);
+    audit_event ev = {.action = "demo.load", .object_type = "demo", .detail = detail};
+    if (!rc) rc = cli_audit(c, d, v, &ev, e);
+    jv_arena_free(&a);
+    if (!rc) rc = db_commit(d, e);
+    if (rc && db_in_tx(d)) db_rollback(d);
+    return rc;
+}
+
+/* Makes sure every demo staff account exists with the password in the
+ * staff file. Nothing changes while the accounts and the file are there;
+ * when the file is gone (or an account), every demo account gets a new
+ * password and the file is written again, like the token file. */
+static int demo_staff(cli *c, db *d, vault *v, const char *actor, const char *path, int *created, err *e)
+{
+    *created = 0;
+    int missing = access(path, R_OK) != 0;
+    staff_user u;
+    err ne;
+    for (size_t i = 0; !missing && i < N_DEMO_STAFF; i++) missing = users_get(d, DEMO_STAFF[i].user, 0, &u, &ne) != 0;
+    if (!missing) return 0;
+    char pw[N_DEMO_STAFF][32], hash[N_DEMO_STAFF][USERS_HASH_MAX];
+    int rc = 0;
+    /* scrypt is slow by design: hashed before the write lock is taken */
+    for (size_t i = 0; !rc && i < N_DEMO_STAFF; i++) {
+        users_password_generate(pw[i]);
+        rc = users_password_check(pw[i], DEMO_STAFF[i].user, e);
+        if (!rc) rc = users_password_hash(pw[i], hash[i], e);
+    }
+    buf text = {0};
+    if (!rc && buf_puts(&text, "# bandbill demo staff accounts: user role password (made by `bandbill demo`)\n")) rc = ERR_NOMEM_RET(e);
+    if (!rc) rc = db_begin(d, e);
+    for (size_t i = 0; !rc && i < N_DEMO_STAFF; i++) {
+        int64_t id;
+        const char *action = "user.create";
+        if (users_get(d, DEMO_STAFF[i].user, 0, &u, &ne) == 0) {
+            action = "user.password_reset";
+            rc = users_set_password(d, DEMO_STAFF[i].user, hash[i], e);
+            if (!rc) rc = session_revoke_user(d, u.id, 0, "password reset by demo", e);
+        } else {
+            rc = users_create(d, v, DEMO_STAFF[i].user, DEMO_STAFF[i].display, DEMO_STAFF[i].role, hash[i], NULL, NULL, actor,
+                              &id, e);
+        }
+        jv_arena a;
+        jv_arena_init(&a, 0);
+        jv *after = jv_obj(&a);
+        if (!rc && (!after || jv_obj_set_str(&a, after, "username", DEMO_STAFF[i].user) ||
+                    jv_obj_set_str(&a, after, "role", DEMO_STAFF[i].role)))
+            rc = ERR_NOMEM_RET(e);
+        audit_event ev = {.action = action, .object_type = "user", .object_id = DEMO_STAFF[i].user, .after = after};
+        if (!rc) rc = cli_audit(c, d, v, &ev, e);
+        jv_arena_free(&a);
+        char line[160];
+        snprintf(line, sizeof line, "%s %s %s\n", DEMO_STAFF[i].user, DEMO_STAFF[i].role, pw[i]);
+        if (!rc && buf_puts(&text, line)) rc = ERR_NOMEM_RET(e);
+    }
+    /* the file first: committed accounts whose passwords nobody has would
+     * be of no use */
+    if (!rc) rc = write_private_file(path, buf_cstr(&text), e);
+    if (!rc) rc = db_commit(d, e);
+    if (rc && db_in_tx(d)) db_rollback(d);
+    explicit_bzero(pw, sizeof pw);
+    if (text.data) explicit_bzero(text.data, text.len);
+    buf_free(&text);
+    if (!rc) *created = 1;
+    return rc;
+}
+
 int cmd_demo(cli *c, err *e)
 {
     db *d;
     int rc = cli_open_db(c, &d, e);
     if (rc) return rc;
+    vault *v = NULL;
     rules_snapshot *snap = NULL;
     ruleset *rs = NULL;
-    char actor[96], token[AUTH_TOKEN_LEN] = "", path[CFG_PATH + 32];
+    char actor[96], token[AUTH_TOKEN_LEN] = "", path[CFG_PATH + 32], staff_path[CFG_PATH + 32], today[11];
     cli_actor(actor, sizeof actor);
+    date_format(date_of_time(time(NULL)), today);
+    /* the rules must pass their examples, as the daemon demands: the demo's
+     * subscriptions take their dates and fees from them */
+    lhost_limits lim = {(uint64_t)c->cfg.rules_max_instructions, (size_t)c->cfg.rules_max_memory_mb << 20};
     rc = rules_snapshot_read(c->cfg.rules, &snap, e);
-    if (!rc) rc = ruleset_load(snap, NULL, 1, &rs, NULL, e);
+    if (!rc) rc = ruleset_load(snap, &lim, 1, &rs, NULL, e);
     if (!rc) rc = rules_store(d, snap, actor, "cli", e);
-    int created = 0;
+    if (!rc) rc = cli_open_vault(c, &v, e);
+    int present = 0, created = 0, staff_created = 0;
+    demo_counts n;
+    memset(&n, 0, sizeof n);
+    int64_t customers = 0;
+    if (!rc) rc = demo_present(d, v, DEMO_SEED, &present, e);
+    if (!rc && !present) rc = demo_data(c, d, v, rs, today, actor, &n, e);
+    if (!rc) rc = db_get_int(d, e, &customers, "SELECT count(*) FROM customers", NULL);
+    snprintf(staff_path, sizeof staff_path, "%s/demo-staff.txt", c->cfg.var_dir);
+    if (!rc) rc = demo_staff(c, d, v, actor, staff_path, &staff_created, e);
     snprintf(path, sizeof path, "%s/demo-admin.token", c->cfg.var_dir);
     if (!rc) {
         int64_t id;
@@ -142,17 +286,67 @@ int cmd_demo(cli *c, err *e)
     }
     ruleset_unref(rs);
     rules_snapshot_unref(snap);
+    vault_close(v);
     db_close(d);
     if (rc) return rc;
+    static const char *const status_names[] = {"active", "prospect", "overdue", "suspended", "closed"};
     if (c->json) {
         jw w;
         jw_init(&w, 0);
         jw_obj_open(&w);
         jw_kv_str(&w, "token_file", path);
         jw_kv_bool(&w, "token_created", created);
+        jw_kv_bool(&w, "data_created", !present);
+        jw_kv_int(&w, "customers", customers);
+        if (!present) {
+            jw_key(&w, "created");
+            jw_obj_open(&w);
+            jw_kv_int(&w, "customers", n.customers);
+            jw_key(&w, "by_status");
+            jw_obj_open(&w);
+            for (int i = 0; i < 5; i++) jw_kv_int(&w, status_names[i], n.by_status[i]);
+            jw_obj_close(&w);
+            jw_kv_int(&w, "products", n.products);
+            jw_kv_int(&w, "accounts", n.accounts);
+            jw_kv_int(&w, "devices", n.devices);
+            jw_kv_int(&w, "installations", n.installations);
+            jw_kv_int(&w, "deposits", n.deposits);
+            jw_kv_int(&w, "subscriptions", n.subscriptions);
+            jw_kv_int(&w, "changes", n.changes);
+            jw_kv_int(&w, "charges", n.charges);
+            jw_kv_int(&w, "stock", n.stock);
+            jw_obj_close(&w);
+        }
+        jw_kv_str(&w, "staff_file", staff_path);
+        jw_kv_bool(&w, "staff_created", staff_created);
+        jw_key(&w, "staff");
+        jw_arr_open(&w);
+        for (size_t i = 0; i < N_DEMO_STAFF; i++) {
+            jw_obj_open(&w);
+            jw_kv_str(&w, "username", DEMO_STAFF[i].user);
+            jw_kv_str(&w, "role", DEMO_STAFF[i].role);
+            jw_obj_close(&w);
+        }
+        jw_arr_close(&w);
         jw_obj_close(&w);
         return cli_print_json(&w, e);
     }
+    if (present) {
+        printf("demo data already present (%lld customers in the database): nothing added\n", (long long)customers);
+    } else {
+        printf("demo data created: %lld customers in Hangzhou (%lld active, %lld prospect, %lld overdue, %lld suspended, "
+               "%lld closed)\n",
+               (long long)n.customers, (long long)n.by_status[0], (long long)n.by_status[1], (long long)n.by_status[2],
+               (long long)n.by_status[3], (long long)n.by_status[4]);
+        printf("  %lld products (5 plans, add-ons, fees, deposits, promotions), %lld PPPoE accounts, %lld subscriptions "
+               "(%lld changes), %lld devices (%lld installations, %lld in stock), %lld deposits, %lld pending charges\n",
+               (long long)n.products, (long long)n.accounts, (long long)n.subscriptions, (long long)n.changes,
+               (long long)n.devices, (long long)n.installations, (long long)n.stock, (long long)n.deposits,
+               (long long)n.charges);
+    }
+    printf("demo staff, one per role, passwords in %s (mode 0600)%s:", staff_path, staff_created ? " (new)" : "");
+    for (size_t i = 0; i < N_DEMO_STAFF; i++) printf("%s %s (%s)", i ? "," : "", DEMO_STAFF[i].user, DEMO_STAFF[i].role);
+    printf("\n");
     printf("demo data ready; admin API token in %s%s\n", path, created ? " (new)" : "");
     return 0;
 }

@@ -526,12 +526,15 @@ static int write_address(db *d, int64_t id, const char *kind, const addr_in *ad,
                   "isssssssssss", id, kind, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]);
 }
 
-static int write_details(db *d, int64_t id, const cust_in *c, err *e)
+/* fresh: a customer just inserted, with no billing address or tags to
+ * remove */
+static int write_details(db *d, int64_t id, const cust_in *c, int fresh, err *e)
 {
     int rc = write_address(d, id, "service", &c->addr, e);
     if (!rc && c->has_billing) rc = write_address(d, id, "billing", &c->billing, e);
-    if (!rc && !c->has_billing) rc = db_run(d, e, "DELETE FROM addresses WHERE customer_id = ? AND kind = 'billing'", "i", id);
-    if (!rc) rc = db_run(d, e, "DELETE FROM customer_tags WHERE customer_id = ?", "i", id);
+    if (!rc && !c->has_billing && !fresh)
+        rc = db_run(d, e, "DELETE FROM addresses WHERE customer_id = ? AND kind = 'billing'", "i", id);
+    if (!rc && !fresh) rc = db_run(d, e, "DELETE FROM customer_tags WHERE customer_id = ?", "i", id);
     for (int i = 0; !rc && i < c->ntags; i++)
         rc = db_run(d, e, "INSERT INTO customer_tags (customer_id, tag) VALUES (?, ?)", "is", id, c->tags[i]);
     return rc;
@@ -562,72 +565,131 @@ static int seal_all(const vault *v, const cust_in *c, sealed *s, err *e)
     return rc;
 }
 
-int customers_create(db *d, const vault *v, const char *code_prefix, const jv *in, const char *by, int64_t *id, err *e)
-{
+/* A customer validated, normalised and sealed: everything customers_create
+ * does before it touches the database, self-contained (the strings live in
+ * its own arena), so that it can be made on another thread. */
+struct customer_prepared {
     jv_arena a;
-    jv_arena_init(&a, 0);
     cust_in c;
     sealed z;
-    memset(&z, 0, sizeof z);
-    int rc = cust_in_parse(&a, in, 1, &c, e);
-    if (!rc) rc = seal_all(v, &c, &z, e);
-    if (!rc) rc = check_duplicates(d, 0, z.id_card_idx, z.phone_idx, e);
-    char now[25], tmp[40];
+};
+
+void customers_prepared_free(customer_prepared *p)
+{
+    if (!p) return;
+    sealed_free(&p->z);
+    jv_arena_free(&p->a);
+    free(p);
+}
+
+int customers_prepare(const vault *v, const jv *in, customer_prepared **out, err *e)
+{
+    *out = NULL;
+    customer_prepared *p = calloc(1, sizeof *p);
+    if (!p) return ERR_NOMEM_RET(e);
+    jv_arena_init(&p->a, 0);
+    int rc = cust_in_parse(&p->a, in, 1, &p->c, e);
+    /* the parse keeps the tags as the input's strings: copied, so that
+     * the input may go before the prepared customer does */
+    for (int i = 0; !rc && i < p->c.ntags; i++)
+        if (!(p->c.tags[i] = jv_strdup(&p->a, p->c.tags[i], strlen(p->c.tags[i])))) rc = ERR_NOMEM_RET(e);
+    if (!rc) rc = seal_all(v, &p->c, &p->z, e);
+    if (rc) {
+        customers_prepared_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+void customers_prepared_place(const customer_prepared *p, const char **city, const char **district)
+{
+    *city = p->c.addr.part[A_CITY];
+    *district = p->c.addr.part[A_DISTRICT];
+}
+
+int customers_insert(db *d, const char *code_prefix, const customer_prepared *p, const char *by, int64_t next_id, int64_t *id,
+                     err *e)
+{
+    const cust_in *c = &p->c;
+    const sealed *z = &p->z;
+    char now[25], tmp[40], code[CUSTOMER_CODE_MAX];
     db_now(now);
-    if (!rc) {
+    int rc = 0;
+    if (next_id > 0) {
+        customers_make_code(code_prefix, next_id, code);
+    } else {
         /* the code depends on the id, known only after the insert: a unique
          * placeholder first, the real code in the same transaction */
         unsigned char r[12];
         char hex[25];
-        if (crypto_random(r, sizeof r)) {
-            rc = err_set(e, ERR_INTERNAL, "no randomness for a placeholder code");
-        } else {
-            crypto_hex(r, sizeof r, hex);
-            snprintf(tmp, sizeof tmp, "new-%s", hex);
+        if (crypto_random(r, sizeof r)) return err_set(e, ERR_INTERNAL, "no randomness for a placeholder code");
+        crypto_hex(r, sizeof r, hex);
+        snprintf(tmp, sizeof tmp, "new-%s", hex);
+    }
+    /* duplicates are caught by the unique indexes and only then explained:
+     * one statement instead of two lookups and an insert */
+    db_stmt *s = next_id > 0 ? db_prepare(d,
+                                          "INSERT INTO customers (id, code, type, name, company_name, tax_id, id_card_enc, "
+                                          "id_card_idx, phone_enc, phone_idx, phone2_enc, phone2_idx, email_enc, status, notes, "
+                                          "created_at, created_by, updated_at) "
+                                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                          e)
+                             : db_prepare(d,
+                                          "INSERT INTO customers (code, type, name, company_name, tax_id, id_card_enc, "
+                                          "id_card_idx, phone_enc, phone_idx, phone2_enc, phone2_idx, email_enc, status, notes, "
+                                          "created_at, created_by, updated_at) "
+                                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                          e);
+    if (!s) return e->code;
+    const char *vals[17] = {next_id > 0 ? code : tmp,
+                            c->type,
+                            c->name,
+                            c->company_name,
+                            c->tax_id,
+                            or_null(&z->id_card),
+                            idx_or_null(z->id_card_idx),
+                            or_null(&z->phone),
+                            idx_or_null(z->phone_idx),
+                            or_null(&z->phone2),
+                            idx_or_null(z->phone2_idx),
+                            or_null(&z->email),
+                            c->status,
+                            c->notes,
+                            now,
+                            by ? by : "system",
+                            now};
+    int first = 1;
+    if (next_id > 0) db_bind_int(s, first++, next_id);
+    for (int i = 0; i < 17; i++) db_bind_text(s, first + i, vals[i]);
+    rc = db_step(d, s, e);
+    db_done(s);
+    if (rc == DB_DONE) rc = 0;
+    else if (rc == ERR_CONFLICT) {
+        err ce;
+        if (check_duplicates(d, 0, z->id_card_idx, z->phone_idx, &ce)) {
+            *e = ce;
+            return e->code;
         }
     }
-    if (!rc) {
-        db_stmt *s = db_prepare(d,
-                                "INSERT INTO customers (code, type, name, company_name, tax_id, id_card_enc, id_card_idx, "
-                                "phone_enc, phone_idx, phone2_enc, phone2_idx, email_enc, status, notes, created_at, "
-                                "created_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                e);
-        if (!s) rc = e->code;
-        else {
-            const char *vals[17] = {tmp,
-                                    c.type,
-                                    c.name,
-                                    c.company_name,
-                                    c.tax_id,
-                                    or_null(&z.id_card),
-                                    idx_or_null(z.id_card_idx),
-                                    or_null(&z.phone),
-                                    idx_or_null(z.phone_idx),
-                                    or_null(&z.phone2),
-                                    idx_or_null(z.phone2_idx),
-                                    or_null(&z.email),
-                                    c.status,
-                                    c.notes,
-                                    now,
-                                    by ? by : "system",
-                                    now};
-            for (int i = 0; i < 17; i++) db_bind_text(s, i + 1, vals[i]);
-            rc = db_step(d, s, e);
-            db_done(s);
-            if (rc == DB_DONE) rc = 0;
-            else if (rc == ERR_CONFLICT) rc = check_duplicates(d, 0, z.id_card_idx, z.phone_idx, e) ? e->code : rc;
-        }
-    }
-    int64_t nid = rc ? 0 : db_last_id(d);
-    if (!rc) {
-        char code[CUSTOMER_CODE_MAX];
+    if (rc) return rc;
+    int64_t nid = next_id > 0 ? next_id : db_last_id(d);
+    if (next_id <= 0) {
         customers_make_code(code_prefix, nid, code);
         rc = db_run(d, e, "UPDATE customers SET code = ? WHERE id = ?", "si", code, nid);
     }
-    if (!rc) rc = write_details(d, nid, &c, e);
+    if (!rc) rc = write_details(d, nid, c, 1, e);
     if (!rc) *id = nid;
-    sealed_free(&z);
-    jv_arena_free(&a);
+    return rc;
+}
+
+int customers_create(db *d, const vault *v, const char *code_prefix, const jv *in, const char *by, int64_t *id, err *e)
+{
+    customer_prepared *p;
+    int rc = customers_prepare(v, in, &p, e);
+    if (rc) return rc;
+    rc = customers_insert(d, code_prefix, p, by, 0, id, e);
+    customers_prepared_free(p);
     return rc;
 }
 
@@ -862,7 +924,7 @@ int customers_update(db *d, const vault *v, int64_t id, const jv *patch, jv_aren
             if (rc == DB_DONE) rc = 0;
         }
     }
-    if (!rc) rc = write_details(d, id, &c, e);
+    if (!rc) rc = write_details(d, id, &c, 0, e);
     sealed_free(&z);
     jv_arena_free(&a);
     return rc;

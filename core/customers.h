@@ -77,6 +77,28 @@ int customers_get(db *d, const vault *v, int64_t id, jv_arena *a, jv **out, err 
 int customers_update(db *d, const vault *v, int64_t id, const jv *patch, jv_arena *ba, jv **before, err *e);
 int customers_set_status(db *d, int64_t id, const char *status, err *e);
 
+/* ---- bulk creation (imports, benchmarks) ----
+ * customers_create is customers_prepare then customers_insert. The first
+ * does everything that needs no database - parsing, validation,
+ * normalisation, encryption, keyed hashes - and may run on any thread
+ * (the vault is read-only); the second writes on the connection's thread.
+ * The data written is the same either way. */
+typedef struct customer_prepared customer_prepared;
+/* Validates and seals `in` (the shape of customers_create). The result
+ * holds copies of everything it needs; free it with customers_prepared_free. */
+int customers_prepare(const vault *v, const jv *in, customer_prepared **out, err *e);
+void customers_prepared_free(customer_prepared *p);
+/* The service address's city and district (what accounts.username gets). */
+void customers_prepared_place(const customer_prepared *p, const char **city, const char **district);
+/* Writes a prepared customer, inside the caller's transaction. An ID card
+ * or phone that someone has is ERR_CONFLICT naming that customer, as with
+ * customers_create (the unique indexes catch it; it is explained after).
+ * next_id 0: the database picks the id. next_id > 0: the customer gets that
+ * id (and its code at once, sparing a second write) - for a bulk load that
+ * holds the write lock and counts on from the highest id ever used. */
+int customers_insert(db *d, const char *code_prefix, const customer_prepared *p, const char *by, int64_t next_id, int64_t *id,
+                     err *e);
+
 /* ---- more validation ---- */
 /* A backup phone: a mainland mobile, or a landline with its area code
  * ("0571-88886666", "(010) 6552 9988", "+86 571 8888 6666"); writes the

@@ -252,13 +252,13 @@ static int installed_where(db *d, const device *dv, const open_inst *oi, err *e)
 
 /* ------------------------------------------------------------- devices */
 
-int devices_create(db *d, const char *kind, const char *serial_in, const char *mac_in, const char *model,
-                   const char *vendor_in, int64_t *id, err *e)
+int devices_prepare(const char *kind, const char *serial_in, const char *mac_in, const char *model, const char *vendor_in,
+                    device_prepared *out, err *e)
 {
-    char serial[DEVICE_SERIAL_BUF], vendor[DEVICE_VENDOR_BUF], mac[DEVICE_MAC_BUF] = "";
-    int rc = devices_normalize_serial(kind, serial_in, serial, vendor, e);
+    memset(out, 0, sizeof *out);
+    int rc = devices_normalize_serial(kind, serial_in, out->serial, out->vendor, e);
     if (rc) return rc;
-    if (mac_in && mac_in[0] && (rc = devices_normalize_mac(mac_in, mac, e))) return rc;
+    if (mac_in && mac_in[0] && (rc = devices_normalize_mac(mac_in, out->mac, e))) return rc;
     if (model && (strlen(model) > DEVICE_MODEL_MAX || (model[0] && !text_ok(model, DEVICE_MODEL_MAX))))
         return err_field(e, ERR_INVALID, "invalid_field", "model", "a model is at most %d characters of text", DEVICE_MODEL_MAX);
     if (vendor_in && vendor_in[0]) {
@@ -266,35 +266,52 @@ int devices_create(db *d, const char *kind, const char *serial_in, const char *m
             return err_field(e, ERR_INVALID, "invalid_field", "vendor", "a vendor is at most %d characters of text",
                              DEVICE_VENDOR_BUF - 1);
         /* the prefix is printed by the device itself: it wins over a typo */
-        if (vendor[0] && strcmp(vendor, vendor_in))
-            return err_field(e, ERR_INVALID, "vendor_mismatch", "vendor", "serial %s is a %s device, not %s", serial, vendor,
-                             vendor_in);
-        snprintf(vendor, sizeof vendor, "%s", vendor_in);
+        if (out->vendor[0] && strcmp(out->vendor, vendor_in))
+            return err_field(e, ERR_INVALID, "vendor_mismatch", "vendor", "serial %s is a %s device, not %s", out->serial,
+                             out->vendor, vendor_in);
+        snprintf(out->vendor, sizeof out->vendor, "%s", vendor_in);
     }
+    snprintf(out->kind, sizeof out->kind, "%s", kind);
+    snprintf(out->model, sizeof out->model, "%s", model ? model : "");
+    return 0;
+}
+
+/* Why a serial or MAC cannot be registered: the device that has it. 0 when
+ * neither is taken. */
+static int registered_conflict(db *d, const device_prepared *dv, err *e)
+{
     device other;
     err ge;
-    if (devices_get(d, serial, 0, &other, &ge) == 0)
-        return err_field(e, ERR_CONFLICT, "serial_taken", "serial", "device %s is already registered (%s, %s)", serial,
+    if (devices_get(d, dv->serial, 0, &other, &ge) == 0)
+        return err_field(e, ERR_CONFLICT, "serial_taken", "serial", "device %s is already registered (%s, %s)", dv->serial,
                          other.kind, other.status);
-    if (mac[0]) {
-        db_stmt *s = db_prepare(d, "SELECT serial FROM devices WHERE mac = ?", e);
-        if (!s) return e->code;
-        db_bind_text(s, 1, mac);
-        rc = db_step(d, s, e);
-        char holder[DEVICE_SERIAL_BUF] = "";
-        if (rc == DB_ROW) snprintf(holder, sizeof holder, "%s", db_col_text(s, 0));
-        db_done(s);
-        if (rc < 0) return rc;
-        if (holder[0])
-            return err_field(e, ERR_CONFLICT, "mac_taken", "mac", "MAC %s belongs to device %s", mac, holder);
-    }
+    if (!dv->mac[0]) return 0;
+    db_stmt *s = db_prepare(d, "SELECT serial FROM devices WHERE mac = ?", e);
+    if (!s) return e->code;
+    db_bind_text(s, 1, dv->mac);
+    int rc = db_step(d, s, e);
+    char holder[DEVICE_SERIAL_BUF] = "";
+    if (rc == DB_ROW) snprintf(holder, sizeof holder, "%s", db_col_text(s, 0));
+    db_done(s);
+    if (rc < 0) return rc;
+    if (holder[0]) return err_field(e, ERR_CONFLICT, "mac_taken", "mac", "MAC %s belongs to device %s", dv->mac, holder);
+    return 0;
+}
+
+int devices_create(db *d, const char *kind, const char *serial_in, const char *mac_in, const char *model,
+                   const char *vendor_in, int64_t *id, err *e)
+{
+    device_prepared dv;
+    int rc = devices_prepare(kind, serial_in, mac_in, model, vendor_in, &dv, e);
+    if (rc) return rc;
+    if ((rc = registered_conflict(d, &dv, e))) return rc;
     char now[25];
     db_now(now);
     rc = db_run(d, e,
                 "INSERT INTO devices (kind, serial, vendor, mac, model, status, created_at) VALUES (?, ?, ?, ?, ?, 'stock', ?)",
-                "ssssss", kind, serial, vendor, mac[0] ? mac : NULL, model ? model : "", now);
+                "ssssss", dv.kind, dv.serial, dv.vendor, dv.mac[0] ? dv.mac : NULL, dv.model, now);
     if (rc == ERR_CONFLICT)
-        return err_field(e, ERR_CONFLICT, "device_exists", "serial", "device %s or its MAC is already registered", serial);
+        return err_field(e, ERR_CONFLICT, "device_exists", "serial", "device %s or its MAC is already registered", dv.serial);
     if (!rc && id) *id = db_last_id(d);
     return rc;
 }
@@ -467,22 +484,17 @@ int devices_service_address(db *d, int64_t customer_id, char *out, size_t n, err
     return rc < 0 ? rc : 0;
 }
 
-int devices_install(db *d, int64_t device_id, const install_req *r, int64_t *installation_id, err *e)
+/* The checks of an installation that are about where it goes (the
+ * customer, the account, the date, the engineer) and the address it is
+ * recorded at, in address. */
+static int check_place(db *d, const install_req *r, int fresh, char address[DEVICE_ADDRESS_MAX + 1], err *e)
 {
-    device dv;
-    int rc = devices_get(d, NULL, device_id, &dv, e);
-    if (rc) return rc;
-    open_inst oi;
-    if ((rc = current_installation(d, device_id, &oi, e))) return rc;
-    if (oi.id) return installed_where(d, &dv, &oi, e);
-    if (strcmp(dv.status, "stock") && strcmp(dv.status, "returned"))
-        return err_field(e, ERR_CONFLICT, "device_unavailable", "serial", "device %s is %s and cannot be installed", dv.serial,
-                         dv.status);
     char cst[16];
-    if ((rc = customer_status(d, r->customer_id, cst, e))) return rc;
-    if (!strcmp(cst, "closed"))
+    int rc = fresh ? 0 : customer_status(d, r->customer_id, cst, e);
+    if (rc) return rc;
+    if (!fresh && !strcmp(cst, "closed"))
         return err_field(e, ERR_CONFLICT, "customer_closed", "customer", "the customer is closed: nothing is installed there");
-    if (r->account_id) {
+    if (r->account_id && !fresh) {
         account acc;
         if ((rc = accounts_get(d, NULL, r->account_id, &acc, e))) return rc;
         if (acc.customer_id != r->customer_id)
@@ -495,30 +507,48 @@ int devices_install(db *d, int64_t device_id, const install_req *r, int64_t *ins
     if (!text_ok(r->engineer, DEVICE_ENGINEER_MAX))
         return err_field(e, ERR_INVALID, "invalid_field", "engineer", "the engineer is a name of at most %d characters",
                          DEVICE_ENGINEER_MAX);
-    char address[DEVICE_ADDRESS_MAX + 1];
     if (r->address && r->address[0]) {
         if (!text_ok(r->address, DEVICE_ADDRESS_MAX))
             return err_field(e, ERR_INVALID, "invalid_field", "address", "an address is at most %d characters of text",
                              DEVICE_ADDRESS_MAX);
-        snprintf(address, sizeof address, "%s", r->address);
-    } else {
-        if ((rc = devices_service_address(d, r->customer_id, address, sizeof address, e))) return rc;
-        if (!address[0])
-            return err_field(e, ERR_INVALID, "missing_field", "address",
-                             "the customer has no service address: give the install address");
+        snprintf(address, DEVICE_ADDRESS_MAX + 1, "%s", r->address);
+        return 0;
     }
+    if ((rc = devices_service_address(d, r->customer_id, address, DEVICE_ADDRESS_MAX + 1, e))) return rc;
+    if (!address[0])
+        return err_field(e, ERR_INVALID, "missing_field", "address", "the customer has no service address: give the install address");
+    return 0;
+}
+
+static int insert_installation(db *d, int64_t device_id, const install_req *r, const char *address, err *e)
+{
     char now[25];
     db_now(now);
     if (r->account_id)
-        rc = db_run(d, e,
-                    "INSERT INTO installations (device_id, customer_id, service_account_id, installed_on, engineer, address, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    "iiissss", device_id, r->customer_id, r->account_id, r->installed_on, r->engineer, address, now);
-    else
-        rc = db_run(d, e,
-                    "INSERT INTO installations (device_id, customer_id, service_account_id, installed_on, engineer, address, "
-                    "created_at) VALUES (?, ?, NULL, ?, ?, ?, ?)",
-                    "iissss", device_id, r->customer_id, r->installed_on, r->engineer, address, now);
+        return db_run(d, e,
+                      "INSERT INTO installations (device_id, customer_id, service_account_id, installed_on, engineer, address, "
+                      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      "iiissss", device_id, r->customer_id, r->account_id, r->installed_on, r->engineer, address, now);
+    return db_run(d, e,
+                  "INSERT INTO installations (device_id, customer_id, service_account_id, installed_on, engineer, address, "
+                  "created_at) VALUES (?, ?, NULL, ?, ?, ?, ?)",
+                  "iissss", device_id, r->customer_id, r->installed_on, r->engineer, address, now);
+}
+
+int devices_install(db *d, int64_t device_id, const install_req *r, int64_t *installation_id, err *e)
+{
+    device dv;
+    int rc = devices_get(d, NULL, device_id, &dv, e);
+    if (rc) return rc;
+    open_inst oi;
+    if ((rc = current_installation(d, device_id, &oi, e))) return rc;
+    if (oi.id) return installed_where(d, &dv, &oi, e);
+    if (strcmp(dv.status, "stock") && strcmp(dv.status, "returned"))
+        return err_field(e, ERR_CONFLICT, "device_unavailable", "serial", "device %s is %s and cannot be installed", dv.serial,
+                         dv.status);
+    char address[DEVICE_ADDRESS_MAX + 1];
+    if ((rc = check_place(d, r, 0, address, e))) return rc;
+    rc = insert_installation(d, device_id, r, address, e);
     if (rc == ERR_CONFLICT) {
         /* somebody else installed it in between: say where */
         err ce;
@@ -528,6 +558,35 @@ int devices_install(db *d, int64_t device_id, const install_req *r, int64_t *ins
     if (rc) return rc;
     if (installation_id) *installation_id = db_last_id(d);
     return db_run(d, e, "UPDATE devices SET status = 'installed' WHERE id = ?", "i", device_id);
+}
+
+int devices_insert_installed(db *d, const device_prepared *dv, const install_req *r, int fresh, int64_t *device_id,
+                             int64_t *installation_id, err *e)
+{
+    char address[DEVICE_ADDRESS_MAX + 1];
+    int rc = check_place(d, r, fresh, address, e);
+    if (rc) return rc;
+    char now[25];
+    db_now(now);
+    /* registered and installed in one: the state devices_create then
+     * devices_install leave, without passing through stock */
+    rc = db_run(d, e,
+                "INSERT INTO devices (kind, serial, vendor, mac, model, status, created_at) VALUES (?, ?, ?, ?, ?, 'installed', ?)",
+                "ssssss", dv->kind, dv->serial, dv->vendor, dv->mac[0] ? dv->mac : NULL, dv->model, now);
+    if (rc == ERR_CONFLICT) {
+        err ce;
+        if (registered_conflict(d, dv, &ce)) {
+            *e = ce;
+            return e->code;
+        }
+        return err_field(e, ERR_CONFLICT, "device_exists", "serial", "device %s or its MAC is already registered", dv->serial);
+    }
+    if (rc) return rc;
+    int64_t id = db_last_id(d);
+    if ((rc = insert_installation(d, id, r, address, e))) return rc;
+    if (installation_id) *installation_id = db_last_id(d);
+    if (device_id) *device_id = id;
+    return 0;
 }
 
 static const char *status_after_removal(const char *reason)
@@ -614,17 +673,64 @@ int devices_swap(db *d, int64_t old_id, int64_t new_id, const char *on, const ch
 
 static const char *const settle_states[] = {"returned", "kept", "forfeited"};
 
+/* The deposit product: it exists, is a deposit and is active. */
+static int deposit_product(db *d, const char *product_code, product *p, err *e)
+{
+    int rc = catalog_product(d, product_code ? product_code : "", p, e);
+    if (rc) return rc;
+    if (strcmp(p->kind, "deposit"))
+        return err_field(e, ERR_INVALID, "not_a_deposit", "product", "product %s is a %s, not a deposit", p->code, p->kind);
+    if (strcmp(p->status, "active"))
+        return err_field(e, ERR_CONFLICT, "product_not_active", "product", "deposit product %s is %s, not active", p->code,
+                         p->status);
+    return 0;
+}
+
+/* The price of deposit product p in force on `on`. */
+static int deposit_price(db *d, const product *p, const char *on, int64_t *amount, err *e)
+{
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    product_version pv;
+    int rc = catalog_version_at(d, p->id, on, &a, &pv, e);
+    jv_arena_free(&a);
+    if (rc == ERR_NOTFOUND)
+        return err_field(e, ERR_CONFLICT, "no_price", "product", "deposit product %s has no price in force on %s: give the amount",
+                         p->code, on);
+    if (rc) return rc;
+    *amount = pv.price;
+    if (*amount < 0) return err_field(e, ERR_CONFLICT, "no_price", "product", "deposit product %s has a negative price", p->code);
+    return 0;
+}
+
+int deposits_product_check(db *d, const char *product_code, const char *on, int64_t *price, err *e)
+{
+    product p;
+    int rc = deposit_product(d, product_code, &p, e);
+    if (!rc) rc = check_date(on, "taken_on", e);
+    if (!rc) rc = deposit_price(d, &p, on, price, e);
+    return rc;
+}
+
+static int insert_deposit(db *d, int64_t customer_id, int64_t device_id, const char *code, int64_t amount, const char *taken_on,
+                          const char *note, const char *serial, int64_t *id, err *e)
+{
+    int rc = db_run(d, e,
+                    "INSERT INTO deposits (customer_id, device_id, product, amount, status, taken_on, note) "
+                    "VALUES (?, ?, ?, ?, 'held', ?, ?)",
+                    "iisiss", customer_id, device_id, code, amount, taken_on, note && note[0] ? note : NULL);
+    if (rc == ERR_CONFLICT)
+        return err_field(e, ERR_CONFLICT, "deposit_held", "device", "device %s already has a held deposit", serial);
+    if (!rc && id) *id = db_last_id(d);
+    return rc;
+}
+
 int deposits_take(db *d, int64_t customer_id, int64_t device_id, const char *product_code, int64_t amount,
                   const char *taken_on, const char *note, int64_t *id, err *e)
 {
     product p;
-    int rc = catalog_product(d, product_code ? product_code : "", &p, e);
+    int rc = deposit_product(d, product_code, &p, e);
     if (rc) return rc;
-    if (strcmp(p.kind, "deposit"))
-        return err_field(e, ERR_INVALID, "not_a_deposit", "product", "product %s is a %s, not a deposit", p.code, p.kind);
-    if (strcmp(p.status, "active"))
-        return err_field(e, ERR_CONFLICT, "product_not_active", "product", "deposit product %s is %s, not active", p.code,
-                         p.status);
     if ((rc = check_date(taken_on, "taken_on", e))) return rc;
     if (note && note[0] && !text_ok(note, DEVICE_NOTE_MAX))
         return err_field(e, ERR_INVALID, "invalid_field", "note", "a note is at most %d characters of text", DEVICE_NOTE_MAX);
@@ -632,20 +738,7 @@ int deposits_take(db *d, int64_t customer_id, int64_t device_id, const char *pro
     if ((rc = customer_status(d, customer_id, cst, e))) return rc;
     if (!strcmp(cst, "closed"))
         return err_field(e, ERR_CONFLICT, "customer_closed", "customer", "the customer is closed: no deposit is taken");
-    if (amount < 0) {
-        jv_arena a;
-        jv_arena_init(&a, 0);
-        product_version pv;
-        rc = catalog_version_at(d, p.id, taken_on, &a, &pv, e);
-        jv_arena_free(&a);
-        if (rc == ERR_NOTFOUND)
-            return err_field(e, ERR_CONFLICT, "no_price", "product", "deposit product %s has no price in force on %s: give the amount",
-                             p.code, taken_on);
-        if (rc) return rc;
-        amount = pv.price;
-        if (amount < 0)
-            return err_field(e, ERR_CONFLICT, "no_price", "product", "deposit product %s has a negative price", p.code);
-    }
+    if (amount < 0 && (rc = deposit_price(d, &p, taken_on, &amount, e))) return rc;
     device dv;
     if ((rc = devices_get(d, NULL, device_id, &dv, e))) return rc;
     if (!strcmp(dv.status, "lost") || !strcmp(dv.status, "retired"))
@@ -665,14 +758,18 @@ int deposits_take(db *d, int64_t customer_id, int64_t device_id, const char *pro
     if (held)
         return err_field(e, ERR_CONFLICT, "deposit_held", "device", "device %s already has a held deposit (%lld)", dv.serial,
                          (long long)held);
-    rc = db_run(d, e,
-                "INSERT INTO deposits (customer_id, device_id, product, amount, status, taken_on, note) "
-                "VALUES (?, ?, ?, ?, 'held', ?, ?)",
-                "iisiss", customer_id, device_id, p.code, amount, taken_on, note && note[0] ? note : NULL);
-    if (rc == ERR_CONFLICT)
-        return err_field(e, ERR_CONFLICT, "deposit_held", "device", "device %s already has a held deposit", dv.serial);
-    if (!rc && id) *id = db_last_id(d);
-    return rc;
+    return insert_deposit(d, customer_id, device_id, p.code, amount, taken_on, note, dv.serial, id, e);
+}
+
+int deposits_insert_new(db *d, int64_t customer_id, const device_prepared *dv, int64_t device_id, const char *product_code,
+                        int64_t amount, const char *taken_on, const char *note, int64_t *id, err *e)
+{
+    int rc = check_date(taken_on, "taken_on", e);
+    if (rc) return rc;
+    if (note && note[0] && !text_ok(note, DEVICE_NOTE_MAX))
+        return err_field(e, ERR_INVALID, "invalid_field", "note", "a note is at most %d characters of text", DEVICE_NOTE_MAX);
+    if (amount < 0) return err_field(e, ERR_INVALID, "invalid_field", "amount", "a deposit is zero or more fen");
+    return insert_deposit(d, customer_id, device_id, product_code, amount, taken_on, note, dv->serial, id, e);
 }
 
 int deposits_get(db *d, int64_t id, deposit *out, err *e)

@@ -88,6 +88,22 @@ int devices_normalize_mac(const char *in, char out[DEVICE_MAC_BUF], err *e);
  * ERR_CONFLICT (tags serial_taken, mac_taken). */
 int devices_create(db *d, const char *kind, const char *serial, const char *mac, const char *model, const char *vendor,
                    int64_t *id, err *e);
+/* ---- bulk onboarding (imports, benchmarks) ----
+ * devices_create is devices_prepare (no database: any thread) then the
+ * write; devices_insert_installed registers a new device already installed
+ * at a customer, the state devices_create then devices_install leave. */
+typedef struct device_prepared {
+    char kind[8];
+    char serial[DEVICE_SERIAL_BUF];
+    char vendor[DEVICE_VENDOR_BUF];
+    char mac[DEVICE_MAC_BUF];        /* "" when none */
+    char model[DEVICE_MODEL_MAX + 1];
+} device_prepared;
+
+/* Normalises and checks what devices_create takes (same errors). */
+int devices_prepare(const char *kind, const char *serial, const char *mac, const char *model, const char *vendor,
+                    device_prepared *out, err *e);
+
 /* By serial (normalised here, any kind's format; id 0) or by id (serial NULL). */
 int devices_get(db *d, const char *serial, int64_t id, device *out, err *e);
 /* {id, kind, serial, vendor, mac, model, status, created_at, installation}
@@ -113,6 +129,15 @@ int devices_service_address(db *d, int64_t customer_id, char *out, size_t n, err
  * ERR_CONFLICT naming "account"; no address given and no service address
  * is ERR_INVALID naming "address". */
 int devices_install(db *d, int64_t device_id, const install_req *r, int64_t *installation_id, err *e);
+/* Registers a prepared device and installs it as devices_install would
+ * (the same checks of the customer, account, date, engineer and address),
+ * in two writes instead of four; a serial or MAC already registered is
+ * ERR_CONFLICT (serial_taken, mac_taken) as with devices_create. fresh: the
+ * caller created the customer and the account in this transaction
+ * (customers_insert, accounts_insert), so their state is known - open,
+ * the account the customer's - and is not read back. */
+int devices_insert_installed(db *d, const device_prepared *dv, const install_req *r, int fresh, int64_t *device_id,
+                             int64_t *installation_id, err *e);
 /* Takes an installed device out on `removed_on` for `reason`: returned
  * (device -> returned), lost (-> lost), closed (-> retired), swap
  * (-> returned). ERR_CONFLICT (not_installed) when it is not installed;
@@ -135,6 +160,17 @@ int devices_installation_jv(db *d, int64_t installation_id, jv_arena *a, jv **ou
  * on taken_on (catalog_version_at). */
 int deposits_take(db *d, int64_t customer_id, int64_t device_id, const char *product_code, int64_t amount,
                   const char *taken_on, const char *note, int64_t *id, err *e);
+/* For bulk onboarding: the deposit product `code` is a deposit, active,
+ * and *price is its price in force on `on` (the checks of deposits_take
+ * that hold for a whole load, made once). */
+int deposits_product_check(db *d, const char *code, const char *on, int64_t *price, err *e);
+/* For bulk onboarding: a deposit of `amount` fen for device_id (dv), which
+ * the caller registered and installed at this customer in the same
+ * transaction with devices_insert_installed (so it is neither lost, nor
+ * elsewhere, nor under a deposit: the unique index refuses a second one),
+ * for a product checked with deposits_product_check. */
+int deposits_insert_new(db *d, int64_t customer_id, const device_prepared *dv, int64_t device_id, const char *product_code,
+                        int64_t amount, const char *taken_on, const char *note, int64_t *id, err *e);
 int deposits_get(db *d, int64_t id, deposit *out, err *e);
 /* Settles a held deposit: status returned, kept or forfeited, on a date not
  * before it was taken, by `by`; a note is appended to the deposit's note.

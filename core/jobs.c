@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "backup.h"
+#include "billrun.h"
 #include "outbox.h"
 #include "scheduler.h"
 #include "subs.h"
@@ -48,5 +49,7 @@ const job_def sched_jobs[] = {
     {"db.optimize", "30 4 * * 0", job_optimize, "refresh query planner statistics and checkpoint the WAL"},
     {"outbox.deliver", "* * * * *", job_outbox_deliver, "deliver pending outbox messages of the log channel (as log lines)"},
     {"subscriptions.apply", "5 0 * * *", subs_job_apply, "apply scheduled subscription changes (downgrades, ends of suspension) that are due"},
+    {"billing.run", "30 0 1 * *", billrun_job, "the monthly billing run: bill every subscription due on or before the day"},
+    {"billing.renewals", "45 0 * * *", billrun_job, "bill what falls due between monthly runs (prepaid renewals, final bills)"},
 };
 const int sched_jobs_count = sizeof sched_jobs / sizeof *sched_jobs;

@@ -18,6 +18,9 @@ const sensitive_field privacy_fields[] = {
     {"customer", "billing_address", MASK_ADDRESS},
     {"customer", "notes", MASK_TEXT},
     {"service_account", "password", MASK_SECRET},
+    {"invoice", "customer_name", MASK_NAME},
+    {"invoice", "service_address", MASK_ADDRESS},
+    {"invoice", "billing_address", MASK_ADDRESS},
     {"payment_account", "account_no", MASK_ACCOUNT},
 };
 const int privacy_fields_count = sizeof privacy_fields / sizeof *privacy_fields;

@@ -80,6 +80,27 @@ const route routes[] = {
     {"POST", "/api/v1/customers/{code}/charges", api_charges_create, "subscription.write", "add a one-time charge (installation, repair visit)", 0},
     {"DELETE", "/api/v1/charges/{id}", api_charges_cancel, "subscription.write", "cancel a charge no bill has taken yet", 0},
 
+    /* billing runs (api_billing.c) */
+    {"POST", "/api/v1/bill-runs", api_bill_runs_create, "billrun.run", "start a billing run (as of a date or for a period; dry run or what-if with candidate rules)", 0},
+    {"GET", "/api/v1/bill-runs", api_bill_runs_list, "invoice.read", "billing runs, newest first", 0},
+    {"GET", "/api/v1/bill-runs/{id}", api_bill_runs_get, "invoice.read", "one billing run: progress, then its report", 0},
+    {"GET", "/api/v1/customers/{code}/bill-preview", api_bill_preview, "invoice.read", "the customer's next bills as they would be made now, without writing anything", 0},
+
+    /* invoices, credit notes, the ledger and payments (api_invoices.c) */
+    {"GET", "/api/v1/invoices", api_invoices_list, "invoice.read", "invoices, newest first, by customer and status", 0},
+    {"GET", "/api/v1/invoices/{number}", api_invoices_get, "invoice.read", "one invoice with its lines and what settled it", 0},
+    {"GET", "/api/v1/invoices/{number}/explain", api_invoices_explain, "invoice.read", "why each line of the invoice is there: step, rule, rule-set version, the rule's reasons", 0},
+    {"POST", "/api/v1/invoices/{number}/void", api_invoices_void, "invoice.adjust", "void an invoice nothing has settled", 0},
+    {"POST", "/api/v1/invoices/{number}/credit-notes", api_invoices_credit, "invoice.adjust", "a credit note against an invoice, whole or per line", 0},
+    {"POST", "/api/v1/invoices/{number}/write-off", api_invoices_write_off, "invoice.adjust", "write off what is left to pay of an invoice", 0},
+    {"GET", "/api/v1/credit-notes/{number}", api_credit_notes_get, "invoice.read", "one credit note", 0},
+    {"GET", "/api/v1/customers/{code}/ledger", api_ledger_list, "invoice.read", "the customer's ledger with balance and credit", 0},
+    {"POST", "/api/v1/customers/{code}/adjustments", api_ledger_adjust, "invoice.adjust", "a credit or debit adjustment with reason and approver", 0},
+    {"GET", "/api/v1/customers/{code}/payments", api_payments_list, "payment.read", "the customer's payments", 0},
+    {"POST", "/api/v1/customers/{code}/payments", api_payments_record, "payment.write", "record a payment at the counter or by bank transfer", 0},
+    {"GET", "/api/v1/payments/{id}", api_payments_get, "payment.read", "one payment with what it settled", 0},
+    {"GET", "/api/v1/ledger/verify", api_ledger_verify, "invoice.read", "prove that ledger, invoices and payments agree", 0},
+
     /* rules */
     {"GET", "/api/v1/rules", api_rules_get, "rules.read", "the live rule set: version, modules, functions", 0},
     {"POST", "/api/v1/rules/reload", api_rules_reload, "rules.reload", "reload the rules folder; the old rules stay on any failure", 0},

@@ -376,60 +376,97 @@ static int check_verdict(const jv *res, const char *rule, int *allowed, char *re
     return 0;
 }
 
-static int account_for(db *d, const char *username, int64_t cid, int64_t *account_id, err *e)
+/* The account may carry a new subscription of customer cid: it is the
+ * customer's, open, and carries no live subscription. (A subscription's
+ * account is always its customer's, so the search for one that carries it
+ * goes through the customer's subscriptions: indexed.) */
+static int account_free(db *d, int64_t account_id, const char *username, int64_t cid, err *e)
 {
-    db_stmt *s = db_prepare(d, "SELECT id, customer_id, status FROM service_accounts WHERE username = ?", e);
-    if (!s) return e->code;
-    db_bind_text(s, 1, username);
-    int rc = db_step(d, s, e);
-    if (rc == DB_ROW) {
-        *account_id = db_col_int(s, 0);
-        if (db_col_int(s, 1) != cid)
-            rc = err_field(e, ERR_CONFLICT, "account_of_another", "account", "service account %s belongs to another customer",
-                           username);
-        else if (!strcmp(db_col_text(s, 2), "closed"))
-            rc = err_field(e, ERR_CONFLICT, "account_closed", "account", "service account %s is closed", username);
-        else
-            rc = 0;
-    } else if (rc == DB_DONE) {
-        rc = err_field(e, ERR_NOTFOUND, "not_found", "account", "no service account %s", username);
-    }
-    db_done(s);
-    if (rc) return rc;
     int64_t other;
-    rc = db_get_int(d, e, &other,
-                    "SELECT id FROM subscriptions WHERE service_account_id = ? AND status <> 'terminated' ORDER BY id LIMIT 1",
-                    "i", *account_id);
+    int rc = db_get_int(d, e, &other,
+                        "SELECT id FROM subscriptions WHERE customer_id = ? AND service_account_id = ? "
+                        "AND status <> 'terminated' ORDER BY id LIMIT 1",
+                        "ii", cid, account_id);
     if (rc == 0)
         return err_field(e, ERR_CONFLICT, "account_in_use", "account", "service account %s already carries subscription %lld",
                          username, (long long)other);
     return rc == ERR_NOTFOUND ? 0 : rc;
 }
 
-static int subs_create_in(db *d, ruleset *rs, const subs_new *in, jv_arena *a, int64_t *id, rule_error *detail, err *e)
+static int account_check(db *d, int64_t cid, int64_t account_id, const char *username, int64_t *found, err *e)
 {
-    const char *start = in->start_date ? in->start_date : in->today;
+    db_stmt *s = account_id ? db_prepare(d, "SELECT id, customer_id, status, username FROM service_accounts WHERE id = ?", e)
+                            : db_prepare(d, "SELECT id, customer_id, status, username FROM service_accounts WHERE username = ?", e);
+    if (!s) return e->code;
+    if (account_id) db_bind_int(s, 1, account_id);
+    else db_bind_text(s, 1, username);
+    int rc = db_step(d, s, e);
+    char name[96] = "";
+    int64_t aid = 0;
+    if (rc == DB_ROW) {
+        aid = db_col_int(s, 0);
+        snprintf(name, sizeof name, "%s", db_col_text(s, 3));
+        if (db_col_int(s, 1) != cid)
+            rc = err_field(e, ERR_CONFLICT, "account_of_another", "account", "service account %s belongs to another customer",
+                           name);
+        else if (!strcmp(db_col_text(s, 2), "closed"))
+            rc = err_field(e, ERR_CONFLICT, "account_closed", "account", "service account %s is closed", name);
+        else
+            rc = 0;
+    } else if (rc == DB_DONE) {
+        if (account_id) rc = err_field(e, ERR_NOTFOUND, "not_found", "account", "no service account %lld", (long long)account_id);
+        else rc = err_field(e, ERR_NOTFOUND, "not_found", "account", "no service account %s", username);
+    }
+    db_done(s);
+    if (rc) return rc;
+    *found = aid;
+    return account_free(d, aid, name, cid, e);
+}
+
+static int account_for(db *d, const char *username, int64_t cid, int64_t *account_id, err *e)
+{
+    return account_check(d, cid, 0, username, account_id, e);
+}
+
+/* Where the products of a new subscription come from: the database, or a
+ * catalog read once (subs_catalog) for bulk loads. Errors as load_offer's. */
+typedef int (*offer_loader)(void *ud, const char *code, const char *kind, const char *field, const char *on, jv_arena *a,
+                            offer *o, err *e);
+
+static int db_loader(void *ud, const char *code, const char *kind, const char *field, const char *on, jv_arena *a, offer *o,
+                     err *e)
+{
+    return load_offer(ud, code, kind, field, 1, on, a, o, e);
+}
+
+/* The checks of a new subscription that need nothing but the request;
+ * *start gets its start date. */
+static int check_new(const subs_new *in, const char **start, err *e)
+{
+    *start = in->start_date ? in->start_date : in->today;
     if (!subs_date_ok(in->today) || !in->by) return err_set(e, ERR_INTERNAL, "subs_create: no valid today or requester");
     if (in->note && strlen(in->note) > NOTE_MAX)
         return err_field(e, ERR_INVALID, "invalid_field", "note", "note must be at most %d bytes", NOTE_MAX);
-    if (!subs_date_ok(start))
+    if (!subs_date_ok(*start))
         return err_field(e, ERR_INVALID, "invalid_date", "start_date", "start_date must be a date YYYY-MM-DD");
     if (!in->plan || !in->plan[0]) return err_field(e, ERR_INVALID, "missing_field", "plan", "plan is required");
     if (in->naddons > SUBS_MAX_ADDONS)
         return err_field(e, ERR_INVALID, "too_many", "addons", "at most %d add-ons", SUBS_MAX_ADDONS);
-    int rc = check_customer(d, in->customer_id, e);
+    return 0;
+}
+
+/* The plan and add-ons: for sale, sold at the customer's address and to
+ * the customer's tags, the add-ons fitting the plan (subscriptions.addon_fits).
+ * *plan_ctx gets the plan as the rules see it. */
+static int decide_offers(offer_loader load, void *ud, ruleset *rs, const subs_new *in, const char *start, const jv *addr,
+                         const jv *tags, jv_arena *a, offer *plan, offer **ads_out, jv **plan_ctx, rule_error *detail, err *e)
+{
+    int rc = load(ud, in->plan, "plan", "plan", start, a, plan, e);
     if (rc) return rc;
-
-    offer plan;
-    jv *addr, *tags;
-    if ((rc = load_offer(d, in->plan, "plan", "plan", 1, start, a, &plan, e))) return rc;
-    if ((rc = market_of(d, in->customer_id, a, &addr, &tags, e))) return rc;
-    if (!catalog_available(&plan.v, addr, tags))
+    if (!catalog_available(&plan->v, addr, tags))
         return err_field(e, ERR_CONFLICT, "not_available", "plan",
-                         "plan %s is not sold at the customer's address or to the customer's tags", plan.p.code);
-    jv *plan_ctx = offer_ctx(a, &plan);
-    if (!plan_ctx) return ERR_NOMEM_RET(e);
-
+                         "plan %s is not sold at the customer's address or to the customer's tags", plan->p.code);
+    if (!(*plan_ctx = offer_ctx(a, plan))) return ERR_NOMEM_RET(e);
     offer *ads = in->naddons ? jv_alloc(a, in->naddons * sizeof *ads) : NULL;
     if (in->naddons && !ads) return ERR_NOMEM_RET(e);
     for (size_t i = 0; i < in->naddons; i++) {
@@ -440,12 +477,12 @@ static int subs_create_in(db *d, ruleset *rs, const subs_new *in, jv_arena *a, i
         for (size_t j = 0; j < i; j++)
             if (!strcmp(in->addons[j], code))
                 return err_field(e, ERR_INVALID, "duplicate", field, "add-on %s is listed twice", code);
-        if ((rc = load_offer(d, code, "addon", field, 1, start, a, &ads[i], e))) return rc;
+        if ((rc = load(ud, code, "addon", field, start, a, &ads[i], e))) return rc;
         if (!catalog_available(&ads[i].v, addr, tags))
             return err_field(e, ERR_CONFLICT, "not_available", field,
                              "add-on %s is not sold at the customer's address or to the customer's tags", code);
         jv *ctx = jv_obj(a), *res, *actx = offer_ctx(a, &ads[i]);
-        if (!ctx || !actx || jv_obj_set(a, ctx, "plan", plan_ctx) || jv_obj_set(a, ctx, "addon", actx))
+        if (!ctx || !actx || jv_obj_set(a, ctx, "plan", *plan_ctx) || jv_obj_set(a, ctx, "addon", actx))
             return ERR_NOMEM_RET(e);
         static const char *const keys[] = {"allowed", "reason", NULL};
         int allowed = 0;
@@ -455,57 +492,88 @@ static int subs_create_in(db *d, ruleset *rs, const subs_new *in, jv_arena *a, i
             return rc;
         if (!allowed) return err_field(e, ERR_CONFLICT, "addon_refused", field, "%s", reason);
     }
+    *ads_out = ads;
+    return 0;
+}
 
-    int64_t account_id = 0;
-    if (in->account && (rc = account_for(d, in->account, in->customer_id, &account_id, e))) return rc;
-
+/* The dates, from subscriptions.schedule. */
+static int decide_schedule(ruleset *rs, const char *start, jv *plan_ctx, jv_arena *a, schedule_out *sch, rule_error *detail,
+                           err *e)
+{
     jv *ctx = jv_obj(a), *res;
     if (!ctx || jv_obj_set_str(a, ctx, "start_date", start) || jv_obj_set(a, ctx, "plan", plan_ctx)) return ERR_NOMEM_RET(e);
-    schedule_out sch;
-    if ((rc = call_rule(rs, RULE_SCHEDULE, ctx, a, &res, detail, e)) || (rc = check_schedule(res, start, &sch, detail, e)))
-        return rc;
+    int rc = call_rule(rs, RULE_SCHEDULE, ctx, a, &res, detail, e);
+    if (!rc) rc = check_schedule(res, start, sch, detail, e);
+    return rc;
+}
 
-    /* everything is checked: write */
+/* Writes a decided subscription: the row, its add-on items and its
+ * 'create' change (scheduled when it starts after today). */
+static int write_sub(db *d, int64_t cid, int64_t plan_id, const int64_t *addon_ids, size_t naddons, int64_t account_id,
+                     const char *start, const schedule_out *sch, const char *rules_version, const char *note,
+                     const char *today, const char *by, int64_t *id, err *e)
+{
     char now[25];
     db_now(now);
-    int pending = strcmp(start, in->today) > 0;
+    int pending = strcmp(start, today) > 0;
     db_stmt *s = db_prepare(d,
                             "INSERT INTO subscriptions (customer_id, product_id, service_account_id, status, billing, period, "
                             "start_date, contract_end, anchor_day, paid_through, next_bill_date, created_at, created_by) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             e);
     if (!s) return e->code;
-    db_bind_int(s, 1, in->customer_id);
-    db_bind_int(s, 2, plan.p.id);
+    db_bind_int(s, 1, cid);
+    db_bind_int(s, 2, plan_id);
     if (account_id) db_bind_int(s, 3, account_id);
     else db_bind_null(s, 3);
     db_bind_text(s, 4, pending ? "pending" : "active");
-    db_bind_text(s, 5, sch.billing);
-    db_bind_text(s, 6, sch.period);
+    db_bind_text(s, 5, sch->billing);
+    db_bind_text(s, 6, sch->period);
     db_bind_text(s, 7, start);
-    db_bind_text(s, 8, sch.contract_end[0] ? sch.contract_end : NULL);
-    db_bind_int(s, 9, sch.anchor_day);
-    db_bind_text(s, 10, sch.paid_through[0] ? sch.paid_through : NULL);
-    db_bind_text(s, 11, sch.next_bill_date);
+    db_bind_text(s, 8, sch->contract_end[0] ? sch->contract_end : NULL);
+    db_bind_int(s, 9, sch->anchor_day);
+    db_bind_text(s, 10, sch->paid_through[0] ? sch->paid_through : NULL);
+    db_bind_text(s, 11, sch->next_bill_date);
     db_bind_text(s, 12, now);
-    db_bind_text(s, 13, in->by);
-    rc = db_step(d, s, e);
+    db_bind_text(s, 13, by);
+    int rc = db_step(d, s, e);
     db_done(s);
     if (rc < 0) return rc;
     int64_t sid = db_last_id(d);
-    for (size_t i = 0; i < in->naddons; i++)
+    for (size_t i = 0; i < naddons; i++)
         if ((rc = db_run(d, e,
                          "INSERT INTO subscription_items (subscription_id, product_id, quantity, start_date) VALUES (?, ?, 1, ?)",
-                         "iis", sid, ads[i].p.id, start)))
+                         "iis", sid, addon_ids[i], start)))
             return rc;
     rc = db_run(d, e,
                 "INSERT INTO subscription_changes (subscription_id, kind, effective_date, to_product_id, status, fee, "
                 "rules_version, note, requested_at, requested_by, applied_at) VALUES (?, 'create', ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                "isissssss", sid, start, plan.p.id, pending ? "scheduled" : "applied", rs->snap->version, in->note, now,
-                in->by, pending ? NULL : now);
+                "isissssss", sid, start, plan_id, pending ? "scheduled" : "applied", rules_version, note, now, by,
+                pending ? NULL : now);
     if (rc) return rc;
     *id = sid;
     return 0;
+}
+
+static int subs_create_in(db *d, ruleset *rs, const subs_new *in, jv_arena *a, int64_t *id, rule_error *detail, err *e)
+{
+    const char *start;
+    int rc = check_new(in, &start, e);
+    if (!rc) rc = check_customer(d, in->customer_id, e);
+    if (rc) return rc;
+    offer plan, *ads = NULL;
+    jv *addr, *tags, *plan_ctx = NULL;
+    if ((rc = market_of(d, in->customer_id, a, &addr, &tags, e))) return rc;
+    if ((rc = decide_offers(db_loader, d, rs, in, start, addr, tags, a, &plan, &ads, &plan_ctx, detail, e))) return rc;
+    int64_t account_id = 0;
+    if (in->account && (rc = account_for(d, in->account, in->customer_id, &account_id, e))) return rc;
+    schedule_out sch;
+    if ((rc = decide_schedule(rs, start, plan_ctx, a, &sch, detail, e))) return rc;
+    /* everything is checked: write */
+    int64_t addon_ids[SUBS_MAX_ADDONS];
+    for (size_t i = 0; i < in->naddons; i++) addon_ids[i] = ads[i].p.id;
+    return write_sub(d, in->customer_id, plan.p.id, addon_ids, in->naddons, account_id, start, &sch, rs->snap->version, in->note,
+                     in->today, in->by, id, e);
 }
 
 int subs_create(db *d, ruleset *rs, const subs_new *in, int64_t *id, rule_error *detail, err *e)
@@ -518,6 +586,160 @@ int subs_create(db *d, ruleset *rs, const subs_new *in, int64_t *id, rule_error 
     rc = subs_create_in(d, rs, in, &a, id, detail, e);
     jv_arena_free(&a);
     return rc;
+}
+
+/* -------------------------------------------------------- bulk creation */
+
+typedef struct cat_item {
+    product p;
+    size_t nv;
+    product_version *v;   /* by effective_from, oldest first */
+} cat_item;
+
+struct subs_catalog {
+    jv_arena a;
+    size_t n;
+    cat_item *items;
+};
+
+void subs_catalog_free(subs_catalog *c)
+{
+    if (!c) return;
+    jv_arena_free(&c->a);
+    free(c);
+}
+
+int subs_catalog_load(db *d, subs_catalog **out, err *e)
+{
+    *out = NULL;
+    subs_catalog *c = calloc(1, sizeof *c);
+    if (!c) return ERR_NOMEM_RET(e);
+    jv_arena_init(&c->a, 0);
+    int64_t n = 0;
+    int rc = db_get_int(d, e, &n, "SELECT count(*) FROM products", NULL);
+    if (!rc && n && !(c->items = jv_alloc(&c->a, (size_t)n * sizeof *c->items))) rc = ERR_NOMEM_RET(e);
+    /* ids first: reading each product's versions uses other statements */
+    int64_t *ids = !rc && n ? jv_alloc(&c->a, (size_t)n * sizeof *ids) : NULL;
+    if (!rc && n && !ids) rc = ERR_NOMEM_RET(e);
+    if (!rc) {
+        db_stmt *s = db_prepare(d, "SELECT id FROM products ORDER BY id", e);
+        if (!s) rc = e->code;
+        while (s && (rc = db_step(d, s, e)) == DB_ROW && c->n < (size_t)n) ids[c->n++] = db_col_int(s, 0);
+        if (s) db_done(s);
+        if (rc > 0) rc = 0;
+    }
+    for (size_t i = 0; !rc && i < c->n; i++) {
+        cat_item *it = &c->items[i];
+        memset(it, 0, sizeof *it);
+        if ((rc = catalog_product_by_id(d, ids[i], &it->p, e))) break;
+        int64_t nv = 0;
+        if ((rc = db_get_int(d, e, &nv, "SELECT count(*) FROM product_versions WHERE product_id = ?", "i", ids[i]))) break;
+        char (*dates)[11] = nv ? jv_alloc(&c->a, (size_t)nv * sizeof *dates) : NULL;
+        if (nv && (!dates || !(it->v = jv_alloc(&c->a, (size_t)nv * sizeof *it->v)))) {
+            rc = ERR_NOMEM_RET(e);
+            break;
+        }
+        db_stmt *s = db_prepare(d, "SELECT effective_from FROM product_versions WHERE product_id = ? ORDER BY effective_from", e);
+        if (!s) {
+            rc = e->code;
+            break;
+        }
+        db_bind_int(s, 1, ids[i]);
+        size_t k = 0;
+        while ((rc = db_step(d, s, e)) == DB_ROW && k < (size_t)nv) snprintf(dates[k++], 11, "%s", db_col_text(s, 0));
+        db_done(s);
+        if (rc < 0) break;
+        rc = 0;
+        /* each version exactly as catalog_version_at reads it */
+        for (size_t j = 0; !rc && j < k; j++) rc = catalog_version_at(d, ids[i], dates[j], &c->a, &it->v[j], e);
+        it->nv = k;
+    }
+    if (rc) {
+        subs_catalog_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+/* load_offer on the catalog read once: the same checks and errors. */
+static int cat_loader(void *ud, const char *code, const char *kind, const char *field, const char *on, jv_arena *a, offer *o,
+                      err *e)
+{
+    const subs_catalog *c = ud;
+    const cat_item *it = NULL;
+    for (size_t i = 0; !it && i < c->n; i++)
+        if (!strcmp(c->items[i].p.code, code)) it = &c->items[i];
+    if (!it) return err_field(e, ERR_NOTFOUND, "not_found", field, "no product %s", code);
+    o->p = it->p;
+    if (strcmp(o->p.kind, kind))
+        return err_field(e, ERR_INVALID, "wrong_product_kind", field, "%s is %s, not %s", code, kind_label(o->p.kind),
+                         kind_label(kind));
+    if (strcmp(o->p.status, "active"))
+        return err_field(e, ERR_CONFLICT, "not_for_sale", field, "%s is %s: not for sale", code, o->p.status);
+    const product_version *v = NULL;
+    for (size_t j = 0; j < it->nv; j++)
+        if (strcmp(it->v[j].effective_from, on) <= 0) v = &it->v[j];
+    if (!v) return err_field(e, ERR_CONFLICT, "no_version", field, "%s has no price in force on %s", code, on);
+    o->v = *v;
+    return 0;
+}
+
+int subs_prepare(const subs_catalog *cat, ruleset *rs, const subs_new *in, const jv *address, const jv *tags,
+                 subs_prepared *out, rule_error *detail, err *e)
+{
+    memset(out, 0, sizeof *out);
+    if (!rs) return err_set(e, ERR_INTERNAL, "no rule set is loaded");
+    const char *start;
+    int rc = check_new(in, &start, e);
+    if (rc) return rc;
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    offer plan, *ads = NULL;
+    jv *plan_ctx = NULL;
+    schedule_out sch;
+    jv *no_tags = tags ? NULL : jv_arr(&a);
+    rc = decide_offers(cat_loader, (void *)cat, rs, in, start, address, tags ? tags : no_tags, &a, &plan, &ads, &plan_ctx,
+                       detail, e);
+    if (!rc) rc = decide_schedule(rs, start, plan_ctx, &a, &sch, detail, e);
+    if (!rc) {
+        out->plan_id = plan.p.id;
+        for (size_t i = 0; i < in->naddons; i++) out->addon_ids[i] = ads[i].p.id;
+        out->naddons = in->naddons;
+        snprintf(out->start_date, sizeof out->start_date, "%s", start);
+        snprintf(out->billing, sizeof out->billing, "%s", sch.billing);
+        snprintf(out->period, sizeof out->period, "%s", sch.period);
+        snprintf(out->contract_end, sizeof out->contract_end, "%s", sch.contract_end);
+        snprintf(out->next_bill_date, sizeof out->next_bill_date, "%s", sch.next_bill_date);
+        snprintf(out->paid_through, sizeof out->paid_through, "%s", sch.paid_through);
+        out->anchor_day = sch.anchor_day;
+        snprintf(out->rules_version, sizeof out->rules_version, "%s", rs->snap->version);
+    }
+    jv_arena_free(&a);
+    return rc;
+}
+
+int subs_insert(db *d, const subs_prepared *p, int64_t customer_id, int64_t account_id, int fresh, const char *note,
+                const char *today, const char *by, int64_t *id, err *e)
+{
+    int rc = need_tx(d, e);
+    if (rc) return rc;
+    if (!subs_date_ok(today) || !by) return err_set(e, ERR_INTERNAL, "subs_insert: no valid today or requester");
+    if (note && strlen(note) > NOTE_MAX)
+        return err_field(e, ERR_INVALID, "invalid_field", "note", "note must be at most %d bytes", NOTE_MAX);
+    if (!fresh && (rc = check_customer(d, customer_id, e))) return rc;
+    int64_t found;
+    if (!fresh && account_id && (rc = account_check(d, customer_id, account_id, NULL, &found, e))) return rc;
+    schedule_out sch;
+    memset(&sch, 0, sizeof sch);
+    snprintf(sch.billing, sizeof sch.billing, "%s", p->billing);
+    snprintf(sch.period, sizeof sch.period, "%s", p->period);
+    snprintf(sch.contract_end, sizeof sch.contract_end, "%s", p->contract_end);
+    snprintf(sch.next_bill_date, sizeof sch.next_bill_date, "%s", p->next_bill_date);
+    snprintf(sch.paid_through, sizeof sch.paid_through, "%s", p->paid_through);
+    sch.anchor_day = p->anchor_day;
+    return write_sub(d, customer_id, p->plan_id, p->addon_ids, p->naddons, account_id, p->start_date, &sch, p->rules_version,
+                     note, today, by, id, e);
 }
 
 /* ------------------------------------------------------------ as JSON */

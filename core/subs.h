@@ -56,6 +56,43 @@ typedef struct subs_new {
  * NULL) filled. */
 int subs_create(db *d, ruleset *rs, const subs_new *in, int64_t *id, rule_error *detail, err *e);
 
+/* ---- bulk creation (imports, benchmarks) ----
+ * subs_create in two halves: subs_prepare decides everything that needs
+ * no database - the plan and add-ons for sale and available to the
+ * customer, subscriptions.addon_fits, subscriptions.schedule - from a
+ * catalog read once, on any thread that has its own rule set;
+ * subs_insert checks what does need the database (the customer is not
+ * closed, the account is the customer's, open and free) and writes. */
+typedef struct subs_catalog subs_catalog;
+/* Every product with every version, as catalog_version_at reads them. */
+int subs_catalog_load(db *d, subs_catalog **out, err *e);
+void subs_catalog_free(subs_catalog *c);
+
+typedef struct subs_prepared {
+    int64_t plan_id;
+    int64_t addon_ids[SUBS_MAX_ADDONS];
+    size_t naddons;
+    char start_date[11];
+    char billing[16], period[16];
+    char contract_end[11], next_bill_date[11], paid_through[11];   /* "" when absent */
+    int anchor_day;
+    char rules_version[RULES_VERSION_LEN];
+} subs_prepared;
+
+/* Decides a subscription of `in` (customer_id and account are not used)
+ * for a customer with this service address (an object: province, city,
+ * district, ...) and tags (a list; NULL: none), with the same checks and
+ * errors as subs_create. The catalog is only read: threads may share it. */
+int subs_prepare(const subs_catalog *cat, ruleset *rs, const subs_new *in, const jv *address, const jv *tags,
+                 subs_prepared *out, rule_error *detail, err *e);
+/* Writes a prepared subscription for the customer, carried by account_id
+ * (0: none), inside the caller's transaction; pending when it starts after
+ * today. fresh: the caller created the customer and the account in this
+ * transaction (so the customer is open, and the account its own, open and
+ * free): not read back. */
+int subs_insert(db *d, const subs_prepared *p, int64_t customer_id, int64_t account_id, int fresh, const char *note,
+                const char *today, const char *by, int64_t *id, err *e);
+
 /* Flags for subs_get. */
 enum { SUBS_WITH_CHANGES = 1 };
 

@@ -40,6 +40,12 @@ M.schemas = {
   first_year = {
     percent = percent_field,
   },
+  tag_price = {
+    price = { type = "money", min = 0, order = 1,
+              label = { zh = "专享价", en = "Tag price" },
+              help = { zh = "该标签客户每个计费周期的价格，含税，单位为分；不足一期按天折算",
+                       en = "The price per billing period for customers with the tag, tax included, in fen; prorated by days" } },
+  },
   fixed_off = {
     amount = { type = "money", min = 1, order = 1,
                label = { zh = "减免金额", en = "Amount off" },
@@ -109,6 +115,25 @@ function M.fixed_off(ctx)
   return { discount = d }
 end
 
+-- tag_price{base, period, active?, price} -> {discount, tag_amount, days_used, days_in_period}
+-- A special price for customers with a tag (new user, VIP, staff): the
+-- line costs no more than `price` for the same days (prorated by days, half
+-- up); the discount is what the line costs above that, never below 0.
+function M.tag_price(ctx)
+  money.check(ctx.base, "base")
+  money.check(ctx.price, "price")
+  local p = ctx.period
+  local a = ctx.active or p
+  local from = a.from > p.from and a.from or p.from
+  local to = a.to < p.to and a.to or p.to
+  local total = date.diff(p.from, p.to) + 1
+  local used = overlap(from, to, from, to)
+  local tagged = money.prorate(ctx.price, used, total)
+  local d = ctx.base - tagged
+  if d < 0 then d = 0 end
+  return { discount = d, tag_amount = tagged, days_used = used, days_in_period = total }
+end
+
 local dec = { from = "2026-12-01", to = "2026-12-31" }
 
 M.examples = {
@@ -159,6 +184,16 @@ M.examples = {
     input = { base = 12900, period = dec, percent = 15 },
     expect_error = "start_date is needed" },
 
+  { fn = "tag_price", name = "a VIP price of 99.00 on a 129.00 month takes off 30.00",
+    input = { base = 12900, period = dec, price = 9900 },
+    expect = { discount = 3000, tag_amount = 9900, days_used = 31, days_in_period = 31 } },
+  { fn = "tag_price", name = "14 of 30 days: 99.00 x 14 / 30 = 46.20 against 60.20",
+    input = { base = 6020, period = { from = "2026-11-01", to = "2026-11-30" },
+              active = { from = "2026-11-17", to = "2026-11-30" }, price = 9900 },
+    expect = { discount = 1400, tag_amount = 4620, days_used = 14, days_in_period = 30 } },
+  { fn = "tag_price", name = "a line already below the tag price keeps its price",
+    input = { base = 8000, period = dec, price = 9900 },
+    expect = { discount = 0, tag_amount = 9900, days_used = 31, days_in_period = 31 } },
   { fn = "fixed_off", name = "10.00 off a 129.00 line",
     input = { base = 12900, amount = 1000 },
     expect = { discount = 1000 } },

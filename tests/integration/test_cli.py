@@ -170,7 +170,7 @@ class JsonOutput(BBTestCase):
         self.assertNotIn("token_hash", v[0])
 
         v = self.j("jobs", "list")
-        self.assertEqual({x["name"] for x in v}, {"backup", "db.optimize", "outbox.deliver", "subscriptions.apply"})
+        self.assertEqual({x["name"] for x in v}, {"backup", "db.optimize", "outbox.deliver", "subscriptions.apply", "billing.run", "billing.renewals"})
 
         v = self.j("rules", "check")
         self.assertTrue(v["ok"])
@@ -274,7 +274,8 @@ class ConfigLayering(BBTestCase):
                   "http.max_body_kb": "5", "http.timeout_s": "6", "http.shutdown_s": "7",
                   "backup.dir": "/tmp/k/bk", "backup.keep": "9", "keys.file": "/tmp/k/keys",
                   "auth.session_idle_min": "11", "auth.session_max_hours": "13",
-                  "customer.code_prefix": "HZ", "audit.anchor_file": "/tmp/k/anchor"}
+                  "customer.code_prefix": "HZ", "audit.anchor_file": "/tmp/k/anchor",
+                  "billing.invoice_prefix": "FP", "billing.credit_note_prefix": "HC"}
         # tls.cert and tls.key only come in pairs (tested below)
         self.assertEqual(set(values) | {"tls.cert", "tls.key"}, set(self.config()), "a config key without a test value")
         for key, val in values.items():

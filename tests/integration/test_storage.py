@@ -139,7 +139,7 @@ class Jobs(BBTestCase):
         self.assertIn("backup", r.out)
         self.assertIn("db.optimize", r.out)
         jobs = {j["name"]: j for j in json.loads(self.ws.ok("jobs", "list", "--json").out)}
-        self.assertEqual(set(jobs), {"backup", "db.optimize", "outbox.deliver", "subscriptions.apply"})
+        self.assertEqual(set(jobs), {"backup", "db.optimize", "outbox.deliver", "subscriptions.apply", "billing.run", "billing.renewals"})
         for j in jobs.values():
             self.assertTrue(j["enabled"])
             self.assertTrue(j["schedule"])
@@ -270,8 +270,9 @@ class Jobs(BBTestCase):
         srv.stop()
 
     def test_scheduler_first_start_adopts_without_running(self):
+        njobs = len(json.loads(self.ws.ok("jobs", "list", "--json").out))
         srv = self.ws.serve()
-        bbtest.poll(lambda: self.ws.sql("SELECT count(*) FROM job_state WHERE last_scheduled_for IS NOT NULL")[0][0] == 4,
+        bbtest.poll(lambda: self.ws.sql("SELECT count(*) FROM job_state WHERE last_scheduled_for IS NOT NULL")[0][0] == njobs,
                     timeout=5, what="the scheduler to adopt every job")
         # outbox.deliver runs every minute, but with nothing to deliver it leaves no run record
         self.assertEqual(self.ws.sql("SELECT count(*) FROM job_runs")[0][0], 0)

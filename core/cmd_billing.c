@@ -1,0 +1,394 @@
+/* cmd_billing.c - `bandbill bill run|runs|show|preview`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "billrun.h"
+#include "cli.h"
+#include "customers.h"
+#include "date.h"
+#include "money.h"
+#include "vault.h"
+
+/* The version loaded last (what the daemon bills with), or NULL when
+ * nothing was ever loaded. */
+static int live_rules(db *d, ruleset **out, err *e)
+{
+    *out = NULL;
+    db_stmt *s = db_prepare(d, "SELECT version FROM rule_loads ORDER BY id DESC LIMIT 1", e);
+    if (!s) return e->code;
+    char ver[RULES_VERSION_LEN] = "";
+    int rc = db_step(d, s, e);
+    if (rc == DB_ROW) snprintf(ver, sizeof ver, "%s", db_col_text(s, 0));
+    db_done(s);
+    if (rc < 0) return rc;
+    if (!ver[0]) return 0;
+    rules_snapshot *snap;
+    if ((rc = rules_stored(d, ver, &snap, e))) return rc;
+    rc = ruleset_load(snap, rules_limits(), 0, out, NULL, e);
+    rules_snapshot_unref(snap);
+    return rc;
+}
+
+static int folder_rules(const char *dir, ruleset **out, err *e)
+{
+    rules_snapshot *snap;
+    int rc = rules_snapshot_read(dir, &snap, e);
+    if (rc) return err_prefix(e, "rules folder %s", dir);
+    rule_error re;
+    rc = ruleset_load(snap, rules_limits(), 0, out, &re, e);
+    rules_snapshot_unref(snap);
+    return rc;
+}
+
+static void today_str(char out[11]) { date_format(date_of_time(time(NULL)), out); }
+
+static void fen(int64_t v, char *out) { money_format(v, out); }
+
+/* ------------------------------------------------------------------ progress */
+
+typedef struct prog {
+    int tty;
+    int64_t last_pct;
+    int64_t last_ms;
+} prog;
+
+static void on_progress(void *ud, const billrun_progress *p)
+{
+    prog *g = ud;
+    int64_t pct = p->due ? p->done * 100 / p->due : 100;
+    double secs = (double)p->elapsed_ms / 1000.0;
+    double rate = secs > 0 ? (double)p->done / secs : 0;
+    if (g->tty) {
+        char bar[41];
+        int fill = (int)(pct * 40 / 100);
+        for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
+        bar[40] = '\0';
+        int64_t left = rate > 0 ? (int64_t)((double)(p->due - p->done) / rate) : 0;
+        fprintf(stderr, "\r[%s] %3lld%% %lld/%lld  %.0f/s  ETA %lld:%02lld  %lld failed ", bar, (long long)pct,
+                (long long)p->done, (long long)p->due, rate, (long long)(left / 60), (long long)(left % 60),
+                (long long)p->failed);
+        if (p->done == p->due) fputc('\n', stderr);
+        fflush(stderr);
+        return;
+    }
+    /* a log or a pipe: a line every 10% or 10 seconds, and at the end */
+    if (p->done < p->due && pct < g->last_pct + 10 && p->elapsed_ms < g->last_ms + 10000) return;
+    if (p->done == p->due && g->last_pct == 100) return;
+    g->last_pct = pct;
+    g->last_ms = p->elapsed_ms;
+    fprintf(stderr, "billing: %lld of %lld subscriptions (%lld%%), %lld invoices, %lld failed, %.0f/s\n",
+            (long long)p->done, (long long)p->due, (long long)pct, (long long)p->invoiced, (long long)p->failed, rate);
+}
+
+/* ------------------------------------------------------------------ report */
+
+static int64_t iget(const jv *o, const char *k)
+{
+    const jv *v = jv_get(o, k);
+    return v && v->kind == JV_INT ? v->u.i : 0;
+}
+static const char *sget(const jv *o, const char *k)
+{
+    const jv *v = jv_get(o, k);
+    return v && v->kind == JV_STR ? v->u.str.s : "";
+}
+
+static void print_report(const jv *r)
+{
+    char n1[MONEY_FMT_MAX], n2[MONEY_FMT_MAX], n3[MONEY_FMT_MAX], n4[MONEY_FMT_MAX];
+    printf("as of %s%s: %lld due, %lld invoices, %lld failed, %lld skipped, in %.2f s\n", sget(r, "as_of"),
+           jv_get(r, "dry_run") && jv_get(r, "dry_run")->u.b ? " (dry run: nothing written)" : "",
+           (long long)iget(r, "due"), (long long)iget(r, "invoiced"), (long long)iget(r, "failed"),
+           (long long)iget(r, "skipped"), (double)iget(r, "duration_ms") / 1000.0);
+    if (iget(r, "still_behind"))
+        printf("%lld subscription(s) are still behind after %d periods: run again\n", (long long)iget(r, "still_behind"),
+               BILLRUN_MAX_PERIODS);
+    const jv *t = jv_get(r, "totals");
+    fen(iget(t, "net"), n1);
+    fen(iget(t, "tax"), n2);
+    fen(iget(t, "gross"), n3);
+    fen(iget(t, "credit"), n4);
+    printf("totals: net %s, tax %s, gross %s, credit applied %s\n", n1, n2, n3, n4);
+    const jv *bp = jv_get(r, "by_plan");
+    if (jv_len(bp)) {
+        printf("\n%-16s %9s %14s %12s %14s\n", "PLAN", "INVOICES", "NET", "TAX", "GROSS");
+        for (size_t i = 0; i < jv_len(bp); i++) {
+            const jv *p = jv_at(bp, i);
+            fen(iget(p, "net"), n1);
+            fen(iget(p, "tax"), n2);
+            fen(iget(p, "gross"), n3);
+            printf("%-16s %9lld %14s %12s %14s\n", sget(p, "plan"), (long long)iget(p, "invoices"), n1, n2, n3);
+        }
+    }
+    const jv *br = jv_get(r, "by_tax_rate");
+    if (jv_len(br)) {
+        printf("\n%-6s %9s %14s %12s %14s\n", "RATE", "LINES", "NET", "TAX", "GROSS");
+        for (size_t i = 0; i < jv_len(br); i++) {
+            const jv *p = jv_at(br, i);
+            fen(iget(p, "net"), n1);
+            fen(iget(p, "tax"), n2);
+            fen(iget(p, "gross"), n3);
+            printf("%4lld%%  %9lld %14s %12s %14s\n", (long long)iget(p, "rate"), (long long)iget(p, "lines"), n1, n2, n3);
+        }
+    }
+    const jv *fl = jv_get(r, "failures");
+    if (jv_len(fl)) {
+        printf("\nfailures:\n");
+        for (size_t i = 0; i < jv_len(fl); i++) printf("  %s\n", sget(jv_at(fl, i), "message"));
+        if ((int64_t)jv_len(fl) < iget(r, "failed")) printf("  ... %lld more (bill_run_failures)\n", (long long)(iget(r, "failed") - (int64_t)jv_len(fl)));
+    }
+    const jv *w = jv_get(r, "what_if");
+    if (w) {
+        fen(iget(w, "total_live"), n1);
+        fen(iget(w, "total_candidate"), n2);
+        fen(iget(w, "difference"), n3);
+        printf("\nwhat-if with rules %.12s against the live %.12s:\n", sget(w, "candidate_version"), sget(r, "rules_version"));
+        printf("  %lld subscriptions compared: %lld change (%lld up, %lld down), %lld unchanged\n",
+               (long long)iget(w, "compared"), (long long)iget(w, "changed"), (long long)iget(w, "increased"),
+               (long long)iget(w, "decreased"), (long long)iget(w, "unchanged"));
+        printf("  total billed: live %s, candidate %s, difference %s\n", n1, n2, n3);
+        if (iget(w, "failed_live") || iget(w, "failed_candidate"))
+            printf("  bills refused: %lld with the live rules, %lld with the candidate\n", (long long)iget(w, "failed_live"),
+                   (long long)iget(w, "failed_candidate"));
+        const jv *l = jv_get(w, "largest");
+        if (jv_len(l)) {
+            printf("  largest changes:\n  %-12s %6s %14s %14s %14s\n", "CUSTOMER", "SUB", "LIVE", "CANDIDATE", "DIFFERENCE");
+            for (size_t i = 0; i < jv_len(l); i++) {
+                const jv *x = jv_at(l, i);
+                const jv *lv = jv_get(x, "live"), *cv = jv_get(x, "candidate");
+                if (lv && lv->kind == JV_INT) fen(lv->u.i, n1);
+                else snprintf(n1, sizeof n1, "refused");
+                if (cv && cv->kind == JV_INT) fen(cv->u.i, n2);
+                else snprintf(n2, sizeof n2, "refused");
+                fen(iget(x, "difference"), n3);
+                printf("  %-12s %6lld %14s %14s %14s\n", sget(x, "customer"), (long long)iget(x, "subscription_id"), n1,
+                       n2, n3);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ commands */
+
+int cmd_bill_run(cli *c, err *e)
+{
+    const char *period = cli_opt_value(c, "period"), *date = cli_opt_value(c, "date");
+    const char *explicit_rules = cli_opt_value(c, "rules");
+    int dry = cli_opt_value(c, "dry-run") != NULL;
+    char as_of[11];
+    if (period && date) return err_set(e, ERR_USAGE, "give --period or --date, not both");
+    int rc = 0;
+    if (period) rc = billrun_period_as_of(period, as_of, e);
+    else if (date) {
+        int32_t dd;
+        if (strlen(date) != 10 || date_parse(date, 10, &dd, e))
+            return err_set(e, ERR_USAGE, "--date must be a date YYYY-MM-DD, got '%s'", date);
+        snprintf(as_of, sizeof as_of, "%s", date);
+    } else {
+        today_str(as_of);
+    }
+    if (rc) return err_set(e, ERR_USAGE, "%s", e->msg);
+    db *d = NULL;
+    vault *v = NULL;
+    ruleset *live = NULL, *cand = NULL;
+    if ((rc = cli_open_db(c, &d, e))) return rc;
+    rc = cli_open_vault(c, &v, e);
+    if (!rc) rc = live_rules(d, &live, e);
+    if (!rc && live && explicit_rules) {
+        /* the what-if: candidate rules against the live version */
+        rc = folder_rules(c->cfg.rules, &cand, e);
+    } else if (!rc && !live) {
+        rc = folder_rules(c->cfg.rules, &live, e);
+    }
+    char by[96];
+    cli_actor(by, sizeof by);
+    prog g = {.tty = isatty(2), .last_pct = -100};
+    billrun_result r;
+    memset(&r, 0, sizeof r);
+    if (!rc) {
+        billrun_opts o = {.as_of = as_of, .period = period, .dry_run = dry, .rs = live, .candidate = cand, .v = v,
+                          .trigger = "manual", .by = by, .progress = c->json ? NULL : on_progress, .ud = &g};
+        rc = billrun_exec(d, &o, &r, e);
+    }
+    if (!rc && r.run_id) {
+        /* the run is on record; so is who asked for it */
+        char rid[32];
+        snprintf(rid, sizeof rid, "%lld", (long long)r.run_id);
+        jv_arena a;
+        jv_arena_init(&a, 0);
+        jv *after = jv_obj(&a);
+        if (after) {
+            jv_obj_set_str(&a, after, "as_of", as_of);
+            jv_obj_set_str(&a, after, "status", r.status);
+            jv_obj_set_int(&a, after, "invoiced", r.invoiced);
+            jv_obj_set_int(&a, after, "failed", r.failed);
+        }
+        audit_event ev = {.action = "billing.run", .object_type = "bill_run", .object_id = rid, .after = after};
+        rc = db_begin(d, e);
+        if (!rc) rc = cli_audit(c, d, v, &ev, e);
+        if (!rc) rc = db_commit(d, e);
+        else db_rollback(d);
+        jv_arena_free(&a);
+    }
+    if (!rc) {
+        if (c->json) {
+            jw w;
+            jw_init(&w, 0);
+            jw_obj_open(&w);
+            if (r.run_id) jw_kv_int(&w, "run_id", r.run_id);
+            else {
+                jw_key(&w, "run_id");
+                jw_null(&w);
+            }
+            jw_kv_str(&w, "status", r.status);
+            jw_key(&w, "report");
+            jw_jv(&w, r.report);
+            jw_obj_close(&w);
+            rc = cli_print_json(&w, e);
+        } else {
+            if (r.run_id) printf("run %lld %s\n", (long long)r.run_id, r.status);
+            print_report(r.report);
+        }
+    }
+    billrun_result_free(&r);
+    ruleset_unref(live);
+    ruleset_unref(cand);
+    vault_close(v);
+    db_close(d);
+    return rc;
+}
+
+int cmd_bill_runs(cli *c, err *e)
+{
+    const char *ls = cli_opt_value(c, "limit");
+    int64_t limit = 20;
+    if (ls) {
+        char *end;
+        limit = strtoll(ls, &end, 10);
+        if (*end || limit < 1 || limit > 500) return err_set(e, ERR_USAGE, "--limit must be 1 to 500");
+    }
+    db *d;
+    int rc = cli_open_db(c, &d, e);
+    if (rc) return rc;
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *list;
+    char next[32];
+    rc = billrun_list(d, NULL, limit, &a, &list, next, sizeof next, e);
+    if (!rc) {
+        if (c->json) {
+            jw w;
+            jw_init(&w, 0);
+            jw_jv(&w, list);
+            rc = cli_print_json(&w, e);
+        } else {
+            printf("%-6s %-12s %-11s %-9s %8s %9s %7s %8s  %s\n", "RUN", "STATUS", "AS OF", "TRIGGER", "DUE", "INVOICED",
+                   "FAILED", "SKIPPED", "STARTED (UTC)");
+            for (size_t i = 0; i < jv_len(list); i++) {
+                const jv *x = jv_at(list, i);
+                printf("%-6lld %-12s %-11s %-9s %8lld %9lld %7lld %8lld  %s\n", (long long)iget(x, "id"), sget(x, "status"),
+                       sget(x, "as_of"), sget(x, "trigger"), (long long)iget(x, "due"), (long long)iget(x, "invoiced"),
+                       (long long)iget(x, "failed"), (long long)iget(x, "skipped"), sget(x, "started_at"));
+            }
+        }
+    }
+    jv_arena_free(&a);
+    db_close(d);
+    return rc;
+}
+
+int cmd_bill_show(cli *c, err *e)
+{
+    char *end;
+    long long id = strtoll(c->argv[0], &end, 10);
+    if (*end || id <= 0) return err_set(e, ERR_USAGE, "RUN is a run number, got '%s'", c->argv[0]);
+    db *d;
+    int rc = cli_open_db(c, &d, e);
+    if (rc) return rc;
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *o;
+    rc = billrun_get(d, id, &a, &o, e);
+    if (!rc) {
+        if (c->json) {
+            jw w;
+            jw_init(&w, 0);
+            jw_jv(&w, o);
+            rc = cli_print_json(&w, e);
+        } else {
+            const jv *p = jv_get(o, "progress");
+            printf("run %lld: %s, as of %s, %s by %s, rules %.12s\n", id, sget(o, "status"), sget(o, "as_of"),
+                   sget(o, "trigger"), sget(o, "requested_by"), sget(o, "rules_version"));
+            printf("started %s, finished %s; %lld of %lld subscriptions done (%lld%%)\n", sget(o, "started_at"),
+                   jv_get(o, "finished_at")->kind == JV_STR ? sget(o, "finished_at") : "-", (long long)iget(p, "done"),
+                   (long long)iget(o, "due"), (long long)iget(p, "percent"));
+            const jv *r = jv_get(o, "report");
+            if (r && r->kind == JV_OBJ && jv_get(r, "totals")) print_report(r);
+            else if (r && r->kind == JV_OBJ && jv_get(r, "error")) printf("error: %s\n", sget(r, "error"));
+        }
+    }
+    jv_arena_free(&a);
+    db_close(d);
+    return rc;
+}
+
+int cmd_bill_preview(cli *c, err *e)
+{
+    db *d;
+    int rc = cli_open_db(c, &d, e);
+    if (rc) return rc;
+    int64_t cid;
+    ruleset *rs = NULL;
+    rc = customers_id_by_code(d, c->argv[0], &cid, e);
+    if (!rc) rc = live_rules(d, &rs, e);
+    if (!rc && !rs) rc = folder_rules(c->cfg.rules, &rs, e);
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *o = NULL;
+    char today[11];
+    today_str(today);
+    if (!rc) rc = billrun_preview(d, rs, cid, today, &a, &o, e);
+    if (!rc) {
+        if (c->json) {
+            jw w;
+            jw_init(&w, 0);
+            jw_jv(&w, o);
+            rc = cli_print_json(&w, e);
+        } else {
+            const jv *bills = jv_get(o, "bills");
+            char n1[MONEY_FMT_MAX], n2[MONEY_FMT_MAX], n3[MONEY_FMT_MAX];
+            printf("customer %s: %zu bill(s) as they would be made now (nothing is written)\n", sget(o, "customer"),
+                   jv_len(bills));
+            for (size_t i = 0; i < jv_len(bills); i++) {
+                const jv *b = jv_at(bills, i), *sv = jv_get(b, "service");
+                printf("\nsubscription %lld, plan %s, service %s to %s, issued %s, due %s\n",
+                       (long long)iget(b, "subscription_id"), sget(b, "plan"), sget(sv, "from"), sget(sv, "to"),
+                       sget(b, "issue_date"), sget(b, "due_date"));
+                const jv *ls = jv_get(b, "lines");
+                for (size_t k = 0; k < jv_len(ls); k++) {
+                    const jv *l = jv_at(ls, k);
+                    fen(iget(l, "amount"), n1);
+                    fen(iget(l, "tax"), n2);
+                    printf("  %2lld %-10s %-56.56s %12s  tax %9s (%lld%%)\n", (long long)iget(l, "seq"), sget(l, "kind"),
+                           sget(l, "description"), n1, n2, (long long)iget(l, "tax_rate"));
+                }
+                fen(iget(b, "net"), n1);
+                fen(iget(b, "tax"), n2);
+                fen(iget(b, "gross"), n3);
+                printf("  net %s, tax %s, gross %s", n1, n2, n3);
+                fen(iget(b, "amount_due"), n1);
+                printf(", amount due %s\n", n1);
+            }
+            const jv *fl = jv_get(o, "failures");
+            for (size_t i = 0; i < jv_len(fl); i++) printf("\nrefused: %s\n", sget(jv_at(fl, i), "message"));
+        }
+    }
+    jv_arena_free(&a);
+    ruleset_unref(rs);
+    db_close(d);
+    return rc;
+}

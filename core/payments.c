@@ -1,0 +1,241 @@
+/* payments.c - money received and what it settles (see payments.h). */
+#include "payments.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "date.h"
+#include "invoices.h"
+#include "ledger.h"
+#include "money.h"
+
+#define PAYMENT_MAX 10000000000000LL
+
+static int text_set(const char *s) { return s && s[strspn(s, " \t\r\n")]; }
+
+static int channel_ok(const char *c)
+{
+    size_t n = c ? strlen(c) : 0;
+    return n >= 1 && n <= 32 && strspn(c, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+/* Settles open invoices with what is left of payment `pid`: first the one
+ * it was made for, then the oldest. */
+static int allocate_payment(db *d, int64_t customer_id, int64_t pid, int64_t amount, int64_t invoice_id, err *e)
+{
+    int64_t left = amount;
+    int rc = 0;
+    if (invoice_id) {
+        int64_t due = 0;
+        rc = db_get_int(d, e, &due,
+                        "SELECT gross - paid - credited - written_off FROM invoices WHERE id = ? AND status IN ('open', 'partially_paid')",
+                        "i", invoice_id);
+        if (rc == ERR_NOTFOUND) rc = 0, due = 0;
+        if (!rc && due > 0) {
+            int64_t take = due < left ? due : left;
+            rc = invoices_allocate(d, invoice_id, pid, take, e);
+            left -= take;
+        }
+    }
+    while (!rc && left > 0) {
+        /* the oldest open invoice; one at a time, as each allocation
+         * changes what is open */
+        db_stmt *s = db_prepare(d,
+                                "SELECT id, gross - paid - credited - written_off FROM invoices "
+                                "WHERE customer_id = ? AND status IN ('open', 'partially_paid') ORDER BY issue_date, id LIMIT 1",
+                                e);
+        if (!s) return e->code;
+        db_bind_int(s, 1, customer_id);
+        int r = db_step(d, s, e);
+        int64_t inv = r == DB_ROW ? db_col_int(s, 0) : 0, due = r == DB_ROW ? db_col_int(s, 1) : 0;
+        db_done(s);
+        if (r < 0) return r;
+        if (!inv || due <= 0) break;
+        int64_t take = due < left ? due : left;
+        rc = invoices_allocate(d, inv, pid, take, e);
+        left -= take;
+    }
+    return rc;
+}
+
+int payments_record(db *d, const payment_new *in, int64_t *id, err *e)
+{
+    if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "payments_record needs the caller's transaction");
+    if (in->customer_id <= 0) return err_field(e, ERR_INVALID, "missing_field", "customer", "no customer");
+    if (!channel_ok(in->channel)) return err_field(e, ERR_INVALID, "invalid_field", "channel", "a channel is 1-32 of a-z 0-9 _");
+    if (in->channel_txn_id && (!text_set(in->channel_txn_id) || strlen(in->channel_txn_id) > 64))
+        return err_field(e, ERR_INVALID, "invalid_field", "channel_txn_id", "a transaction id or receipt number is 1-64 bytes");
+    if (in->amount <= 0) return err_field(e, ERR_INVALID, "invalid_field", "amount", "a payment is more than 0");
+    if (in->amount > PAYMENT_MAX) return err_field(e, ERR_INVALID, "invalid_field", "amount", "amount out of range");
+    int32_t days;
+    if (!in->entry_date || date_parse(in->entry_date, strlen(in->entry_date), &days, e))
+        return err_field(e, ERR_INVALID, "invalid_date", "date", "the business day must be a date YYYY-MM-DD");
+    if (in->note && strlen(in->note) > 500) return err_field(e, ERR_INVALID, "invalid_field", "note", "a note is at most 500 bytes");
+    if (!text_set(in->by)) return err_set(e, ERR_INTERNAL, "payments_record: who records it is not said");
+    int64_t known = 0;
+    int rc = db_get_int(d, e, &known, "SELECT COUNT(*) FROM customers WHERE id = ?", "i", in->customer_id);
+    if (rc) return rc;
+    if (!known) return err_field(e, ERR_NOTFOUND, "not_found", "customer", "no customer with id %lld", (long long)in->customer_id);
+    if (in->channel_txn_id) {
+        int64_t other = 0;
+        rc = db_get_int(d, e, &other, "SELECT id FROM payments WHERE channel = ? AND channel_txn_id = ?", "ss", in->channel,
+                        in->channel_txn_id);
+        if (!rc) {
+            if (id) *id = other;
+            return err_field(e, ERR_CONFLICT, "duplicate", "channel_txn_id", "%s transaction %s is recorded already: payment %lld",
+                             in->channel, in->channel_txn_id, (long long)other);
+        }
+        if (rc != ERR_NOTFOUND) return rc;
+        err_clear(e);
+    }
+    if (in->invoice_id) {
+        int64_t owner = 0;
+        rc = db_get_int(d, e, &owner, "SELECT customer_id FROM invoices WHERE id = ? AND status NOT IN ('draft', 'void')", "i", in->invoice_id);
+        if (rc == ERR_NOTFOUND || (!rc && owner != in->customer_id))
+            return err_field(e, ERR_INVALID, "invalid_field", "invoice", "the invoice is not an issued invoice of this customer");
+        if (rc) return rc;
+    }
+    rc = db_begin(d, e);
+    if (rc) return rc;
+    char now[25];
+    db_now(now);
+    db_stmt *s = db_prepare(d,
+                            "INSERT INTO payments (customer_id, channel, channel_txn_id, amount, entry_date, received_at, note, created_by) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            e);
+    if (!s) rc = e->code;
+    else {
+        db_bind_int(s, 1, in->customer_id);
+        db_bind_text(s, 2, in->channel);
+        db_bind_text(s, 3, in->channel_txn_id);
+        db_bind_int(s, 4, in->amount);
+        db_bind_text(s, 5, in->entry_date);
+        db_bind_text(s, 6, now);
+        db_bind_text(s, 7, in->note && in->note[0] ? in->note : NULL);
+        db_bind_text(s, 8, in->by);
+        rc = db_step(d, s, e);
+        db_done(s);
+        if (rc == DB_DONE) rc = 0;
+        else if (rc >= 0) rc = err_set(e, ERR_INTERNAL, "payment insert returned a row");
+    }
+    int64_t pid = rc ? 0 : db_last_id(d);
+    ledger_entry le = {.customer_id = in->customer_id, .kind = "payment", .amount = -in->amount, .entry_date = in->entry_date,
+                       .payment_id = pid, .by = in->by};
+    if (!rc) rc = ledger_post(d, &le, NULL, e);
+    if (!rc) rc = allocate_payment(d, in->customer_id, pid, in->amount, in->invoice_id, e);
+    if (!rc) rc = db_commit(d, e);
+    else db_rollback(d);
+    if (!rc && id) *id = pid;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ reads */
+
+static jv *text_or_null(jv_arena *a, db_stmt *s, int i) { return db_col_is_null(s, i) ? jv_null(a) : jv_str(a, db_col_text(s, i)); }
+
+static int payment_obj(db *d, db_stmt *s, int full, jv_arena *a, jv **out, err *e)
+{
+    /* columns: id, code, channel, channel_txn_id, amount, refunded, status, entry_date, received_at, note, created_by, allocated */
+    int64_t pid = db_col_int(s, 0), amount = db_col_int(s, 4), refunded = db_col_int(s, 5), allocated = db_col_int(s, 11);
+    jv *o = jv_obj_sized(a, 14);
+    if (!o || jv_obj_set_int(a, o, "id", pid) || jv_obj_set(a, o, "customer", jv_str(a, db_col_text(s, 1))) ||
+        jv_obj_set(a, o, "channel", jv_str(a, db_col_text(s, 2))) || jv_obj_set(a, o, "channel_txn_id", text_or_null(a, s, 3)) ||
+        jv_obj_set_int(a, o, "amount", amount) || jv_obj_set_int(a, o, "refunded", refunded) ||
+        jv_obj_set(a, o, "status", jv_str(a, db_col_text(s, 6))) || jv_obj_set(a, o, "entry_date", jv_str(a, db_col_text(s, 7))) ||
+        jv_obj_set(a, o, "received_at", jv_str(a, db_col_text(s, 8))) || jv_obj_set(a, o, "note", text_or_null(a, s, 9)) ||
+        jv_obj_set(a, o, "created_by", jv_str(a, db_col_text(s, 10))) || jv_obj_set_int(a, o, "allocated", allocated) ||
+        jv_obj_set_int(a, o, "unallocated", amount - refunded - allocated))
+        return ERR_NOMEM_RET(e);
+    *out = o;
+    if (!full) return 0;
+    jv *list = jv_arr(a);
+    if (!list || jv_obj_set(a, o, "allocations", list)) return ERR_NOMEM_RET(e);
+    db_stmt *q = db_prepare(d,
+                            "SELECT a.id, i.number, a.amount, a.created_at, a.reversed_at, a.reason FROM allocations a "
+                            "JOIN invoices i ON i.id = a.invoice_id WHERE a.payment_id = ? ORDER BY a.id",
+                            e);
+    if (!q) return e->code;
+    db_bind_int(q, 1, pid);
+    int rc;
+    while ((rc = db_step(d, q, e)) == DB_ROW) {
+        jv *x = jv_obj_sized(a, 6);
+        if (!x || jv_obj_set_int(a, x, "id", db_col_int(q, 0)) || jv_obj_set(a, x, "invoice", text_or_null(a, q, 1)) ||
+            jv_obj_set_int(a, x, "amount", db_col_int(q, 2)) || jv_obj_set(a, x, "created_at", jv_str(a, db_col_text(q, 3))) ||
+            jv_obj_set(a, x, "reversed_at", text_or_null(a, q, 4)) || jv_obj_set(a, x, "reason", text_or_null(a, q, 5)) ||
+            jv_arr_push(a, list, x)) {
+            rc = ERR_NOMEM_RET(e);
+            break;
+        }
+    }
+    db_done(q);
+    return rc < 0 ? rc : 0;
+}
+
+int payments_get(db *d, int64_t id, jv_arena *a, jv **out, err *e)
+{
+    db_stmt *s = db_prepare(d,
+                            "SELECT p.id, c.code, p.channel, p.channel_txn_id, p.amount, p.refunded, p.status, p.entry_date, "
+                            "p.received_at, p.note, p.created_by, "
+                            "(SELECT COALESCE(SUM(amount), 0) FROM allocations WHERE payment_id = p.id AND reversed_at IS NULL) "
+                            "FROM payments p JOIN customers c ON c.id = p.customer_id WHERE p.id = ?",
+                            e);
+    if (!s) return e->code;
+    db_bind_int(s, 1, id);
+    int rc = db_step(d, s, e);
+    if (rc != DB_ROW) {
+        db_done(s);
+        return rc < 0 ? rc : err_field(e, ERR_NOTFOUND, "not_found", "id", "no payment %lld", (long long)id);
+    }
+    /* the row stays current while the allocations are read with another statement */
+    rc = payment_obj(d, s, 1, a, out, e);
+    db_done(s);
+    return rc;
+}
+
+int payments_list(db *d, int64_t customer_id, const char *cursor, int64_t limit, jv_arena *a, jv **list, char *next,
+                  size_t nnext, err *e)
+{
+    int64_t before = 0;
+    if (cursor && *cursor) {
+        char *end;
+        before = strtoll(cursor, &end, 10);
+        if (*end || before <= 0) return err_field(e, ERR_INVALID, "invalid_parameter", "cursor", "cursor is not one this server gave out");
+    }
+    /* after reading the cursor: a caller may pass the same buffer for both */
+    if (next && nnext) next[0] = '\0';
+    if (limit < 1 || limit > 500) return err_field(e, ERR_INVALID, "invalid_parameter", "limit", "limit must be 1 to 500");
+    db_stmt *s = db_prepare(d,
+                            "SELECT p.id, c.code, p.channel, p.channel_txn_id, p.amount, p.refunded, p.status, p.entry_date, "
+                            "p.received_at, p.note, p.created_by, "
+                            "(SELECT COALESCE(SUM(amount), 0) FROM allocations WHERE payment_id = p.id AND reversed_at IS NULL) "
+                            "FROM payments p JOIN customers c ON c.id = p.customer_id "
+                            "WHERE p.customer_id = ? AND (? = 0 OR p.id < ?) ORDER BY p.id DESC LIMIT ?",
+                            e);
+    if (!s) return e->code;
+    db_bind_int(s, 1, customer_id);
+    db_bind_int(s, 2, before);
+    db_bind_int(s, 3, before);
+    db_bind_int(s, 4, limit + 1);
+    jv *out = jv_arr(a);
+    int rc = out ? 0 : ERR_NOMEM_RET(e);
+    int64_t n = 0, last = 0;
+    while (!rc && (rc = db_step(d, s, e)) == DB_ROW) {
+        if (n == limit) {
+            if (next && nnext) snprintf(next, nnext, "%lld", (long long)last);
+            break;
+        }
+        jv *o;
+        if ((rc = payment_obj(d, s, 0, a, &o, e)) || jv_arr_push(a, out, o)) {
+            if (!rc) rc = ERR_NOMEM_RET(e);
+            break;
+        }
+        rc = 0;
+        last = db_col_int(s, 0);
+        n++;
+    }
+    db_done(s);
+    if (rc < 0) return rc;
+    *list = out;
+    return 0;
+}

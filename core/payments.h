@@ -1,0 +1,42 @@
+/* payments.h - money received, and what it settles.
+ *
+ * A payment is one row with a ledger entry (amount < 0 on the customer
+ * account), recorded in the transaction that learns of it. It settles the
+ * invoice it was made for, then the oldest open invoices; what is left is
+ * the customer's credit (ledger.h), taken by the next bill. A channel's
+ * transaction id is unique per channel, so the same money reported twice
+ * is credited once. The channels themselves (counter, Alipay, WeChat Pay,
+ * bank transfer) and refunds are the payments issue's; this is the part
+ * billing needs. */
+#ifndef BB_PAYMENTS_H
+#define BB_PAYMENTS_H
+
+#include <stdint.h>
+
+#include "db.h"
+#include "err.h"
+#include "json.h"
+
+typedef struct payment_new {
+    int64_t customer_id;
+    const char *channel;          /* counter, bank, ... */
+    const char *channel_txn_id;   /* the channel's transaction id; a receipt number at the counter */
+    int64_t amount;               /* fen, > 0 */
+    int64_t invoice_id;           /* the invoice it was made for, or 0 */
+    const char *entry_date;       /* business day */
+    const char *note;             /* or NULL */
+    const char *by;
+} payment_new;
+
+/* Records and allocates a payment inside the caller's transaction. The
+ * same channel and channel_txn_id again is ERR_CONFLICT tagged
+ * "duplicate" naming the payment that has it (*id gets it). */
+int payments_record(db *d, const payment_new *in, int64_t *id, err *e);
+
+/* The payment as an API object with its allocations. */
+int payments_get(db *d, int64_t id, jv_arena *a, jv **out, err *e);
+/* A customer's payments, newest first, one page. */
+int payments_list(db *d, int64_t customer_id, const char *cursor, int64_t limit, jv_arena *a, jv **list, char *next,
+                  size_t nnext, err *e);
+
+#endif

@@ -1,0 +1,864 @@
+/* test_billing.c - the billing engine through the real rules folder and a
+ * real SQLite file: bills computed by rules/billing.lua, checked by
+ * billing.c, issued by billrun.c through invoices_issue. Every expected
+ * figure is computed by hand in the comments, to the fen. Tax on a
+ * tax-inclusive amount a at rate r is round_half_up(a x r / (100 + r)),
+ * away from zero for negative amounts.
+ *
+ * Then rules that misbehave (a float, a string, a negative amount, nothing,
+ * an error): a located error, no invoice, the run goes on. Then a property
+ * test over 24 months of random customers, changes, payments and credit
+ * notes: invoices - credit notes - payments = the ledger balance for
+ * everyone, one invoice per subscription and period, periods without gap
+ * or overlap, invoice numbers without gap. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "billing.h"
+#include "billrun.h"
+#include "date.h"
+#include "db.h"
+#include "invoices.h"
+#include "json.h"
+#include "ledger.h"
+#include "log.h"
+#include "migrate.h"
+#include "payments.h"
+#include "rules.h"
+#include "subs.h"
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+    db *d;
+    rules_snapshot *snap;
+    ruleset *rs;
+} fixture;
+
+/* Products (prices in fen; tariffs.monthly prorates by days, half up):
+ *   1 FIB129    plan 129.00/month postpaid
+ *   2 FIB199    plan 199.00/month postpaid
+ *   3 IPTV      add-on 15.00/month
+ *   4 YEAR1200  plan 1200.00/year prepaid
+ *   5 FIRSTYEAR promotion: 15% off the plan in the first 12 months, for customers tagged promo_fy
+ *   6 VIP       promotion tag_price: the plan FIB129 for 99.00, customers tagged vip
+ *   7 NEWUSER   promotion tag_price: the plan FIB129 for 109.00, customers tagged new_user
+ *   8 NET2525   plan 25.25/month NET of tax (price_includes_tax 0)
+ *   9 NET2524   plan 25.24/month net of tax */
+static const char *SEED =
+    "INSERT INTO products (id, code, kind, name, status, created_at, created_by) VALUES "
+    "(1, 'FIB129', 'plan', 'Fiber 129', 'active', 't', 't'), (2, 'FIB199', 'plan', 'Fiber 199', 'active', 't', 't'),"
+    "(3, 'IPTV', 'addon', 'IPTV', 'active', 't', 't'), (4, 'YEAR1200', 'plan', 'Annual', 'active', 't', 't'),"
+    "(5, 'FIRSTYEAR', 'promotion', 'FIRSTYEAR', 'active', 't', 't'), (6, 'VIP', 'promotion', 'VIP', 'active', 't', 't'),"
+    "(7, 'NEWUSER', 'promotion', 'NEWUSER', 'active', 't', 't'), (8, 'NET2525', 'plan', 'Net 25.25', 'active', 't', 't'),"
+    "(9, 'NET2524', 'plan', 'Net 25.24', 'active', 't', 't');"
+    "INSERT INTO product_versions (product_id, version, effective_from, price, price_includes_tax, tax_category, rule, "
+    "params, attrs, regions, tags, created_at, created_by) VALUES "
+    "(1, 1, '2020-01-01', 12900, 1, 'internet', 'tariffs.monthly', '{\"proration\":\"daily\",\"rounding\":\"half_up\"}', "
+    "'{\"period\":\"month\",\"billing\":\"postpaid\",\"min_contract_months\":0}', '[]', '[]', 't', 't'),"
+    "(2, 1, '2020-01-01', 19900, 1, 'internet', 'tariffs.monthly', '{\"proration\":\"daily\",\"rounding\":\"half_up\"}', "
+    "'{\"period\":\"month\",\"billing\":\"postpaid\",\"min_contract_months\":0}', '[]', '[]', 't', 't'),"
+    "(3, 1, '2020-01-01', 1500, 1, 'internet', 'tariffs.monthly', '{}', '{\"fits\":[]}', '[]', '[]', 't', 't'),"
+    "(4, 1, '2020-01-01', 120000, 1, 'internet', 'tariffs.monthly', '{}', "
+    "'{\"period\":\"year\",\"billing\":\"prepaid\",\"min_contract_months\":0}', '[]', '[]', 't', 't'),"
+    "(5, 1, '2020-01-01', 0, 1, 'internet', 'promotions.first_year', '{\"percent\":15}', "
+    "'{\"promo_type\":\"first_year\",\"applies_to\":\"plan\",\"products\":[],\"requires\":[],\"min_tenure_months\":0,"
+    "\"stackable\":false}', '[]', '[\"promo_fy\"]', 't', 't'),"
+    "(6, 1, '2020-01-01', 9900, 1, 'internet', 'promotions.tag_price', '{}', "
+    "'{\"promo_type\":\"tag_price\",\"applies_to\":\"plan\",\"products\":[\"FIB129\"],\"requires\":[],"
+    "\"min_tenure_months\":0,\"stackable\":false}', '[]', '[\"vip\"]', 't', 't'),"
+    "(7, 1, '2020-01-01', 10900, 1, 'internet', 'promotions.tag_price', '{}', "
+    "'{\"promo_type\":\"tag_price\",\"applies_to\":\"plan\",\"products\":[\"FIB129\"],\"requires\":[],"
+    "\"min_tenure_months\":0,\"stackable\":false}', '[]', '[\"new_user\"]', 't', 't'),"
+    "(8, 1, '2020-01-01', 2525, 0, 'internet', 'tariffs.monthly', '{}', "
+    "'{\"period\":\"month\",\"billing\":\"postpaid\",\"min_contract_months\":0}', '[]', '[]', 't', 't'),"
+    "(9, 1, '2020-01-01', 2524, 0, 'internet', 'tariffs.monthly', '{}', "
+    "'{\"period\":\"month\",\"billing\":\"postpaid\",\"min_contract_months\":0}', '[]', '[]', 't', 't');";
+
+static void remove_tree(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (!dh) return;
+    struct dirent *de;
+    while ((de = readdir(dh))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
+        else unlink(p);
+    }
+    closedir(dh);
+    rmdir(dir);
+}
+
+static int load_rules(const char *dir, rules_snapshot **snap, ruleset **rs)
+{
+    err e;
+    err_clear(&e);
+    if (rules_snapshot_read(dir, snap, &e) || ruleset_load(*snap, NULL, 0, rs, NULL, &e)) {
+        print_error("rules %s: %s\n", dir, e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/bb_test_billing_XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    snprintf(f->path, sizeof f->path, "%s/test.db", f->dir);
+    err e;
+    err_clear(&e);
+    if (db_open(f->path, DB_OPEN_CREATE, &f->d, &e) || migrate_apply(f->d, NULL, &e) || db_exec_script(f->d, SEED, &e)) {
+        print_error("setup: %s\n", e.msg);
+        return -1;
+    }
+    if (load_rules(BB_SOURCE_DIR "/rules", &f->snap, &f->rs)) return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    ruleset_unref(f->rs);
+    rules_snapshot_unref(f->snap);
+    db_close(f->d);
+    remove_tree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+__attribute__((format(printf, 2, 3)))
+static void sql(fixture *f, const char *fmt, ...)
+{
+    char q[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    err e;
+    err_clear(&e);
+    if (db_exec_script(f->d, q, &e)) {
+        print_error("%s: %s\n", q, e.msg);
+        fail();
+    }
+}
+
+/* One value of a query as text ("" for NULL, "<none>" without a row). */
+__attribute__((format(printf, 2, 3)))
+static const char *q1(fixture *f, const char *fmt, ...)
+{
+    static char out[8][512];
+    static int slot;
+    char *r = out[slot++ % 8];
+    char q[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    err e;
+    err_clear(&e);
+    db_stmt *s = db_prepare_once(f->d, q, &e);
+    if (!s) print_error("%s: %s\n", q, e.msg);
+    assert_non_null(s);
+    int rc = db_step(f->d, s, &e);
+    assert_true(rc >= 0);
+    snprintf(r, 512, "%s", rc == DB_ROW ? db_col_text(s, 0) : "<none>");
+    db_finalize(s);
+    return r;
+}
+
+#define q1i(f, ...) strtoll(q1((f), __VA_ARGS__), NULL, 10)
+
+/* A customer with tags (comma-separated, or ""), created on `since`. */
+static int64_t customer(fixture *f, const char *tags, const char *since)
+{
+    static int64_t next = 100;
+    int64_t id = next++;
+    sql(f, "INSERT INTO customers (id, code, type, name, status, created_at, created_by, updated_at) VALUES "
+           "(%lld, 'C%09lld', 'residential', 'Test', 'active', '%sT00:00:00.000Z', 't', 't');"
+           "INSERT INTO addresses (customer_id, kind, province, city, district) VALUES (%lld, 'service', '浙江省', '杭州市', '西湖区');",
+        (long long)id, (long long)id, since, (long long)id);
+    char t[256];
+    snprintf(t, sizeof t, "%s", tags);
+    for (char *tok = strtok(t, ","); tok; tok = strtok(NULL, ","))
+        sql(f, "INSERT INTO customer_tags (customer_id, tag) VALUES (%lld, '%s')", (long long)id, tok);
+    return id;
+}
+
+/* A subscription as subs.c would have left it; billed_through "" for none. */
+static int64_t subscription(fixture *f, int64_t cid, int plan, const char *billing, const char *period, const char *start,
+                            int anchor, const char *next_bill, const char *billed_through)
+{
+    sql(f, "INSERT INTO subscriptions (customer_id, product_id, status, billing, period, start_date, anchor_day, "
+           "next_bill_date, billed_through, created_at, created_by) VALUES (%lld, %d, 'active', '%s', '%s', '%s', %d, '%s', "
+           "%s%s%s, 't', 't')",
+        (long long)cid, plan, billing, period, start, anchor, next_bill, billed_through[0] ? "'" : "",
+        billed_through[0] ? billed_through : "NULL", billed_through[0] ? "'" : "");
+    return db_last_id(f->d);
+}
+
+static int64_t monthly(fixture *f, int64_t cid, int plan, const char *start, const char *next_bill, const char *billed)
+{
+    return subscription(f, cid, plan, "postpaid", "month", start, 1, next_bill, billed);
+}
+
+typedef struct outcome {
+    int64_t run_id, invoiced, failed;
+    char report[8192];
+} outcome;
+
+static outcome run_with(fixture *f, ruleset *rs, const char *as_of)
+{
+    outcome o = {0};
+    billrun_opts opts = {.as_of = as_of, .rs = rs, .trigger = "manual", .by = "test"};
+    billrun_result r;
+    err e;
+    err_clear(&e);
+    int rc = billrun_exec(f->d, &opts, &r, &e);
+    if (rc) print_error("billrun_exec: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    o.run_id = r.run_id;
+    o.invoiced = r.invoiced;
+    o.failed = r.failed;
+    buf b = {0};
+    json_write(&b, r.report);
+    snprintf(o.report, sizeof o.report, "%s", buf_cstr(&b));
+    buf_free(&b);
+    billrun_result_free(&r);
+    return o;
+}
+
+static outcome run(fixture *f, const char *as_of) { return run_with(f, f->rs, as_of); }
+
+/* The lines of a subscription's invoice for the period starting `from`:
+ * "kind amount tax|kind amount tax|..." in order. */
+static const char *lines_of(fixture *f, int64_t sub, const char *from)
+{
+    static char out[1024];
+    out[0] = '\0';
+    char q[512];
+    snprintf(q, sizeof q,
+             "SELECT l.kind, l.amount, l.tax FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id "
+             "WHERE i.subscription_id = %lld AND i.period_from = '%s' AND i.status <> 'void' ORDER BY l.seq",
+             (long long)sub, from);
+    err e;
+    err_clear(&e);
+    db_stmt *s = db_prepare_once(f->d, q, &e);
+    assert_non_null(s);
+    size_t used = 0;
+    while (db_step(f->d, s, &e) == DB_ROW)
+        used += (size_t)snprintf(out + used, sizeof out - used, "%s%s %lld %lld", used ? "|" : "", db_col_text(s, 0),
+                                 (long long)db_col_int(s, 1), (long long)db_col_int(s, 2));
+    db_finalize(s);
+    return out;
+}
+
+/* "gross net tax status issue due period_to" of that invoice. */
+static const char *invoice_of(fixture *f, int64_t sub, const char *from)
+{
+    return q1(f, "SELECT gross || ' ' || net || ' ' || tax || ' ' || status || ' ' || issue_date || ' ' || due_date || ' ' "
+                 "|| period_to FROM invoices WHERE subscription_id = %lld AND period_from = '%s' AND status <> 'void'",
+              (long long)sub, from);
+}
+
+static const char *sub_dates(fixture *f, int64_t sub)
+{
+    return q1(f, "SELECT next_bill_date || ' ' || COALESCE(billed_through, '-') FROM subscriptions WHERE id = %lld",
+              (long long)sub);
+}
+
+/* ------------------------------------------------------------ the cases */
+
+static void test_full_month(void **state)
+{
+    fixture *f = *state;
+    int64_t c = customer(f, "", "2026-01-01");
+    int64_t s = monthly(f, c, 1, "2026-10-01", "2026-12-01", "2026-10-31");
+    outcome o = run(f, "2026-12-01");
+    assert_int_equal(o.invoiced, 1);
+    /* November in full: 129.00; tax 12900 x 6 / 106 = 730.19 -> 730; net 12170 */
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 12900 730");
+    /* issued on the run's day, due 15 days later */
+    assert_string_equal(invoice_of(f, s, "2026-11-01"), "12900 12170 730 open 2026-12-01 2026-12-16 2026-11-30");
+    assert_string_equal(sub_dates(f, s), "2027-01-01 2026-11-30");
+    /* again: nothing twice */
+    o = run(f, "2026-12-01");
+    assert_int_equal(o.invoiced, 0);
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM invoices WHERE %s", "1"), 1);
+}
+
+static void test_start_17th_of_30_day_month(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "", "2026-11-17"), 1, "2026-11-17", "2026-12-01", "");
+    run(f, "2026-12-01");
+    /* 17 to 30 November: 14 of 30 days: 12900 x 14 / 30 = 6020 exactly;
+     * tax 6020 x 6 / 106 = 340.75 -> 341 */
+    assert_string_equal(lines_of(f, s, "2026-11-17"), "recurring 6020 341");
+    assert_string_equal(invoice_of(f, s, "2026-11-17"), "6020 5679 341 open 2026-12-01 2026-12-16 2026-11-30");
+}
+
+static void test_start_17th_of_31_day_month(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "", "2026-12-17"), 1, "2026-12-17", "2027-01-01", "");
+    run(f, "2027-01-01");
+    /* 17 to 31 December: 15 of 31 days: 12900 x 15 / 31 = 6241.94 -> 6242;
+     * tax 6242 x 6 / 106 = 353.32 -> 353 */
+    assert_string_equal(lines_of(f, s, "2026-12-17"), "recurring 6242 353");
+    assert_string_equal(invoice_of(f, s, "2026-12-17"), "6242 5889 353 open 2027-01-01 2027-01-16 2026-12-31");
+}
+
+static void test_start_29_february(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "", "2028-02-29"), 1, "2028-02-29", "2028-03-01", "");
+    run(f, "2028-03-01");
+    /* 1 of 29 days: 12900 / 29 = 444.83 -> 445; tax 445 x 6 / 106 = 25.19 -> 25 */
+    assert_string_equal(lines_of(f, s, "2028-02-29"), "recurring 445 25");
+    /* March in full next */
+    run(f, "2028-04-01");
+    assert_string_equal(lines_of(f, s, "2028-03-01"), "recurring 12900 730");
+}
+
+static void test_upgrade_on_the_10th(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 2, "2026-01-01", "2026-12-01", "2026-10-31");
+    /* upgraded from FIB129 to FIB199 on 10 November (the plan is FIB199 now) */
+    sql(f, "INSERT INTO subscription_changes (subscription_id, kind, effective_date, from_product_id, to_product_id, status, "
+           "requested_at, requested_by, applied_at) VALUES (%lld, 'upgrade', '2026-11-10', 1, 2, 'applied', 't', 't', 't')",
+        (long long)s);
+    run(f, "2026-12-01");
+    /* the plan in force on 1 November for the month: 12900, tax 730;
+     * 10 to 30 November is 21 of 30 days:
+     *   FIB129 back: -12900 x 21 / 30 = -9030; tax -9030 x 6 / 106 = -511.13 -> -511
+     *   FIB199:       19900 x 21 / 30 = 13930; tax 13930 x 6 / 106 = 788.49 -> 788
+     * gross 12900 - 9030 + 13930 = 17800; tax 730 - 511 + 788 = 1007 */
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 12900 730|proration -9030 -511|proration 13930 788");
+    assert_string_equal(invoice_of(f, s, "2026-11-01"), "17800 16793 1007 open 2026-12-01 2026-12-16 2026-11-30");
+    /* the change is on that bill now: December is FIB199 alone */
+    assert_string_not_equal(q1(f, "SELECT COALESCE(invoice_id, '') FROM subscription_changes WHERE subscription_id = %lld",
+                               (long long)s), "");
+    run(f, "2027-01-01");
+    /* 19900 x 6 / 106 = 1126.42 -> 1126 */
+    assert_string_equal(lines_of(f, s, "2026-12-01"), "recurring 19900 1126");
+}
+
+static void test_downgrade_next_period(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    /* asked in November, effective 1 December: FIB199 -> FIB129 */
+    sql(f, "INSERT INTO subscription_changes (subscription_id, kind, effective_date, from_product_id, to_product_id, status, "
+           "requested_at, requested_by, applied_at) VALUES (%lld, 'downgrade', '2026-12-01', 2, 1, 'applied', 't', 't', 't')",
+        (long long)s);
+    run(f, "2026-12-01");
+    /* November on the old plan, in full, nothing prorated: 19900, tax 1126 */
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 19900 1126");
+    run(f, "2027-01-01");
+    /* December on the new one */
+    assert_string_equal(lines_of(f, s, "2026-12-01"), "recurring 12900 730");
+}
+
+static void test_first_year_promotion_ends_mid_period(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "promo_fy", "2026-01-20"), 1, "2026-01-20", "2027-02-01", "2026-12-31");
+    run(f, "2027-02-01");
+    /* the first year runs to 19 January 2027: 19 of 31 days discounted:
+     *   12900 x 19 / 31 = 7906.45 -> 7906; 15% of it = 1185.9 -> 1186
+     *   tax on -1186: -1186 x 6 / 106 = -67.13 -> -67
+     * gross 12900 - 1186 = 11714; tax 730 - 67 = 663 */
+    assert_string_equal(lines_of(f, s, "2027-01-01"), "recurring 12900 730|discount -1186 -67");
+    assert_string_equal(invoice_of(f, s, "2027-01-01"), "11714 11051 663 open 2027-02-01 2027-02-16 2027-01-31");
+    run(f, "2027-03-01");
+    /* February 2027: after the first year, no discount */
+    assert_string_equal(lines_of(f, s, "2027-02-01"), "recurring 12900 730");
+}
+
+static void test_vip_beats_new_user(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "new_user,vip", "2026-10-01"), 1, "2026-10-01", "2026-12-01", "2026-10-31");
+    run(f, "2026-12-01");
+    /* VIP 99.00 takes 12900 - 9900 = 3000 off, NEWUSER 109.00 only 2000:
+     * VIP wins. Tax on -3000: -3000 x 6 / 106 = -169.81 -> -170.
+     * gross 9900; tax 730 - 170 = 560 */
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 12900 730|discount -3000 -170");
+    assert_string_equal(invoice_of(f, s, "2026-11-01"), "9900 9340 560 open 2026-12-01 2026-12-16 2026-11-30");
+    const char *detail = q1(f, "SELECT detail FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id "
+                               "WHERE i.subscription_id = %lld AND l.kind = 'discount'", (long long)s);
+    assert_non_null(strstr(detail, "VIP 99.00 beats NEWUSER 109.00"));
+    assert_string_equal(q1(f, "SELECT step || ' ' || rule || ' ' || product_code FROM invoice_lines l JOIN invoices i "
+                              "ON i.id = l.invoice_id WHERE i.subscription_id = %lld AND l.kind = 'discount'", (long long)s),
+                        "tag_prices billing.tag_prices VIP");
+}
+
+static void test_addon_removed_mid_month(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    sql(f, "INSERT INTO subscription_items (subscription_id, product_id, quantity, start_date, end_date) "
+           "VALUES (%lld, 3, 1, '2026-01-01', '2026-11-15')", (long long)s);
+    run(f, "2026-12-01");
+    /* IPTV 1 to 15 November: 15 of 30 days: 1500 x 15 / 30 = 750; tax 750 x 6 / 106 = 42.45 -> 42 */
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 12900 730|addon 750 42");
+    assert_string_equal(invoice_of(f, s, "2026-11-01"), "13650 12878 772 open 2026-12-01 2026-12-16 2026-11-30");
+    run(f, "2027-01-01");
+    assert_string_equal(lines_of(f, s, "2026-12-01"), "recurring 12900 730");
+}
+
+static void test_annual_prepaid_renewal(void **state)
+{
+    fixture *f = *state;
+    int64_t s = subscription(f, customer(f, "", "2025-04-01"), 4, "prepaid", "year", "2025-04-01", 1, "2026-03-25",
+                             "2026-03-31");
+    run(f, "2026-03-24");
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM invoices WHERE %s", "1"), 0);
+    run(f, "2026-03-25");
+    /* billed 7 days ahead: the year 1 April 2026 to 31 March 2027 in full:
+     * 120000; tax 120000 x 6 / 106 = 6792.45 -> 6792; due on the first day */
+    assert_string_equal(lines_of(f, s, "2026-04-01"), "recurring 120000 6792");
+    assert_string_equal(invoice_of(f, s, "2026-04-01"), "120000 113208 6792 open 2026-03-25 2026-04-01 2027-03-31");
+    assert_string_equal(sub_dates(f, s), "2027-03-25 2027-03-31");
+}
+
+static void test_credit_larger_than_the_bill(void **state)
+{
+    fixture *f = *state;
+    int64_t c = customer(f, "", "2026-01-01");
+    int64_t s = monthly(f, c, 1, "2026-10-01", "2026-12-01", "2026-10-31");
+    /* 500.00 paid ahead, no invoice: credit 500.00 */
+    err e;
+    err_clear(&e);
+    payment_new p = {.customer_id = c, .channel = "counter", .channel_txn_id = "R-1", .amount = 50000,
+                     .entry_date = "2026-11-20", .by = "test"};
+    int64_t pid;
+    assert_int_equal(db_begin(f->d, &e), 0);
+    assert_int_equal(payments_record(f->d, &p, &pid, &e), 0);
+    assert_int_equal(db_commit(f->d, &e), 0);
+    run(f, "2026-12-01");
+    /* the bill, 129.00, is paid in full from the credit: a credit line
+     * -12900, untaxed and outside the totals */
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 12900 730|credit -12900 0");
+    assert_string_equal(invoice_of(f, s, "2026-11-01"), "12900 12170 730 paid 2026-12-01 2026-12-16 2026-11-30");
+    ledger_balance lb;
+    assert_int_equal(ledger_balance_of(f->d, c, &lb, &e), 0);
+    /* -50000 + 12900 = -37100: 371.00 of credit left */
+    assert_int_equal(lb.balance, -37100);
+    assert_int_equal(lb.credit, 37100);
+}
+
+static void test_tax_half_fen(void **state)
+{
+    fixture *f = *state;
+    int64_t c = customer(f, "", "2026-01-01");
+    int64_t s1 = monthly(f, c, 8, "2026-10-01", "2026-12-01", "2026-10-31");
+    int64_t s2 = monthly(f, c, 9, "2026-10-01", "2026-12-01", "2026-10-31");
+    run(f, "2026-12-01");
+    /* 25.25 net at 6% is 151.5 fen of tax: half up, 152; gross 2677. The
+     * tax step splits 2677: 2677 x 6 / 106 = 151.53 -> 152, net 2525 again */
+    assert_string_equal(lines_of(f, s1, "2026-11-01"), "recurring 2677 152");
+    assert_string_equal(invoice_of(f, s1, "2026-11-01"), "2677 2525 152 open 2026-12-01 2026-12-16 2026-11-30");
+    /* 25.24 net: 151.44 -> 151; gross 2675; 2675 x 6 / 106 = 151.42 -> 151 */
+    assert_string_equal(lines_of(f, s2, "2026-11-01"), "recurring 2675 151");
+}
+
+static void test_dry_run_and_preview_write_nothing(void **state)
+{
+    fixture *f = *state;
+    int64_t c = customer(f, "", "2026-01-01");
+    int64_t s = monthly(f, c, 1, "2026-10-01", "2026-12-01", "2026-10-31");
+    billrun_opts o = {.as_of = "2026-12-01", .dry_run = 1, .rs = f->rs, .trigger = "manual", .by = "test"};
+    billrun_result r;
+    err e;
+    err_clear(&e);
+    assert_int_equal(billrun_exec(f->d, &o, &r, &e), 0);
+    assert_int_equal(r.run_id, 0);
+    assert_int_equal(r.invoiced, 1);
+    buf b = {0};
+    json_write(&b, r.report);
+    assert_non_null(strstr(buf_cstr(&b), "\"gross\":12900"));
+    buf_free(&b);
+    billrun_result_free(&r);
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM invoices WHERE %s", "1"), 0);
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM bill_runs WHERE %s", "1"), 0);
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM ledger_entries WHERE %s", "1"), 0);
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM number_series WHERE %s", "1"), 0);
+    assert_string_equal(sub_dates(f, s), "2026-12-01 2026-10-31");
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *pv;
+    assert_int_equal(billrun_preview(f->d, f->rs, c, "2026-12-01", &a, &pv, &e), 0);
+    const jv *bills = jv_get(pv, "bills");
+    assert_int_equal(jv_len(bills), 1);
+    assert_int_equal(jv_get(jv_at(bills, 0), "gross")->u.i, 12900);
+    jv_arena_free(&a);
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM invoices WHERE %s", "1"), 0);
+}
+
+/* ------------------------------------------------------- misbehaving rules */
+
+/* A copy of the rules with one more step, "bad", whose body is `body`. */
+static ruleset *rules_with_bad_step(fixture *f, const char *body, int *line)
+{
+    err e;
+    err_clear(&e);
+    const rule_file *src = f->snap->files;
+    size_t n = f->snap->nfiles;
+    rule_file *files = calloc(n, sizeof *files);
+    assert_non_null(files);
+    for (size_t i = 0; i < n; i++) {
+        files[i].path = src[i].path;
+        files[i].text = src[i].text;
+        files[i].len = src[i].len;
+        if (strcmp(src[i].path, "billing.lua")) continue;
+        /* the step goes after tax so that only its own output is at fault */
+        const char *ret = strstr(src[i].text, "\nreturn M");
+        assert_non_null(ret);
+        int nl = 1;
+        for (const char *p = src[i].text; p <= ret; p++) nl += *p == '\n';
+        *line = nl;
+        char *t = malloc(src[i].len + 1024);
+        assert_non_null(t);
+        int w = snprintf(t, src[i].len + 1024, "%.*s\nfunction M.bad(ctx) %s end\nreturn M\n", (int)(ret - src[i].text),
+                         src[i].text, body);
+        char *st = strstr(t, "M.steps = {");
+        assert_non_null(st);
+        char *q = strstr(st, "\"tax\", ");
+        assert_non_null(q);
+        q += 7;
+        memmove(q + 7, q, strlen(q) + 1);
+        memcpy(q, "\"bad\", ", 7);
+        files[i].text = t;
+        files[i].len = (size_t)w + 7;
+    }
+    rules_snapshot *snap;
+    ruleset *rs;
+    assert_int_equal(rules_snapshot_from("bad", files, n, &snap, &e), 0);
+    for (size_t i = 0; i < n; i++)
+        if (files[i].text != src[i].text) free(files[i].text);
+    free(files);
+    assert_int_equal(ruleset_load(snap, NULL, 0, &rs, NULL, &e), 0);
+    rules_snapshot_unref(snap);
+    return rs;
+}
+
+static void bad_case_at(fixture *f, const char *body, const char *expect, const char *code, int located)
+{
+    int line = 0;
+    ruleset *rs = rules_with_bad_step(f, body, &line);
+    /* only this case's subscription is due */
+    sql(f, "UPDATE subscriptions SET next_bill_date = '2099-01-01'");
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-10-01", "2026-12-01", "2026-10-31");
+    outcome o = run_with(f, rs, "2026-12-01");
+    ruleset_unref(rs);
+    assert_int_equal(o.failed, 1);
+    assert_int_equal(o.invoiced, 0);
+    /* no invoice, nothing moved, a failure on record with the place */
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM invoices WHERE %s", "1"), 0);
+    assert_string_equal(sub_dates(f, s), "2026-12-01 2026-10-31");
+    const char *msg = q1(f, "SELECT message FROM bill_run_failures WHERE run_id = %lld AND subscription_id = %lld",
+                         (long long)o.run_id, (long long)s);
+    if (!strstr(msg, expect)) print_error("message: %s\nexpected: %s\n", msg, expect);
+    assert_non_null(strstr(msg, expect));
+    char where[64];
+    if (located) {
+        snprintf(where, sizeof where, "billing.lua:%d", line);
+        assert_non_null(strstr(msg, where));
+        snprintf(where, sizeof where, "%s billing.lua %d", code, line);
+        assert_string_equal(q1(f, "SELECT code || ' ' || file || ' ' || line FROM bill_run_failures WHERE run_id = %lld",
+                               (long long)o.run_id), where);
+    }
+    assert_non_null(strstr(o.report, "\"failed\":1"));
+    /* the customer code leads the message */
+    assert_non_null(strstr(msg, q1(f, "SELECT code FROM customers c JOIN subscriptions s ON s.customer_id = c.id "
+                                      "WHERE s.id = %lld", (long long)s)));
+}
+
+static void bad_case(fixture *f, const char *body, const char *expect, const char *code)
+{
+    bad_case_at(f, body, expect, code, 1);
+}
+
+static void test_rule_returns_float(void **state)
+{
+    bad_case(*state, "return { lines = { { kind = 'fee', description = 'late fee', amount = 129.5, tax_category = 'internet' } } }",
+             "steps.bad (billing.lua:", "bad_output");
+    bad_case(*state, "return { lines = { { kind = 'fee', description = 'late fee', amount = 129.5, tax_category = 'internet' } } }",
+             "lines[1].amount: expected an integer count of fen, got a float (129.5)", "bad_output");
+}
+
+static void test_rule_returns_string(void **state)
+{
+    bad_case(*state, "return { lines = { { kind = 'fee', description = 'late fee', amount = '129', tax_category = 'internet' } } }",
+             "lines[1].amount: expected an integer count of fen, got a string (\"129\")", "bad_output");
+}
+
+static void test_rule_returns_negative(void **state)
+{
+    bad_case(*state, "return { lines = { { kind = 'fee', description = 'late fee', amount = -500, tax_category = 'internet' } } }",
+             "lines[1].amount: -500 is negative, which only proration, discount, credit and adjustment lines may be",
+             "bad_output");
+}
+
+static void test_rule_returns_nothing(void **state)
+{
+    bad_case(*state, "return nil", "steps.bad (billing.lua:", "bad_output");
+    bad_case(*state, "return nil", "returned nothing", "bad_output");
+}
+
+static void test_rule_other_contract_breaches(void **state)
+{
+    fixture *f = *state;
+    bad_case(f, "return { lines = { { kind = 'gift', description = 'x', amount = 1, tax_category = 'internet' } } }",
+             "lines[1].kind: expected one of", "bad_output");
+    bad_case(f, "return { lines = { { kind = 'fee', amount = 100, tax_category = 'internet' } } }",
+             "lines[1].description: expected a non-empty string, got nothing", "bad_output");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 100, tax_category = 'snacks' } } }",
+             "lines[1].tax_category: \"snacks\" is not a category of tax.rates", "bad_output");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 100, tax_category = 'internet', amout = 1 } } }",
+             "lines[1]: unexpected field 'amout'", "bad_output");
+    bad_case(f, "return { taxes = { { line = 1, rate = 6, tax = 731 } } }", "taxes[1].line: line 1 is taxed twice",
+             "bad_output");
+    /* checked once every step has run: named as the checks, not a step */
+    bad_case_at(f, "return { lines = { { kind = 'credit', description = 'gift', amount = -100, tax_category = 'credit' } } }",
+                "checks after the steps: credit lines take 100 fen, but the customer has 0 fen of credit available",
+                "bad_output", 0);
+    bad_case_at(f, "return { lines = { { kind = 'fee', description = 'late fee', amount = 500, tax_category = 'internet' } } }",
+                "lines[2] (fee, from steps.bad) has no tax", "bad_output", 0);
+    bad_case(f, "error('the late fee table is empty')", "the late fee table is empty", "rule_failed");
+}
+
+static void test_failure_is_isolated(void **state)
+{
+    fixture *f = *state;
+    int line;
+    /* the bad step fails only for one customer; the other is billed */
+    ruleset *rs = rules_with_bad_step(f, "if ctx.customer.tags[1] == 'broken' then return { lines = { { amount = 1.5 } } } end "
+                                         "return {}", &line);
+    int64_t bad = monthly(f, customer(f, "broken", "2026-01-01"), 1, "2026-10-01", "2026-12-01", "2026-10-31");
+    int64_t good = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-10-01", "2026-12-01", "2026-10-31");
+    outcome o = run_with(f, rs, "2026-12-01");
+    ruleset_unref(rs);
+    assert_int_equal(o.failed, 1);
+    assert_int_equal(o.invoiced, 1);
+    assert_string_equal(lines_of(f, good, "2026-11-01"), "recurring 12900 730");
+    assert_string_equal(lines_of(f, bad, "2026-11-01"), "");
+    assert_string_equal(q1(f, "SELECT status || ' ' || invoiced || ' ' || failed FROM bill_runs WHERE id = %lld",
+                           (long long)o.run_id), "done 1 1");
+    /* fixed, the next run bills it */
+    o = run(f, "2026-12-01");
+    assert_int_equal(o.invoiced, 1);
+    assert_string_equal(lines_of(f, bad, "2026-11-01"), "recurring 12900 730");
+}
+
+/* ------------------------------------------------------------ property */
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+static int pick(int n) { return (int)(rnd() % (uint64_t)n); }
+
+static void test_property_24_months(void **state)
+{
+    fixture *f = *state;
+    err e;
+    err_clear(&e);
+    enum { CUSTOMERS = 30 };
+    int64_t cust[CUSTOMERS], subs[CUSTOMERS];
+    /* customers start on random days of 2025; plans 1, 2 postpaid, 4 prepaid */
+    for (int i = 0; i < CUSTOMERS; i++) {
+        char start[11];
+        date_format(date_from_ymd(2025, 1, 1) + pick(60), start);
+        static const char *const tags[] = {"", "vip", "new_user", "promo_fy", "vip,new_user"};
+        cust[i] = customer(f, tags[pick(5)], start);
+        int plan = (int[]){1, 2, 4}[pick(3)];
+        subs_new sn = {.customer_id = cust[i], .plan = plan == 1 ? "FIB129" : plan == 2 ? "FIB199" : "YEAR1200",
+                       .start_date = start, .today = start, .by = "test"};
+        assert_int_equal(db_begin(f->d, &e), 0);
+        if (subs_create(f->d, f->rs, &sn, &subs[i], NULL, &e)) print_error("subs_create: %s\n", e.msg);
+        assert_int_equal(db_commit(f->d, &e), 0);
+    }
+    int32_t day0 = date_from_ymd(2025, 1, 1), end = date_from_ymd(2027, 1, 1);
+    int receipts = 0;
+    for (int32_t dd = day0; dd <= end; dd++) {
+        char day[11];
+        date_format(dd, day);
+        int applied;
+        assert_int_equal(subs_apply_due(f->d, day, NULL, &applied, &e), 0);
+        /* the daily pass (renewals) and the monthly one are the same pass */
+        outcome o = run(f, day);
+        if (o.failed) print_error("%s: %s\n", day, o.report);
+        assert_int_equal(o.failed, 0);
+        /* random events of the day */
+        for (int i = 0; i < CUSTOMERS; i++) {
+            int r = pick(400);
+            if (r < 3) {
+                static const char *const kinds[] = {"upgrade", "downgrade", "suspend", "resume", "addon_add", "addon_remove"};
+                const char *k = kinds[pick(6)];
+                const char *prod = !strcmp(k, "upgrade") ? "FIB199" : !strcmp(k, "downgrade") ? "FIB129"
+                                   : !strncmp(k, "addon", 5) ? "IPTV" : NULL;
+                subs_change_req rq = {.kind = k, .product = prod, .today = day, .by = "test"};
+                subs_change_out co;
+                assert_int_equal(db_begin(f->d, &e), 0);
+                if (subs_change(f->d, f->rs, subs[i], &rq, &co, NULL, &e)) db_rollback(f->d);
+                else assert_int_equal(db_commit(f->d, &e), 0);
+            } else if (r < 6) {
+                /* a payment of a random amount, sometimes more than is owed */
+                char txn[32];
+                snprintf(txn, sizeof txn, "R-%d", ++receipts);
+                payment_new p = {.customer_id = cust[i], .channel = "counter", .channel_txn_id = txn,
+                                 .amount = 1000 + pick(30000), .entry_date = day, .by = "test"};
+                int64_t pid;
+                assert_int_equal(db_begin(f->d, &e), 0);
+                if (payments_record(f->d, &p, &pid, &e)) print_error("payment: %s\n", e.msg);
+                assert_int_equal(db_commit(f->d, &e), 0);
+            } else if (r < 7) {
+                /* a credit note for the whole of the customer's latest invoice */
+                int64_t inv = strtoll(q1(f, "SELECT COALESCE(MAX(id), 0) FROM invoices WHERE customer_id = %lld "
+                                            "AND status <> 'void' AND credited = 0 AND gross > 0", (long long)cust[i]), NULL, 10);
+                if (inv) {
+                    int64_t cn;
+                    char number[INVOICE_NUMBER_MAX];
+                    assert_int_equal(db_begin(f->d, &e), 0);
+                    if (invoices_credit(f->d, inv, NULL, 0, "goodwill", day, "test", &cn, number, &e)) {
+                        print_error("credit note: %s\n", e.msg);
+                        db_rollback(f->d);
+                    } else {
+                        assert_int_equal(db_commit(f->d, &e), 0);
+                    }
+                }
+            } else if (r < 8) {
+                /* a one-time charge for the next bill */
+                subs_charge_new ch = {.customer_id = cust[i], .subscription_id = subs[i], .description = "repair visit",
+                                      .has_unit_price = 1, .unit_price = 5000, .tax_category = "installation",
+                                      .quantity = 1, .today = day, .by = "test"};
+                int64_t cid;
+                assert_int_equal(db_begin(f->d, &e), 0);
+                if (subs_charge_create(f->d, f->rs, &ch, &cid, &e)) db_rollback(f->d);
+                else assert_int_equal(db_commit(f->d, &e), 0);
+            }
+        }
+    }
+    /* invoices - credit notes - payments = the ledger balance, for everyone */
+    for (int i = 0; i < CUSTOMERS; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "%lld", (long long)cust[i]);
+        int64_t inv = q1i(f, "SELECT COALESCE(SUM(gross), 0) FROM invoices WHERE customer_id = %s AND status <> 'void'", id);
+        int64_t cn = q1i(f, "SELECT COALESCE(SUM(gross), 0) FROM credit_notes WHERE customer_id = %s", id);
+        int64_t pay = q1i(f, "SELECT COALESCE(SUM(amount), 0) FROM payments WHERE customer_id = %s", id);
+        ledger_balance lb;
+        assert_int_equal(ledger_balance_of(f->d, cust[i], &lb, &e), 0);
+        if (inv - cn - pay != lb.balance)
+            print_error("customer %s: invoices %lld - credit notes %lld - payments %lld != balance %lld\n", id,
+                        (long long)inv, (long long)cn, (long long)pay, (long long)lb.balance);
+        assert_int_equal(inv - cn - pay, lb.balance);
+    }
+    /* one invoice per subscription and period, and periods that follow each
+     * other without a gap or an overlap */
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM (SELECT subscription_id, period_from FROM invoices WHERE status <> 'void' "
+                            "GROUP BY 1, 2 HAVING COUNT(*) > 1) WHERE %s", "1"), 0);
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM invoices a JOIN invoices b ON a.subscription_id = b.subscription_id "
+                            "AND a.id <> b.id AND a.period_from <= b.period_to AND b.period_from <= a.period_to WHERE %s", "1"), 0);
+    for (int i = 0; i < CUSTOMERS; i++) {
+        err qe;
+        db_stmt *s = db_prepare_once(f->d, "SELECT period_from, period_to FROM invoices WHERE subscription_id = ? "
+                                           "ORDER BY period_from", &qe);
+        assert_non_null(s);
+        db_bind_int(s, 1, subs[i]);
+        char prev_to[11] = "";
+        int n = 0;
+        while (db_step(f->d, s, &qe) == DB_ROW) {
+            if (prev_to[0]) {
+                int32_t t, fr;
+                date_parse(prev_to, 10, &t, &qe);
+                date_parse(db_col_text(s, 0), 10, &fr, &qe);
+                if (fr != t + 1) print_error("subscription %lld: %s follows %s\n", (long long)subs[i], db_col_text(s, 0), prev_to);
+                assert_int_equal(fr, t + 1);
+            }
+            snprintf(prev_to, sizeof prev_to, "%s", db_col_text(s, 1));
+            n++;
+        }
+        db_finalize(s);
+        /* monthly plans have 24 bills, yearly ones at least 2 */
+        assert_true(n >= 2);
+    }
+    /* numbers without a gap: INV-YYYY-000001 up to the count, per year */
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM (SELECT substr(number, 1, 8) y, COUNT(*) n, "
+                            "MAX(CAST(substr(number, 10) AS INTEGER)) m FROM invoices GROUP BY 1) WHERE n <> m AND %s", "1"), 0);
+}
+
+static void problem(void *ud, int64_t customer_id, const char *what)
+{
+    (void)ud;
+    print_error("ledger verify: customer %lld: %s\n", (long long)customer_id, what);
+}
+
+/* Runs after the property test on the same database: the ledger engine's
+ * own proof must agree. */
+static void test_property_ledger_verify(void **state)
+{
+    fixture *f = *state;
+    test_property_24_months(state);
+    err e;
+    err_clear(&e);
+    ledger_report rep;
+    int rc = ledger_verify(f->d, 0, problem, NULL, &rep, &e);
+    if (rc) print_error("ledger_verify: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(rep.problems, 0);
+    assert_true(rep.customers >= 30);
+}
+
+int main(void)
+{
+    log_set_level(LOG_OFF);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_full_month, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_17th_of_30_day_month, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_17th_of_31_day_month, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_29_february, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_on_the_10th, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_downgrade_next_period, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_year_promotion_ends_mid_period, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vip_beats_new_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_addon_removed_mid_month, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_annual_prepaid_renewal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credit_larger_than_the_bill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tax_half_fen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dry_run_and_preview_write_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_returns_float, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_returns_string, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_returns_negative, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_returns_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_other_contract_breaches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_is_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_property_24_months, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_property_ledger_verify, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
