@@ -192,6 +192,13 @@ static const cli_opt opts_bench[] = {
     {NULL, 0, NULL, NULL},
 };
 
+static const cli_opt opts_bench_billrun[] = {
+    {"customers", 1, "N", "how many customers to bill (default 100000, at most 10000000)"},
+    {"dry-run", 0, NULL, "compute every bill and write nothing"},
+    {"reuse", 0, NULL, "bill the customers already in --db (made by an earlier run of this bench) instead of creating them"},
+    {NULL, 0, NULL, NULL},
+};
+
 static const command commands[] = {
     {"init", cmd_init, "", 0, 0, NULL, "create the database (and its folder) and apply the schema",
      "Creates the SQLite database named by --db (default ./var/bandbill.db) with its folder (mode 0700)\n"
@@ -292,6 +299,11 @@ static const command commands[] = {
      "CHECK constraints are enforced by the modules' validation during the load and verified afterwards\n"
      "(PRAGMA quick_check) unless --checks asks SQLite to evaluate them on every row. docs/BENCHMARKS.md\n"
      "has the figures."},
+    {"bench billrun", cmd_bench_billrun, "", 0, 0, opts_bench_billrun, "benchmark: a billing run over N customers, end to end",
+     "Writes into the database given by --db: use a scratch one. Creates N customers with subscriptions\n"
+     "(as bench customers does) unless --reuse, then times one billing run for a month over all of them:\n"
+     "read subscriptions, run the bill's rule steps, write invoices, lines and ledger entries durably.\n"
+     "Reports invoices per second and peak memory. docs/BENCHMARKS.md has the figures."},
     {"config", cmd_config, "", 0, 0, NULL, "print the effective configuration", NULL},
     {"version", cmd_version, "", 0, 0, NULL, "print the version of bandbill and its libraries", NULL},
 };

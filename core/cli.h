@@ -121,5 +121,6 @@ int cmd_ledger_adjust(cli *c, err *e);
 int cmd_ledger_verify(cli *c, err *e);
 int cmd_payment_record(cli *c, err *e);
 int cmd_bench_customers(cli *c, err *e);
+int cmd_bench_billrun(cli *c, err *e); /* cmd_billing.c */
 
 #endif

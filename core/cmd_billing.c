@@ -392,3 +392,8 @@ int cmd_bill_preview(cli *c, err *e)
     db_close(d);
     return rc;
 }
+
+int cmd_bench_billrun(cli *c, err *e)
+{
+    return err_set(e, ERR_INVALID, "bench billrun: not built yet");
+}
