@@ -496,6 +496,14 @@ static void anchor_mac(const uint8_t key[32], int64_t id, const char *hash, char
 
 int audit_anchor_write(db *d, const uint8_t key[32], const char *path, err *e)
 {
+    /* Moving the anchor past records that were cut off would erase the
+     * only evidence of the cut: the anchor moves only while the records it
+     * names are still there, unchanged. */
+    audit_check was = {0};
+    int crc = audit_anchor_check(d, key, path, &was, e);
+    if (crc) return crc;
+    if (was.first_bad_id)
+        return err_set(e, ERR_CONFLICT, "the audit anchor is not moved: %s (run `bandbill audit verify`)", was.why);
     db_stmt *s = db_prepare(d, "SELECT id, hash, at FROM audit_log ORDER BY id DESC LIMIT 1", e);
     if (!s) return e->code;
     int rc = db_step(d, s, e);

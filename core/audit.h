@@ -65,7 +65,9 @@ int audit_verify(db *d, const uint8_t key[32], audit_check *out, err *e);
  * HMAC, written to a file outside the database (and to the log) every
  * minute and at shutdown - makes that visible too. */
 
-/* Writes the anchor for the newest record to `path` (atomically). */
+/* Writes the anchor for the newest record to `path` (atomically), unless
+ * the anchor already there names a record that is gone or differs
+ * (ERR_CONFLICT: the evidence stays until someone looks). */
 int audit_anchor_write(db *d, const uint8_t key[32], const char *path, err *e);
 /* Checks the database against the anchor at `path` (a missing file is
  * fine: there is nothing to compare). Fills out like audit_verify when the

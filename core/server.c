@@ -512,8 +512,10 @@ static void on_audit_tick(evutil_socket_t fd, short what, void *arg)
     int64_t head = 0;
     if (!s->vault || db_get_int(s->db, &e, &head, "SELECT coalesce(max(id), 0) FROM audit_log", NULL) || head == s->anchored)
         return;
-    if (audit_anchor_write(s->db, vault_audit_key(s->vault), s->cfg->audit_anchor, &e) == 0) s->anchored = head;
-    else log_msg(LOG_ERROR, "audit_anchor_failed", "%s", e.msg);
+    /* once per head position, so a broken trail is logged, not flooded */
+    if (audit_anchor_write(s->db, vault_audit_key(s->vault), s->cfg->audit_anchor, &e))
+        log_msg(LOG_ERROR, "audit_anchor_failed", "%s", e.msg);
+    s->anchored = head;
 }
 
 /* ------------------------------------------------------------- listeners */

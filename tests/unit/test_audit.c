@@ -705,6 +705,41 @@ static void test_tail_truncation_is_not_detected(void **state)
     assert_intact(f, 9);
 }
 
+/* The anchor outside the database sees the cut, and keeps seeing it: it
+ * is not moved past records that are gone, even when new records reuse
+ * their ids. */
+static void test_anchor_sees_and_keeps_a_cut_tail(void **state)
+{
+    fixture *f = *state;
+    populate(f);
+    char anchor[160];
+    snprintf(anchor, sizeof anchor, "%s/audit.anchor", f->dir);
+    err e;
+    err_clear(&e);
+    assert_int_equal(audit_anchor_write(f->d, KEY, anchor, &e), 0);
+    audit_check c = {0};
+    assert_int_equal(audit_anchor_check(f->d, KEY, anchor, &c, &e), 0);
+    assert_int_equal(c.first_bad_id, 0);
+
+    tamper(f, "DELETE FROM audit_log WHERE id = 10");
+    assert_int_equal(db_begin(f->d, &e), 0);
+    audit_event ev = {"a.after", NULL, NULL, NULL, NULL, NULL};
+    assert_int_equal(audit_append(f->d, KEY, &WHO, &ev, &e), 0); /* takes id 10 again */
+    assert_int_equal(db_commit(f->d, &e), 0);
+    assert_intact(f, 10);
+
+    memset(&c, 0, sizeof c);
+    assert_int_equal(audit_anchor_check(f->d, KEY, anchor, &c, &e), 0);
+    assert_int_equal(c.first_bad_id, 10);
+    assert_non_null(strstr(c.why, "record 10 differs"));
+    /* the anchor stays where it was */
+    assert_int_equal(audit_anchor_write(f->d, KEY, anchor, &e), ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "not moved"));
+    memset(&c, 0, sizeof c);
+    assert_int_equal(audit_anchor_check(f->d, KEY, anchor, &c, &e), 0);
+    assert_int_equal(c.first_bad_id, 10);
+}
+
 /* --------------------------------------------------------------- triggers */
 
 static void test_triggers_refuse_update_and_delete(void **state)
@@ -1002,6 +1037,7 @@ int main(void)
         T(test_tamper_forged_record),
         T(test_tamper_record_zero),
         T(test_tail_truncation_is_not_detected),
+        T(test_anchor_sees_and_keeps_a_cut_tail),
         T(test_triggers_refuse_update_and_delete),
         T(test_export_filters_by_time),
         T(test_export_reverifies),
