@@ -192,6 +192,15 @@ static const cli_opt opts_bench[] = {
     {NULL, 0, NULL, NULL},
 };
 
+static const cli_opt opts_pay_inspect[] = {
+    {"channel", 1, "NAME", "alipay or wechatpay (or any installed channel plugin)"},
+    {"key", 1, "PEM", "the channel's public key or platform certificate (PEM file)"},
+    {"apiv3-key", 1, "KEY", "WeChat Pay: the APIv3 key that decrypts the resource"},
+    {"headers", 1, "FILE", "WeChat Pay: the request's headers, one `Name: value` per line"},
+    {"body", 1, "FILE", "the request body exactly as received"},
+    {"at", 1, "UNIXTIME", "check the time window as of this moment (default now)"},
+    {NULL, 0, NULL, NULL},
+};
 static const cli_opt opts_bench_billrun[] = {
     {"customers", 1, "N", "how many customers to bill (default 100000, at most 10000000)"},
     {"dry-run", 0, NULL, "compute every bill and write nothing"},
@@ -299,6 +308,11 @@ static const command commands[] = {
      "CHECK constraints are enforced by the modules' validation during the load and verified afterwards\n"
      "(PRAGMA quick_check) unless --checks asks SQLite to evaluate them on every row. docs/BENCHMARKS.md\n"
      "has the figures."},
+    {"pay inspect", cmd_pay_inspect, "", 0, 0, opts_pay_inspect, "verify a captured payment notification offline and say why it fails",
+     "Runs exactly the checks of the live notification route on a captured request: the signature\n"
+     "(Alipay RSA2 over the canonical string; WeChat Pay v3 over timestamp, nonce and body, with the\n"
+     "time window), then the decryption (WeChat Pay AES-GCM with the APIv3 key), and prints the decoded\n"
+     "fields, or the precise check and field that fail (exit 1)."},
     {"bench billrun", cmd_bench_billrun, "", 0, 0, opts_bench_billrun, "benchmark: a billing run over N customers, end to end",
      "Writes into the database given by --db: use a scratch one. Creates N customers with subscriptions\n"
      "(as bench customers does) unless --reuse, then times one billing run for a month over all of them:\n"
