@@ -231,3 +231,75 @@ INSERT INTO field_policies (role, resource, field, level) VALUES
     ('analyst', 'invoice', 'billing_address', 'masked'),
     ('auditor', 'invoice', 'customer_name', 'masked'), ('auditor', 'invoice', 'service_address', 'masked'),
     ('auditor', 'invoice', 'billing_address', 'masked');
+
+-- Issued documents never change: corrections are credit notes, settlements
+-- are allocations, and what an invoice or credit note said stays as it was
+-- said. The code keeps to this; the triggers make it hold for any other
+-- writer too. What moves on an issued invoice is only how it is settled
+-- (paid, credited, written off, status) and the record of a void.
+CREATE TRIGGER invoices_issued_fixed BEFORE UPDATE ON invoices
+WHEN OLD.status <> 'draft' AND (
+     NEW.number IS NOT OLD.number OR NEW.customer_id IS NOT OLD.customer_id
+  OR NEW.subscription_id IS NOT OLD.subscription_id OR NEW.period_from IS NOT OLD.period_from
+  OR NEW.period_to IS NOT OLD.period_to OR NEW.issue_date IS NOT OLD.issue_date
+  OR NEW.due_date IS NOT OLD.due_date OR NEW.currency IS NOT OLD.currency OR NEW.net IS NOT OLD.net
+  OR NEW.tax IS NOT OLD.tax OR NEW.gross IS NOT OLD.gross OR NEW.rules_version IS NOT OLD.rules_version
+  OR NEW.bill_to IS NOT OLD.bill_to OR NEW.created_at IS NOT OLD.created_at
+  OR NEW.finalized_at IS NOT OLD.finalized_at OR NEW.status = 'draft')
+BEGIN
+    SELECT RAISE(ABORT, 'invoices: an issued invoice never changes (correct it with a credit note)');
+END;
+CREATE TRIGGER invoices_issued_kept BEFORE DELETE ON invoices
+WHEN OLD.status <> 'draft'
+BEGIN
+    SELECT RAISE(ABORT, 'invoices: an issued invoice is never deleted (void it or credit it)');
+END;
+CREATE TRIGGER invoice_lines_fixed BEFORE UPDATE ON invoice_lines
+WHEN (SELECT status FROM invoices WHERE id = OLD.invoice_id) <> 'draft'
+BEGIN
+    SELECT RAISE(ABORT, 'invoice_lines: the lines of an issued invoice never change');
+END;
+CREATE TRIGGER invoice_lines_kept BEFORE DELETE ON invoice_lines
+WHEN (SELECT status FROM invoices WHERE id = OLD.invoice_id) <> 'draft'
+BEGIN
+    SELECT RAISE(ABORT, 'invoice_lines: the lines of an issued invoice are never deleted');
+END;
+CREATE TRIGGER credit_notes_fixed BEFORE UPDATE ON credit_notes
+BEGIN
+    SELECT RAISE(ABORT, 'credit_notes: an issued credit note never changes');
+END;
+CREATE TRIGGER credit_notes_kept BEFORE DELETE ON credit_notes
+BEGIN
+    SELECT RAISE(ABORT, 'credit_notes: an issued credit note is never deleted');
+END;
+CREATE TRIGGER credit_note_lines_fixed BEFORE UPDATE ON credit_note_lines
+BEGIN
+    SELECT RAISE(ABORT, 'credit_note_lines: the lines of a credit note never change');
+END;
+CREATE TRIGGER credit_note_lines_kept BEFORE DELETE ON credit_note_lines
+BEGIN
+    SELECT RAISE(ABORT, 'credit_note_lines: the lines of a credit note are never deleted');
+END;
+-- an allocation is undone by marking it, never by rewriting or removing it
+CREATE TRIGGER allocations_fixed BEFORE UPDATE ON allocations
+WHEN NEW.invoice_id IS NOT OLD.invoice_id OR NEW.payment_id IS NOT OLD.payment_id OR NEW.amount IS NOT OLD.amount
+  OR NEW.created_at IS NOT OLD.created_at OR OLD.reversed_at IS NOT NULL
+BEGIN
+    SELECT RAISE(ABORT, 'allocations: an allocation is undone by marking it reversed, once');
+END;
+CREATE TRIGGER allocations_kept BEFORE DELETE ON allocations
+BEGIN
+    SELECT RAISE(ABORT, 'allocations: an allocation is never deleted (mark it reversed)');
+END;
+-- what was received stays received: refunds and holds are recorded beside it
+CREATE TRIGGER payments_fixed BEFORE UPDATE ON payments
+WHEN NEW.customer_id IS NOT OLD.customer_id OR NEW.channel IS NOT OLD.channel
+  OR NEW.channel_txn_id IS NOT OLD.channel_txn_id OR NEW.amount IS NOT OLD.amount
+  OR NEW.received_at IS NOT OLD.received_at OR NEW.entry_date IS NOT OLD.entry_date
+BEGIN
+    SELECT RAISE(ABORT, 'payments: a received payment never changes (refund it)');
+END;
+CREATE TRIGGER payments_kept BEFORE DELETE ON payments
+BEGIN
+    SELECT RAISE(ABORT, 'payments: a received payment is never deleted (refund it)');
+END;

@@ -436,6 +436,7 @@ class Verify(InvoiceCase):
         con = sqlite3.connect(ws.db)
         con.executescript(
             "DROP TRIGGER ledger_no_update; DROP TRIGGER ledger_no_delete;"
+            "DROP TRIGGER allocations_fixed; DROP TRIGGER allocations_kept;"
             "UPDATE ledger_entries SET amount = 13900 WHERE kind = 'invoice' AND customer_id = 3;"
             "DELETE FROM allocations WHERE invoice_id = 1;"
             "INSERT INTO ledger_entries (customer_id, account, kind, amount, entry_date, created_at, created_by) "

@@ -448,9 +448,17 @@ static void test_verify_clean(void **state)
     assert_int_equal(r.customers, 1);
 }
 
+/* Tampering behind the application's back: whoever has the file can drop
+ * the triggers that keep documents and the ledger append-only. */
 static void corrupt(fixture *f, const char *script)
 {
-    sql(f, "DROP TRIGGER ledger_no_update; DROP TRIGGER ledger_no_delete;");
+    sql(f, "DROP TRIGGER ledger_no_update; DROP TRIGGER ledger_no_delete;"
+           "DROP TRIGGER invoices_issued_fixed; DROP TRIGGER invoices_issued_kept;"
+           "DROP TRIGGER invoice_lines_fixed; DROP TRIGGER invoice_lines_kept;"
+           "DROP TRIGGER credit_notes_fixed; DROP TRIGGER credit_notes_kept;"
+           "DROP TRIGGER credit_note_lines_fixed; DROP TRIGGER credit_note_lines_kept;"
+           "DROP TRIGGER allocations_fixed; DROP TRIGGER allocations_kept;"
+           "DROP TRIGGER payments_fixed; DROP TRIGGER payments_kept;");
     sql(f, script);
 }
 
