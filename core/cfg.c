@@ -44,6 +44,7 @@ static const key keys[] = {
     {"billing.credit_note_prefix", T_STR, S(credit_note_prefix), 0, 0, "credit note numbers start with it (2-6 capital letters)"},
     {"audit.anchor_file", T_STR, S(audit_anchor), 0, 0, "where the audit trail's latest record is anchored (keep it off the database's disk)"},
     {"keys.file", T_STR, S(keys_file), 0, 0, "key file for encryption at rest (default: next to the database, mode 0600)"},
+    {"plugins.dir", T_STR, S(plugins_dir), 0, 0, "folder of plugins such as payment channels (default: plugins beside the binary)"},
     {"auth.session_idle_min", T_INT, S(session_idle_min), 1, 1440, "a console session ends after this many idle minutes"},
     {"auth.session_max_hours", T_INT, S(session_max_hours), 1, 720, "and after this many hours in any case"},
     {"tls.cert", T_STR, S(tls_cert), 0, 0, "PEM certificate chain: serve HTTPS instead of HTTP"},

@@ -1,0 +1,45 @@
+/* channels.h - payment channel plugins on the core's side: loading them
+ * from the plugins folder, the host services they use (paychan.h), and
+ * opening a channel with its settings.
+ *
+ * The registry is process-wide and filled once (channels_load) before any
+ * thread uses it; afterwards it is read-only. */
+#ifndef BB_CHANNELS_H
+#define BB_CHANNELS_H
+
+#include "err.h"
+#include "paychan.h"
+
+/* The host table given to every plugin. */
+const paychan_host *channels_host(void);
+
+/* Loads every `*.so` in dir that exports bandbill_paychan with this ABI.
+ * A file that fails to load, or a name loaded twice, is an error naming
+ * the file. Loading the same folder again is a no-op. Returns how many
+ * channels are known in *count (may be NULL). */
+int channels_load(const char *dir, int *count, err *e);
+/* The default plugins folder: `plugins` beside the running binary. */
+void channels_default_dir(char *out, size_t n);
+/* The plugin of that name, or NULL. */
+const paychan_plugin *channels_find(const char *name);
+/* Names of the loaded channels, in load order. */
+int channels_count(void);
+const paychan_plugin *channels_at(int i);
+/* Unloads everything (tests, shutdown). */
+void channels_unload(void);
+
+/* An open channel: the plugin and its handle. */
+typedef struct channel {
+    const paychan_plugin *p;
+    void *h;
+} channel;
+
+/* Opens channel `name` with settings. On a plugin's refusal, e carries its
+ * message and e->field the setting. */
+int channel_open(const char *name, const paychan_settings *s, channel *out, err *e);
+void channel_close(channel *c);
+
+/* Formats a plugin's error as one line: "signature (Wechatpay-Signature): ...". */
+void channels_describe(const paychan_error *pe, char *out, size_t n);
+
+#endif

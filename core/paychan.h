@@ -1,0 +1,147 @@
+/* paychan.h - the interface between bandbill and a payment channel plugin.
+ *
+ * A channel (Alipay, WeChat Pay, a bank, UnionPay...) is a shared object
+ * in the plugins folder that exports one function:
+ *
+ *     const paychan_plugin *bandbill_paychan(const paychan_host *host);
+ *
+ * The core calls it once after dlopen, checks `abi`, and from then on
+ * calls the plugin's functions from any thread, one call at a time per
+ * handle. A plugin keeps no global state besides what `open` returns; it
+ * never writes to the database, never decides what a payment settles, and
+ * never replies to the channel itself: it checks and decodes, the core
+ * records and answers. Cryptography and JSON come from the host table so
+ * that every channel uses the same, reviewed primitives.
+ *
+ * This header is the whole contract (docs/PLUGINS.md explains it); it
+ * includes nothing from the core, so a plugin builds against it alone.
+ */
+#ifndef BB_PAYCHAN_H
+#define BB_PAYCHAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PAYCHAN_ABI 1
+
+typedef struct paychan_kv {
+    const char *key;
+    const char *value;
+} paychan_kv;
+
+/* A channel's settings from the config (section [channel.NAME]) as given:
+ * app ids, merchant ids, key files, keys. */
+typedef struct paychan_settings {
+    const paychan_kv *items;
+    size_t n;
+} paychan_settings;
+
+/* An incoming notification exactly as received. Header names as sent;
+ * compare them case-insensitively. body is not NUL-terminated. */
+typedef struct paychan_request {
+    const paychan_kv *headers;
+    size_t nheaders;
+    const char *body;
+    size_t body_len;
+} paychan_request;
+
+typedef enum paychan_state {
+    PAYCHAN_PAID = 1,      /* money received (Alipay TRADE_SUCCESS/FINISHED, WeChat SUCCESS) */
+    PAYCHAN_NOT_PAID = 2,  /* waiting, closed, failed: nothing to credit */
+    PAYCHAN_REFUNDED = 3,
+} paychan_state;
+
+/* What a verified notification says. Strings are NUL-terminated and cut
+ * to their buffers (a field too long for its buffer is an error of the
+ * plugin's, reported with the field's name). */
+typedef struct paychan_notice {
+    paychan_state state;
+    char status[40];            /* the channel's own word: "TRADE_SUCCESS", "SUCCESS" */
+    char event[64];             /* what kind of notification: "trade_status_sync", "TRANSACTION.SUCCESS" */
+    char out_trade_no[65];      /* our order number */
+    char channel_txn_id[65];    /* the channel's transaction id: the key of duplicates */
+    int64_t amount;             /* fen, the order's total as the channel states it */
+    char currency[8];           /* "CNY" */
+    char app_id[65];            /* the app the payment was made to */
+    char merchant_id[65];       /* Alipay seller_id, WeChat mchid */
+    char paid_at[40];           /* the channel's time of payment, as sent */
+    char *fields_json;          /* every decoded field as a JSON object (host->alloc'd; the core frees it) */
+} paychan_notice;
+
+/* Why a notification was refused: which check, on which field, and what
+ * the channel must be answered (HTTP status and body) so that it retries
+ * or gives up as it should. */
+typedef struct paychan_error {
+    char check[32];             /* "signature", "timestamp", "decrypt", "format", "settings", "amount" ... */
+    char field[64];             /* the field or header concerned, or "" */
+    char message[256];
+    int reply_status;           /* the HTTP status to answer the channel with */
+} paychan_error;
+
+/* The answer the channel expects once a notification is durably recorded
+ * (ok = 1) or was refused (ok = 0). */
+typedef struct paychan_reply {
+    int status;
+    char content_type[48];
+    char body[160];
+} paychan_reply;
+
+/* Services of the host. Every function is safe to call from any thread. */
+typedef struct paychan_host {
+    int abi;
+    void *(*alloc)(size_t n);                 /* NULL when out of memory */
+    void (*free)(void *p);
+    /* standard base64 (with padding); returns 0, or -1 for bad input or a
+     * too small out */
+    int (*b64_decode)(const char *in, size_t len, unsigned char *out, size_t cap, size_t *out_len);
+    int (*b64_encode)(const unsigned char *in, size_t len, char *out, size_t cap);
+    /* SHA256withRSA (PKCS#1 v1.5) over msg with a PEM public key or
+     * certificate: 1 valid, 0 invalid, -1 the key cannot be read (why in
+     * err). */
+    int (*rsa_sha256_verify)(const char *pem, size_t pem_len, const void *msg, size_t msg_len,
+                             const unsigned char *sig, size_t sig_len, char *err, size_t errlen);
+    /* the same, signing with a PEM private key: writes base64 to out;
+     * 0, or -1 with why in err */
+    int (*rsa_sha256_sign)(const char *pem, size_t pem_len, const void *msg, size_t msg_len, char *out, size_t cap,
+                           char *err, size_t errlen);
+    /* AES-GCM with a 16, 24 or 32-byte key; ct ends with the 16-byte tag.
+     * Writes ct_len - 16 bytes to out; 0, or -1 when the tag fails. */
+    int (*aes_gcm_decrypt)(const unsigned char *key, size_t key_len, const unsigned char *iv, size_t iv_len,
+                           const unsigned char *aad, size_t aad_len, const unsigned char *ct, size_t ct_len,
+                           unsigned char *out);
+    /* Reads a whole file (keys named in the settings); host->free it. */
+    char *(*read_file)(const char *path, size_t *len, char *err, size_t errlen);
+    /* JSON: parse under the core's limits; look values up by a dotted
+     * path ("resource.ciphertext", "amount.total"). Strings stay valid
+     * until json_free. */
+    void *(*json_parse)(const char *text, size_t len, char *err, size_t errlen);
+    const char *(*json_str)(const void *doc, const char *path);          /* NULL: absent or not a string */
+    int (*json_int)(const void *doc, const char *path, int64_t *out);    /* 0, or -1: absent or not an integer */
+    char *(*json_text)(const void *doc);                                 /* compact text, host->alloc'd */
+    void (*json_free)(void *doc);
+    /* Writes a JSON object of string members (for paychan_notice.fields_json), host->alloc'd. */
+    char *(*json_object_of)(const paychan_kv *kv, size_t n);
+} paychan_host;
+
+typedef struct paychan_plugin {
+    int abi;                    /* PAYCHAN_ABI */
+    const char *name;           /* "alipay": the config section [channel.alipay] and the route /api/v1/notify/alipay */
+    const char *title;          /* "支付宝 Alipay" */
+    /* Reads and checks the settings, loads keys. 0, or -1 with err
+     * (check "settings", field the setting). */
+    int (*open)(const paychan_settings *s, void **handle, paychan_error *err);
+    void (*close)(void *handle);
+    /* Checks a notification (signature, time window, decryption) and
+     * decodes it. now: Unix time the checks are made as of. 0 and *out
+     * filled, or -1 with err. Business checks (is the order ours, is the
+     * amount right) are the core's. */
+    int (*verify_notification)(void *handle, const paychan_request *req, int64_t now, paychan_notice *out,
+                               paychan_error *err);
+    /* The answer for the channel: ok = 1 after the payment is recorded. */
+    void (*reply)(void *handle, int ok, const paychan_error *why, paychan_reply *out);
+} paychan_plugin;
+
+typedef const paychan_plugin *(*paychan_entry_fn)(const paychan_host *host);
+#define PAYCHAN_ENTRY "bandbill_paychan"
+
+#endif

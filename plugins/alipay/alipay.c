@@ -1,0 +1,278 @@
+/* alipay.c - the Alipay channel: asynchronous trade notifications
+ * (trade_status_sync), signed RSA2 = SHA256withRSA by Alipay.
+ *
+ * The string Alipay signs: every parameter of the form except `sign` and
+ * `sign_type`, and except those with an empty value, sorted by name in
+ * byte order, as name=value joined with '&', values URL-decoded exactly
+ * once and never re-encoded. It is checked with Alipay's public key, not
+ * the app's own.
+ *
+ * Settings: public_key (Alipay's public key, a PEM file; required). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "paychan.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define MAX_PARAMS 64
+
+static const paychan_host *H;
+
+typedef struct alipay {
+    char *pubkey;
+    size_t pubkey_len;
+} alipay;
+
+static int fail(paychan_error *err, const char *check, const char *field, int status, const char *msg)
+{
+    snprintf(err->check, sizeof err->check, "%s", check);
+    snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    snprintf(err->message, sizeof err->message, "%s", msg);
+    err->reply_status = status;
+    return -1;
+}
+
+static const char *setting(const paychan_settings *s, const char *key)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->items[i].key, key)) return s->items[i].value;
+    return NULL;
+}
+
+static int open_alipay(const paychan_settings *s, void **handle, paychan_error *err)
+{
+    const char *path = setting(s, "public_key");
+    if (!path || !path[0]) return fail(err, "settings", "public_key", 500, "Alipay's public key (a PEM file) is required");
+    alipay *a = H->alloc(sizeof *a);
+    if (!a) return fail(err, "settings", NULL, 500, "out of memory");
+    char why[200];
+    a->pubkey = H->read_file(path, &a->pubkey_len, why, sizeof why);
+    if (!a->pubkey) {
+        H->free(a);
+        return fail(err, "settings", "public_key", 500, why);
+    }
+    *handle = a;
+    return 0;
+}
+
+static void close_alipay(void *handle)
+{
+    alipay *a = handle;
+    if (!a) return;
+    H->free(a->pubkey);
+    H->free(a);
+}
+
+/* ------------------------------------------------------------- the form */
+
+typedef struct param {
+    char *key, *value; /* decoded, NUL-terminated, inside the decoded copy */
+} param;
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes application/x-www-form-urlencoded text in place ('+' is a space);
+ * -1 on a broken %-escape. */
+static int url_decode(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r == '+') {
+            *w++ = ' ';
+        } else if (*r == '%') {
+            int hi = hexval((unsigned char)r[1]), lo = hi < 0 ? -1 : hexval((unsigned char)r[2]);
+            if (hi < 0 || lo < 0) return -1;
+            *w++ = (char)(hi * 16 + lo);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = 0;
+    return 0;
+}
+
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(((const param *)a)->key, ((const param *)b)->key);
+}
+
+static const char *get(const param *p, int n, const char *key)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(p[i].key, key)) return p[i].value;
+    return NULL;
+}
+
+/* "0.10" -> 10 fen: digits, then at most two decimals. No float ever. */
+static int yuan_to_fen(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    int digits = 0, decimals = -1;
+    for (const char *p = s; *p; p++) {
+        if (*p == '.') {
+            if (decimals >= 0 || !digits) return -1;
+            decimals = 0;
+            continue;
+        }
+        if (*p < '0' || *p > '9') return -1;
+        if (decimals >= 0 && ++decimals > 2) return -1;
+        if (++digits > 15) return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (!digits || decimals == 0) return -1;
+    if (decimals < 1) v *= 100;
+    else if (decimals == 1) v *= 10;
+    *out = v;
+    return 0;
+}
+
+static int copy(char *dst, size_t cap, const char *src, const char *field, paychan_error *err)
+{
+    if (!src) src = "";
+    if (strlen(src) >= cap) return fail(err, "format", field, 400, "the value is too long");
+    memcpy(dst, src, strlen(src) + 1);
+    return 0;
+}
+
+static int verify_alipay(void *handle, const paychan_request *req, int64_t now, paychan_notice *out, paychan_error *err)
+{
+    (void)now; /* Alipay notifications carry no replay window: duplicates are the core's unique key */
+    alipay *a = handle;
+    memset(out, 0, sizeof *out);
+    char *text = H->alloc(req->body_len + 1);
+    if (!text) return fail(err, "format", NULL, 500, "out of memory");
+    memcpy(text, req->body, req->body_len);
+    text[req->body_len] = 0;
+    if (strlen(text) != req->body_len) {
+        H->free(text);
+        return fail(err, "format", NULL, 400, "the body holds a NUL byte");
+    }
+    param p[MAX_PARAMS];
+    int n = 0, rc = 0;
+    for (char *save = NULL, *pair = strtok_r(text, "&", &save); pair && !rc; pair = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(pair, '=');
+        if (!eq) {
+            rc = fail(err, "format", pair, 400, "a form parameter without '='");
+            break;
+        }
+        *eq = 0;
+        if (n == MAX_PARAMS) rc = fail(err, "format", NULL, 400, "more than 64 parameters");
+        else if (url_decode(pair) || url_decode(eq + 1)) rc = fail(err, "format", pair, 400, "a broken %-escape");
+        else if (get(p, n, pair)) rc = fail(err, "format", pair, 400, "a parameter given twice");
+        else p[n++] = (param){pair, eq + 1};
+    }
+    const char *sign = rc ? NULL : get(p, n, "sign");
+    const char *sign_type = rc ? NULL : get(p, n, "sign_type");
+    if (!rc && (!sign || !sign[0])) rc = fail(err, "signature", "sign", 400, "no signature");
+    if (!rc && sign_type && strcmp(sign_type, "RSA2"))
+        rc = fail(err, "signature", "sign_type", 400, "only RSA2 (SHA256withRSA) signatures are accepted");
+
+    /* the canonical string */
+    char *canon = NULL;
+    size_t clen = 0;
+    if (!rc) {
+        qsort(p, (size_t)n, sizeof *p, by_key);
+        size_t cap = req->body_len + 1;
+        canon = H->alloc(cap);
+        if (!canon) rc = fail(err, "format", NULL, 500, "out of memory");
+        for (int i = 0; i < n && !rc; i++) {
+            if (!strcmp(p[i].key, "sign") || !strcmp(p[i].key, "sign_type") || !p[i].value[0]) continue;
+            size_t kl = strlen(p[i].key), vl = strlen(p[i].value);
+            /* decoding only shortens, so the body's length bounds the string */
+            if (clen + kl + vl + 2 > cap) {
+                rc = fail(err, "format", NULL, 400, "the canonical string does not fit");
+                break;
+            }
+            if (clen) canon[clen++] = '&';
+            memcpy(canon + clen, p[i].key, kl);
+            clen += kl;
+            canon[clen++] = '=';
+            memcpy(canon + clen, p[i].value, vl);
+            clen += vl;
+        }
+    }
+    if (!rc) {
+        unsigned char sig[1024];
+        size_t slen = 0;
+        char why[200] = "";
+        if (H->b64_decode(sign, strlen(sign), sig, sizeof sig, &slen))
+            rc = fail(err, "signature", "sign", 400, "the signature is not base64");
+        else {
+            int v = H->rsa_sha256_verify(a->pubkey, a->pubkey_len, canon, clen, sig, slen, why, sizeof why);
+            if (v < 0) rc = fail(err, "settings", "public_key", 500, why);
+            else if (v == 0)
+                rc = fail(err, "signature", "sign", 400,
+                          "the signature does not match the parameters with Alipay's public key");
+        }
+    }
+    H->free(canon);
+
+    /* decode what was verified */
+    if (!rc) {
+        static const char *const required[] = {"out_trade_no", "trade_no", "total_amount", "trade_status"};
+        for (size_t i = 0; i < sizeof required / sizeof *required && !rc; i++) {
+            const char *v = get(p, n, required[i]);
+            if (!v || !v[0]) rc = fail(err, "format", required[i], 400, "a required field is missing");
+        }
+    }
+    if (!rc && yuan_to_fen(get(p, n, "total_amount"), &out->amount))
+        rc = fail(err, "format", "total_amount", 400, "not an amount in yuan with at most two decimals");
+    if (!rc) {
+        const char *st = get(p, n, "trade_status");
+        out->state = !strcmp(st, "TRADE_SUCCESS") || !strcmp(st, "TRADE_FINISHED") ? PAYCHAN_PAID : PAYCHAN_NOT_PAID;
+        rc = copy(out->status, sizeof out->status, st, "trade_status", err);
+    }
+    if (!rc) rc = copy(out->event, sizeof out->event, get(p, n, "notify_type"), "notify_type", err);
+    if (!rc) rc = copy(out->out_trade_no, sizeof out->out_trade_no, get(p, n, "out_trade_no"), "out_trade_no", err);
+    if (!rc) rc = copy(out->channel_txn_id, sizeof out->channel_txn_id, get(p, n, "trade_no"), "trade_no", err);
+    if (!rc) rc = copy(out->app_id, sizeof out->app_id, get(p, n, "app_id"), "app_id", err);
+    if (!rc) rc = copy(out->merchant_id, sizeof out->merchant_id, get(p, n, "seller_id"), "seller_id", err);
+    if (!rc) rc = copy(out->paid_at, sizeof out->paid_at, get(p, n, "gmt_payment"), "gmt_payment", err);
+    if (!rc) memcpy(out->currency, "CNY", 4);
+    if (!rc) {
+        paychan_kv kv[MAX_PARAMS];
+        size_t k = 0;
+        for (int i = 0; i < n; i++)
+            if (strcmp(p[i].key, "sign")) kv[k++] = (paychan_kv){p[i].key, p[i].value};
+        out->fields_json = H->json_object_of(kv, k);
+        if (!out->fields_json) rc = fail(err, "format", NULL, 500, "out of memory");
+    }
+    H->free(text);
+    return rc;
+}
+
+/* Alipay reads the body only: `success` ends its retries, anything else
+ * makes it try again later. */
+static void reply_alipay(void *handle, int ok, const paychan_error *why, paychan_reply *out)
+{
+    (void)handle;
+    memset(out, 0, sizeof *out);
+    out->status = ok ? 200 : (why && why->reply_status ? why->reply_status : 400);
+    snprintf(out->content_type, sizeof out->content_type, "text/plain; charset=utf-8");
+    snprintf(out->body, sizeof out->body, "%s", ok ? "success" : "fail");
+}
+
+static const paychan_plugin plugin = {
+    .abi = PAYCHAN_ABI,
+    .name = "alipay",
+    .title = "支付宝 Alipay",
+    .open = open_alipay,
+    .close = close_alipay,
+    .verify_notification = verify_alipay,
+    .reply = reply_alipay,
+};
+
+EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)
+{
+    if (!host || host->abi != PAYCHAN_ABI) return NULL;
+    H = host;
+    return &plugin;
+}

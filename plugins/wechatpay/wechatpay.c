@@ -1,0 +1,269 @@
+/* wechatpay.c - the WeChat Pay API v3 channel: payment notifications.
+ *
+ * WeChat signs `timestamp \n nonce \n body \n` (the raw body bytes, the
+ * trailing newline included) with SHA256withRSA under the platform key
+ * that the Wechatpay-Serial header names; a notification older or newer
+ * than five minutes is refused. The payment itself is in `resource`,
+ * encrypted with AES-256-GCM under the merchant's APIv3 key (IV = the
+ * nonce's bytes, AAD = associated_data, the tag the last 16 bytes).
+ *
+ * Settings: public_key (the platform public key or certificate, a PEM file; required),
+ * platform_serial (when set, a notification signed under another serial is
+ * refused), apiv3_key (the 32-character APIv3 key, required). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "paychan.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define WINDOW_SECONDS 300
+
+static const paychan_host *H;
+
+typedef struct wechatpay {
+    char *key;
+    size_t key_len;
+    char serial[80];
+    unsigned char apiv3[32];
+    size_t apiv3_len;
+} wechatpay;
+
+static int fail(paychan_error *err, const char *check, const char *field, int status, const char *msg)
+{
+    snprintf(err->check, sizeof err->check, "%s", check);
+    snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    snprintf(err->message, sizeof err->message, "%s", msg);
+    err->reply_status = status;
+    return -1;
+}
+
+static const char *setting(const paychan_settings *s, const char *key)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->items[i].key, key)) return s->items[i].value;
+    return NULL;
+}
+
+static int open_wechatpay(const paychan_settings *s, void **handle, paychan_error *err)
+{
+    const char *path = setting(s, "public_key"), *serial = setting(s, "platform_serial");
+    const char *apiv3 = setting(s, "apiv3_key");
+    if (!path || !path[0])
+        return fail(err, "settings", "public_key", 500, "the platform public key or certificate (a PEM file) is required");
+    /* production keys are 32 bytes (AES-256); shorter AES key sizes are
+     * accepted so that captured test notifications can be inspected */
+    size_t alen = apiv3 ? strlen(apiv3) : 0;
+    if (alen != 32 && alen != 24 && alen != 16)
+        return fail(err, "settings", "apiv3_key", 500, "the APIv3 key is 32 characters");
+    if (serial && strlen(serial) >= 80) return fail(err, "settings", "platform_serial", 500, "too long");
+    wechatpay *w = H->alloc(sizeof *w);
+    if (!w) return fail(err, "settings", NULL, 500, "out of memory");
+    memset(w, 0, sizeof *w);
+    char why[200];
+    w->key = H->read_file(path, &w->key_len, why, sizeof why);
+    if (!w->key) {
+        H->free(w);
+        return fail(err, "settings", "public_key", 500, why);
+    }
+    snprintf(w->serial, sizeof w->serial, "%s", serial ? serial : "");
+    memcpy(w->apiv3, apiv3, alen);
+    w->apiv3_len = alen;
+    *handle = w;
+    return 0;
+}
+
+static void close_wechatpay(void *handle)
+{
+    wechatpay *w = handle;
+    if (!w) return;
+    H->free(w->key);
+    memset(w->apiv3, 0, sizeof w->apiv3);
+    H->free(w);
+}
+
+static const char *header(const paychan_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (!strcasecmp(r->headers[i].key, name)) return r->headers[i].value;
+    return NULL;
+}
+
+static int copy(char *dst, size_t cap, const char *src, const char *field, paychan_error *err)
+{
+    if (!src) src = "";
+    if (strlen(src) >= cap) return fail(err, "format", field, 400, "the value is too long");
+    memcpy(dst, src, strlen(src) + 1);
+    return 0;
+}
+
+/* Decrypts resource into a parsed document (json_free it). */
+static void *decrypt_resource(wechatpay *w, const void *doc, paychan_error *err)
+{
+    const char *alg = H->json_str(doc, "resource.algorithm"), *ct64 = H->json_str(doc, "resource.ciphertext");
+    const char *nonce = H->json_str(doc, "resource.nonce"), *aad = H->json_str(doc, "resource.associated_data");
+    if (!alg || strcmp(alg, "AEAD_AES_256_GCM")) {
+        fail(err, "format", "resource.algorithm", 400, "the resource is not encrypted with AEAD_AES_256_GCM");
+        return NULL;
+    }
+    if (!ct64 || !nonce) {
+        fail(err, "format", !ct64 ? "resource.ciphertext" : "resource.nonce", 400, "a required field is missing");
+        return NULL;
+    }
+    size_t cap = strlen(ct64) / 4 * 3 + 3, ctlen = 0;
+    unsigned char *ct = H->alloc(cap), *pt = H->alloc(cap + 1);
+    void *out = NULL;
+    if (!ct || !pt) {
+        fail(err, "decrypt", NULL, 500, "out of memory");
+    } else if (H->b64_decode(ct64, strlen(ct64), ct, cap, &ctlen) || ctlen < 16) {
+        fail(err, "format", "resource.ciphertext", 400, "the ciphertext is not base64 of at least a tag");
+    } else if (H->aes_gcm_decrypt(w->apiv3, w->apiv3_len, (const unsigned char *)nonce, strlen(nonce),
+                                  (const unsigned char *)(aad ? aad : ""), aad ? strlen(aad) : 0, ct, ctlen, pt)) {
+        /* a 5xx makes WeChat try again: the key may be in the middle of a change */
+        fail(err, "decrypt", "resource.ciphertext", 500,
+             "the resource does not decrypt with the APIv3 key (wrong key, nonce or associated data)");
+    } else {
+        char why[200];
+        out = H->json_parse((const char *)pt, ctlen - 16, why, sizeof why);
+        if (!out) fail(err, "format", "resource", 400, "the decrypted resource is not JSON");
+    }
+    H->free(ct);
+    H->free(pt);
+    return out;
+}
+
+static int verify_wechatpay(void *handle, const paychan_request *req, int64_t now, paychan_notice *out,
+                            paychan_error *err)
+{
+    wechatpay *w = handle;
+    memset(out, 0, sizeof *out);
+    static const char *const names[] = {"Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature",
+                                        "Wechatpay-Serial"};
+    const char *h[4];
+    for (int i = 0; i < 4; i++)
+        if (!(h[i] = header(req, names[i])) || !h[i][0])
+            return fail(err, "format", names[i], 401, "a required header is missing");
+    const char *ts = h[0], *nonce = h[1], *sig64 = h[2], *serial = h[3];
+    /* WeChat's probes must fail, loudly */
+    if (!strncmp(sig64, "WECHATPAY/SIGNTEST/", 19))
+        return fail(err, "signature", "Wechatpay-Signature", 401, "a WeChat Pay signature probe: refused as it must be");
+    int64_t t = 0;
+    for (const char *p = ts; *p; p++) {
+        if (*p < '0' || *p > '9' || t > 100000000000LL) return fail(err, "format", "Wechatpay-Timestamp", 401, "not a Unix time");
+        t = t * 10 + (*p - '0');
+    }
+    if (t - now >= WINDOW_SECONDS || now - t >= WINDOW_SECONDS) {
+        char m[160];
+        snprintf(m, sizeof m, "the timestamp %lld is %lld s away from now (%lld); the window is %d s", (long long)t,
+                 (long long)(t > now ? t - now : now - t), (long long)now, WINDOW_SECONDS);
+        return fail(err, "timestamp", "Wechatpay-Timestamp", 401, m);
+    }
+    if (w->serial[0] && strcmp(w->serial, serial)) {
+        char m[200];
+        snprintf(m, sizeof m, "signed under platform key %.60s, not the configured %.60s", serial, w->serial);
+        return fail(err, "serial", "Wechatpay-Serial", 401, m);
+    }
+    size_t tl = strlen(ts), nl = strlen(nonce), mlen = tl + nl + req->body_len + 3;
+    char *msg = H->alloc(mlen);
+    if (!msg) return fail(err, "format", NULL, 500, "out of memory");
+    memcpy(msg, ts, tl);
+    msg[tl] = '\n';
+    memcpy(msg + tl + 1, nonce, nl);
+    msg[tl + 1 + nl] = '\n';
+    memcpy(msg + tl + nl + 2, req->body, req->body_len);
+    msg[mlen - 1] = '\n';
+    unsigned char sig[1024];
+    size_t slen = 0;
+    char why[200] = "";
+    int rc = 0;
+    if (H->b64_decode(sig64, strlen(sig64), sig, sizeof sig, &slen)) {
+        rc = fail(err, "signature", "Wechatpay-Signature", 401, "the signature is not base64");
+    } else {
+        int v = H->rsa_sha256_verify(w->key, w->key_len, msg, mlen, sig, slen, why, sizeof why);
+        if (v < 0) rc = fail(err, "settings", "public_key", 500, why);
+        else if (v == 0)
+            rc = fail(err, "signature", "Wechatpay-Signature", 401,
+                      "the signature does not match timestamp, nonce and body with the platform key");
+    }
+    H->free(msg);
+    if (rc) return rc;
+
+    char jwhy[200];
+    void *doc = H->json_parse(req->body, req->body_len, jwhy, sizeof jwhy);
+    if (!doc) return fail(err, "format", "body", 400, jwhy);
+    void *res = decrypt_resource(w, doc, err);
+    if (!res) {
+        H->json_free(doc);
+        return -1;
+    }
+    const char *event = H->json_str(doc, "event_type");
+    rc = copy(out->event, sizeof out->event, event, "event_type", err);
+    const char *type = H->json_str(doc, "resource.original_type");
+    int is_txn = event && !strncmp(event, "TRANSACTION.", 12) && (!type || !strcmp(type, "transaction"));
+    if (!rc && is_txn) {
+        const char *state = H->json_str(res, "trade_state");
+        static const char *const required[] = {"out_trade_no", "transaction_id", "trade_state"};
+        for (int i = 0; i < 3 && !rc; i++)
+            if (!H->json_str(res, required[i])) rc = fail(err, "format", required[i], 400, "a required field is missing");
+        if (!rc && (H->json_int(res, "amount.total", &out->amount) || out->amount < 0))
+            rc = fail(err, "format", "amount.total", 400, "the amount is not a whole number of fen");
+        if (!rc) {
+            out->state = !strcmp(state, "SUCCESS") ? PAYCHAN_PAID : !strcmp(state, "REFUND") ? PAYCHAN_REFUNDED
+                                                                                             : PAYCHAN_NOT_PAID;
+            rc = copy(out->status, sizeof out->status, state, "trade_state", err);
+        }
+        if (!rc) rc = copy(out->out_trade_no, sizeof out->out_trade_no, H->json_str(res, "out_trade_no"), "out_trade_no", err);
+        if (!rc) rc = copy(out->channel_txn_id, sizeof out->channel_txn_id, H->json_str(res, "transaction_id"), "transaction_id", err);
+        if (!rc) rc = copy(out->app_id, sizeof out->app_id, H->json_str(res, "appid"), "appid", err);
+        if (!rc) rc = copy(out->merchant_id, sizeof out->merchant_id, H->json_str(res, "mchid"), "mchid", err);
+        if (!rc) rc = copy(out->paid_at, sizeof out->paid_at, H->json_str(res, "success_time"), "success_time", err);
+        const char *cur = H->json_str(res, "amount.currency");
+        if (!rc) rc = copy(out->currency, sizeof out->currency, cur ? cur : "CNY", "amount.currency", err);
+    } else if (!rc) {
+        /* a notification of another kind (refund, pay score...): verified, decoded, nothing to credit */
+        out->state = PAYCHAN_NOT_PAID;
+        rc = copy(out->status, sizeof out->status, type ? type : "", "resource.original_type", err);
+    }
+    if (!rc) {
+        out->fields_json = H->json_text(res);
+        if (!out->fields_json) rc = fail(err, "format", NULL, 500, "out of memory");
+    }
+    H->json_free(res);
+    H->json_free(doc);
+    return rc;
+}
+
+/* 204 with no body once recorded; otherwise a 4xx/5xx with the code and
+ * message WeChat shows in the merchant platform. */
+static void reply_wechatpay(void *handle, int ok, const paychan_error *why, paychan_reply *out)
+{
+    (void)handle;
+    memset(out, 0, sizeof *out);
+    if (ok) {
+        out->status = 204;
+        return;
+    }
+    out->status = why && why->reply_status ? why->reply_status : 400;
+    snprintf(out->content_type, sizeof out->content_type, "application/json");
+    /* check names are plain ASCII words: no escaping needed */
+    snprintf(out->body, sizeof out->body, "{\"code\":\"FAIL\",\"message\":\"%s\"}",
+             why && why->check[0] ? why->check : "refused");
+}
+
+static const paychan_plugin plugin = {
+    .abi = PAYCHAN_ABI,
+    .name = "wechatpay",
+    .title = "微信支付 WeChat Pay",
+    .open = open_wechatpay,
+    .close = close_wechatpay,
+    .verify_notification = verify_wechatpay,
+    .reply = reply_wechatpay,
+};
+
+EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)
+{
+    if (!host || host->abi != PAYCHAN_ABI) return NULL;
+    H = host;
+    return &plugin;
+}
