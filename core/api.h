@@ -108,6 +108,9 @@ int api_ledger_adjust(http_req *q);
 int api_payments_list(http_req *q);
 int api_payments_record(http_req *q);
 int api_payments_get(http_req *q);
+int api_notify(http_req *q);
+int api_pay_orders_create(http_req *q);
+int api_pay_orders_get(http_req *q);
 int api_ledger_verify(http_req *q);
 
 #endif

@@ -409,11 +409,26 @@ void channels_unload(void)
     loaded_dir[0] = 0;
 }
 
-int channel_open(const char *name, const paychan_settings *s, channel *out, err *e)
+int channel_open(const char *name, const paychan_settings *s, channel_handle *out, err *e)
 {
     out->p = channels_find(name);
     out->h = NULL;
     if (!out->p) return err_set(e, ERR_NOTFOUND, "no payment channel '%s' (loaded: %d)", name, nloaded);
+    static const char *const core_settings[] = {"app_id", "merchant_id", "order_ttl_min", NULL};
+    for (size_t i = 0; i < s->n; i++) {
+        int known = 0;
+        for (const char *const *k = core_settings; *k && !known; k++) known = !strcmp(*k, s->items[i].key);
+        for (const char *const *k = out->p->settings; k && *k && !known; k++) known = !strcmp(*k, s->items[i].key);
+        if (!known) {
+            char list[256] = "app_id, merchant_id, order_ttl_min";
+            for (const char *const *k = out->p->settings; k && *k; k++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), ", %s", *k);
+            const char *bad = s->items[i].key;
+            out->p = NULL;
+            return err_field(e, ERR_INVALID, "unknown_config_key", bad, "channel %s: unknown setting '%s' (known: %s)", name,
+                             bad, list);
+        }
+    }
     paychan_error pe;
     memset(&pe, 0, sizeof pe);
     if (out->p->open(s, &out->h, &pe)) {
@@ -424,7 +439,7 @@ int channel_open(const char *name, const paychan_settings *s, channel *out, err 
     return 0;
 }
 
-void channel_close(channel *c)
+void channel_close(channel_handle *c)
 {
     if (c->p && c->p->close) c->p->close(c->h);
     c->p = NULL;

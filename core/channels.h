@@ -29,15 +29,15 @@ const paychan_plugin *channels_at(int i);
 void channels_unload(void);
 
 /* An open channel: the plugin and its handle. */
-typedef struct channel {
+typedef struct channel_handle {
     const paychan_plugin *p;
     void *h;
-} channel;
+} channel_handle;
 
 /* Opens channel `name` with settings. On a plugin's refusal, e carries its
  * message and e->field the setting. */
-int channel_open(const char *name, const paychan_settings *s, channel *out, err *e);
-void channel_close(channel *c);
+int channel_open(const char *name, const paychan_settings *s, channel_handle *out, err *e);
+void channel_close(channel_handle *c);
 
 /* Formats a plugin's error as one line: "signature (Wechatpay-Signature): ...". */
 void channels_describe(const paychan_error *pe, char *out, size_t n);

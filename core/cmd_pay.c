@@ -77,7 +77,7 @@ int cmd_pay_inspect(cli *c, err *e)
 
     paychan_kv set[2] = {{"public_key", key}, {"apiv3_key", apiv3}};
     paychan_settings settings = {set, apiv3 ? 2 : 1};
-    channel ch;
+    channel_handle ch;
     if ((rc = channel_open(name, &settings, &ch, e))) return rc;
 
     buf body = {0}, hdr = {0};

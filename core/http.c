@@ -35,6 +35,8 @@ struct http_req {
     struct evkeyvalq query;
     int query_parsed;
     jv *body;
+    const char *raw;        /* ROUTE_RAW_BODY: the body as received, in the arena */
+    size_t raw_len;
     jv_arena arena;
     principal who;
     char rid[72];
@@ -122,6 +124,23 @@ const char *http_header(http_req *q, const char *name)
 }
 
 const jv *http_body(const http_req *q) { return q->body; }
+
+const char *http_raw_body(const http_req *q, size_t *len)
+{
+    *len = q->raw_len;
+    return q->raw ? q->raw : "";
+}
+
+size_t http_headers(http_req *q, const char **names, const char **values, size_t max)
+{
+    size_t n = 0;
+    struct evkeyvalq *h = evhttp_request_get_input_headers(q->r);
+    for (struct evkeyval *kv = h->tqh_first; kv && n < max; kv = kv->next.tqe_next, n++) {
+        names[n] = kv->key;
+        values[n] = kv->value;
+    }
+    return n;
+}
 jv_arena *http_arena(http_req *q) { return &q->arena; }
 const principal *http_who(const http_req *q) { return &q->who; }
 void http_set_who(http_req *q, const principal *p) { q->who = *p; }
@@ -214,6 +233,16 @@ int http_audit(http_req *q, const audit_event *ev, err *e)
     char actor[96];
     audit_who who;
     http_audit_who(q, &who, actor, sizeof actor);
+    int rc = audit_append(server_db(q->srv), vault_audit_key(v), &who, ev, e);
+    if (!rc) q->audited = 1;
+    return rc;
+}
+
+int http_audit_as(http_req *q, const char *actor, const char *role, const audit_event *ev, err *e)
+{
+    vault *v = server_vault(q->srv);
+    if (!v) return err_set(e, ERR_INTERNAL, "no key file: the audit trail cannot be written");
+    audit_who who = {.actor = actor, .role = role, .source = http_source(q), .request_id = q->rid};
     int rc = audit_append(server_db(q->srv), vault_audit_key(v), &who, ev, e);
     if (!rc) q->audited = 1;
     return rc;
@@ -763,6 +792,19 @@ static int read_body(http_req *q)
     if (n > max) {
         http_reply_errf(q, 413, "body_too_large", "", "request body of %zu bytes exceeds the limit of %zu bytes", n, max);
         return -1;
+    }
+    if (q->route->flags & ROUTE_RAW_BODY) {
+        const char *p = (const char *)evbuffer_pullup(in, -1);
+        char *copy = p ? jv_alloc(&q->arena, n + 1) : NULL;
+        if (!copy) {
+            http_reply_errf(q, 500, "internal", "", "out of memory");
+            return -1;
+        }
+        memcpy(copy, p, n);
+        copy[n] = 0;
+        q->raw = copy;
+        q->raw_len = n;
+        return 0;
     }
     const char *ct = evhttp_find_header(evhttp_request_get_input_headers(q->r), "Content-Type");
     if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {

@@ -27,6 +27,10 @@ const char *http_param(const http_req *q, const char *name);  /* decoded path pa
 const char *http_query(http_req *q, const char *name);        /* decoded query parameter or NULL */
 const char *http_header(http_req *q, const char *name);       /* request header or NULL */
 const jv *http_body(const http_req *q);                       /* parsed JSON body or NULL */
+/* The body as received, for routes with ROUTE_RAW_BODY ("" without one). */
+const char *http_raw_body(const http_req *q, size_t *len);
+/* The request's headers as sent, up to max; returns how many. */
+size_t http_headers(http_req *q, const char **names, const char **values, size_t max);
 jv_arena *http_arena(http_req *q);                            /* freed with the request */
 const principal *http_who(const http_req *q);
 /* Replaces the request's principal (a login establishes a new one). */
@@ -98,6 +102,9 @@ void http_reply_id_page(http_req *q, db *d, db_stmt *s, int64_t limit, const cha
  * succeeds without one gets a generic record from the HTTP layer. */
 int http_audit(http_req *q, const audit_event *ev, err *e);
 void http_audit_who(http_req *q, audit_who *who, char *actor, size_t n);
+/* The same, for an actor that is not the request's principal (a payment
+ * channel whose notification was verified by its signature). */
+int http_audit_as(http_req *q, const char *actor, const char *role, const audit_event *ev, err *e);
 /* The same in a transaction of its own (for events that change nothing
  * else: a login attempt). Failures are logged. */
 void http_audit_now(http_req *q, const audit_event *ev);

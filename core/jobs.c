@@ -5,6 +5,7 @@
 #include "backup.h"
 #include "billrun.h"
 #include "outbox.h"
+#include "payorders.h"
 #include "scheduler.h"
 #include "subs.h"
 #include "vault.h"
@@ -44,12 +45,24 @@ static int job_outbox_deliver(job_ctx *ctx, err *e)
     return rc;
 }
 
+/* Orders nobody paid in time stop being payable. (A late notification for
+ * one is still credited: the money is real.) */
+static int job_orders_expire(job_ctx *ctx, err *e)
+{
+    int n = 0;
+    int rc = payorders_expire(ctx->db, &n, e);
+    if (!rc) snprintf(ctx->summary, sizeof ctx->summary, "%d payment order(s) expired", n);
+    ctx->idle = !rc && n == 0;
+    return rc;
+}
+
 const job_def sched_jobs[] = {
     {"backup", "0 3 * * *", job_backup, "online backup of the database into backup.dir, keeping backup.keep copies"},
     {"db.optimize", "30 4 * * 0", job_optimize, "refresh query planner statistics and checkpoint the WAL"},
     {"outbox.deliver", "* * * * *", job_outbox_deliver, "deliver pending outbox messages of the log channel (as log lines)"},
     {"subscriptions.apply", "5 0 * * *", subs_job_apply, "apply scheduled subscription changes (downgrades, ends of suspension) that are due"},
     {"billing.run", "30 0 1 * *", billrun_job, "the monthly billing run: bill every subscription due on or before the day"},
+    {"payments.expire", "*/5 * * * *", job_orders_expire, "mark payment orders nobody paid in time as expired"},
     {"billing.renewals", "45 0 * * *", billrun_job, "bill what falls due between monthly runs (prepaid renewals, final bills)"},
 };
 const int sched_jobs_count = sizeof sched_jobs / sizeof *sched_jobs;

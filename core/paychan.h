@@ -139,6 +139,10 @@ typedef struct paychan_plugin {
                                paychan_error *err);
     /* The answer for the channel: ok = 1 after the payment is recorded. */
     void (*reply)(void *handle, int ok, const paychan_error *why, paychan_reply *out);
+    /* The settings it takes, NULL-terminated: any other setting of the
+     * channel in the config is an error (besides the core's own: app_id,
+     * merchant_id, order_ttl_min). */
+    const char *const *settings;
 } paychan_plugin;
 
 typedef const paychan_plugin *(*paychan_entry_fn)(const paychan_host *host);

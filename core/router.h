@@ -18,7 +18,8 @@ typedef int (*route_fn)(http_req *req);
 /* Route flags. */
 enum {
     ROUTE_READS = 1,        /* a POST that changes nothing (no audit record) */
-    ROUTE_NO_CSRF = 2       /* no CSRF token needed (login itself) */
+    ROUTE_NO_CSRF = 2,      /* no CSRF token needed (login itself) */
+    ROUTE_RAW_BODY = 4      /* the body is kept as received, any type (payment notifications) */
 };
 
 typedef struct route {

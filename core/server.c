@@ -82,6 +82,8 @@ struct server {
     char *wd_path[1024];
     struct event *ev_ino, *ev_debounce;
     /* scheduler thread */
+    server_channel chans[8];
+    int nchans;
     pthread_t sched_tid;
     int sched_started;
     volatile int stop;
@@ -601,6 +603,60 @@ static int bind_tcp(server *s, err *e)
     return 0;
 }
 
+/* -------------------------------------------------------------- channels */
+
+/* Opens every channel the config names, through its plugin: a channel
+ * that cannot open (no plugin, a missing key file, an unknown setting)
+ * stops the start, since its notifications would be refused. */
+static int open_channels(server *s, err *e)
+{
+    const cfg *c = s->cfg;
+    const char *names[8];
+    int n = cfg_channels(c, names, 8);
+    if (!n) return 0;
+    char dir[CFG_PATH];
+    if (c->plugins_dir[0]) snprintf(dir, sizeof dir, "%s", c->plugins_dir);
+    else channels_default_dir(dir, sizeof dir);
+    int rc = channels_load(dir, NULL, e);
+    for (int i = 0; !rc && i < n; i++) {
+        server_channel *sc = &s->chans[s->nchans];
+        memset(sc, 0, sizeof *sc);
+        snprintf(sc->name, sizeof sc->name, "%s", names[i]);
+        sc->order_ttl_min = 120;
+        paychan_kv kv[CFG_MAX_CHANNEL_SETTINGS];
+        size_t nkv = 0;
+        for (int j = 0; j < c->nchset; j++) {
+            const cfg_channel_setting *cs = &c->chset[j];
+            if (strcmp(cs->channel, names[i])) continue;
+            kv[nkv++] = (paychan_kv){cs->key, cs->value};
+            if (!strcmp(cs->key, "app_id")) snprintf(sc->app_id, sizeof sc->app_id, "%s", cs->value);
+            if (!strcmp(cs->key, "merchant_id")) snprintf(sc->merchant_id, sizeof sc->merchant_id, "%s", cs->value);
+            if (!strcmp(cs->key, "order_ttl_min")) {
+                char *end;
+                long long v = strtoll(cs->value, &end, 10);
+                if (!cs->value[0] || *end || v < 1 || v > 7 * 24 * 60)
+                    return err_field(e, ERR_INVALID, "invalid_config", "order_ttl_min",
+                                     "channel.%s.order_ttl_min is 1 to 10080 minutes, got '%s'", names[i], cs->value);
+                sc->order_ttl_min = v;
+            }
+        }
+        paychan_settings set = {kv, nkv};
+        rc = channel_open(names[i], &set, &sc->ch, e);
+        if (!rc) {
+            s->nchans++;
+            log_msg(LOG_INFO, "channel_open", "payment channel %s (%s) open", names[i], sc->ch.p->title);
+        }
+    }
+    return rc;
+}
+
+const server_channel *server_channel_find(server *s, const char *name)
+{
+    for (int i = 0; i < s->nchans; i++)
+        if (!strcmp(s->chans[i].name, name)) return &s->chans[i];
+    return NULL;
+}
+
 /* ------------------------------------------------------------------- run */
 
 static void cleanup(server *s)
@@ -637,6 +693,8 @@ static void cleanup(server *s)
     if (s->ino_fd > 0) close(s->ino_fd);
     for (size_t i = 0; i < sizeof s->wd_path / sizeof *s->wd_path; i++) free(s->wd_path[i]);
     rules_live_clear();
+    for (int i = 0; i < s->nchans; i++) channel_close(&s->chans[i].ch);
+    channels_unload();
     if (s->base) event_base_free(s->base);
     db_close(s->db);
     vault_close(s->vault);
@@ -662,6 +720,7 @@ int server_run(const cfg *c, err *e)
     if (!rc && ((rc = vault_open(c->keys_file, &s->vault, e)) == ERR_IO || rc == ERR_NOTFOUND))
         err_prefix(e, "run `bandbill init` to create the key file, or set keys.file");
     if (!rc) server_vault(s); /* remember the key file as read */
+    if (!rc) rc = open_channels(s, e);
     if (!rc) {
         lhost_limits lim = {(uint64_t)c->rules_max_instructions, (size_t)c->rules_max_memory_mb << 20};
         rules_set_limits(&lim);

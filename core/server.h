@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "channels.h"
 #include "db.h"
 #include "err.h"
 #include "http.h"
@@ -19,6 +20,18 @@ typedef struct server server;
 
 /* Runs the daemon until SIGTERM/SIGINT; returns 0 after a clean drain. */
 int server_run(const cfg *c, err *e);
+
+/* A payment channel configured ([channel.NAME] in the config) and opened
+ * at start; its plugin is called on the loop thread only. */
+typedef struct server_channel {
+    char name[32];
+    channel_handle ch;
+    char app_id[80];         /* what notifications must be paid to (core settings app_id, merchant_id) */
+    char merchant_id[80];
+    int64_t order_ttl_min;   /* how long a payment order stays open (default 120) */
+} server_channel;
+/* The configured channel of that name, or NULL. */
+const server_channel *server_channel_find(server *s, const char *name);
 
 /* For handlers. */
 struct vault;

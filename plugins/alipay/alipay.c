@@ -260,6 +260,8 @@ static void reply_alipay(void *handle, int ok, const paychan_error *why, paychan
     snprintf(out->body, sizeof out->body, "%s", ok ? "success" : "fail");
 }
 
+static const char *const settings[] = {"public_key", NULL};
+
 static const paychan_plugin plugin = {
     .abi = PAYCHAN_ABI,
     .name = "alipay",
@@ -268,6 +270,7 @@ static const paychan_plugin plugin = {
     .close = close_alipay,
     .verify_notification = verify_alipay,
     .reply = reply_alipay,
+    .settings = settings,
 };
 
 EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)

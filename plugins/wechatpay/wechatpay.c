@@ -251,6 +251,8 @@ static void reply_wechatpay(void *handle, int ok, const paychan_error *why, payc
              why && why->check[0] ? why->check : "refused");
 }
 
+static const char *const settings[] = {"public_key", "platform_serial", "apiv3_key", NULL};
+
 static const paychan_plugin plugin = {
     .abi = PAYCHAN_ABI,
     .name = "wechatpay",
@@ -259,6 +261,7 @@ static const paychan_plugin plugin = {
     .close = close_wechatpay,
     .verify_notification = verify_wechatpay,
     .reply = reply_wechatpay,
+    .settings = settings,
 };
 
 EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)

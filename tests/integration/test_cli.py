@@ -170,7 +170,8 @@ class JsonOutput(BBTestCase):
         self.assertNotIn("token_hash", v[0])
 
         v = self.j("jobs", "list")
-        self.assertEqual({x["name"] for x in v}, {"backup", "db.optimize", "outbox.deliver", "subscriptions.apply", "billing.run", "billing.renewals"})
+        self.assertEqual({x["name"] for x in v}, {"backup", "db.optimize", "outbox.deliver", "subscriptions.apply", "billing.run", "billing.renewals",
+                                                  "payments.expire"})
 
         v = self.j("rules", "check")
         self.assertTrue(v["ok"])

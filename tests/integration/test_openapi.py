@@ -410,7 +410,8 @@ class OpenAPIDocument(unittest.TestCase):
                     continue
                 if not resp.get("description"):
                     problems.append("%s %s: no description" % (where, code))
-                if str(code).startswith("4"):
+                # a payment channel's notification is answered in the channel's own terms
+                if str(code).startswith("4") and not op.get("x-channel-reply"):
                     schema = ((resp.get("content") or {}).get("application/json") or {}).get("schema") or {}
                     if schema.get("$ref") != "#/components/schemas/ErrorBody":
                         problems.append("%s %s: an error response without the error body" % (where, code))
@@ -473,7 +474,13 @@ class BinaryServesTheTable(BBTestCase):
             first = next(x for x in rows if x["method"] == r["method"] and segments_match(x["pattern"], path))
             if r["perm"] == "public":
                 resp = srv.request(r["method"], path)
-                if resp.status in (401, 403, 404, 405):
+                # a public route may answer 404 about its own path parameter
+                # (a payment channel that is not configured), never as a
+                # route the binary does not have
+                params = re.findall(r"\{([^}/]*)\}", r["pattern"])
+                own_404 = (resp.status == 404 and isinstance(resp.body, dict)
+                           and resp.body.get("error", {}).get("field") in params)
+                if resp.status in (401, 403, 404, 405) and not own_404:
                     problems.append("%s %s is public in the table, the binary answers %s" % (r["method"], path, resp.status))
                 continue
             resp = srv.request(r["method"], path, token=probe)

@@ -92,7 +92,7 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static channel open_channel(const char *name, const char *pub, const char *apiv3, const char *serial)
+static channel_handle open_channel(const char *name, const char *pub, const char *apiv3, const char *serial)
 {
     paychan_kv kv[3];
     size_t n = 0;
@@ -100,7 +100,7 @@ static channel open_channel(const char *name, const char *pub, const char *apiv3
     if (apiv3) kv[n++] = (paychan_kv){"apiv3_key", apiv3};
     if (serial) kv[n++] = (paychan_kv){"platform_serial", serial};
     paychan_settings s = {kv, n};
-    channel ch;
+    channel_handle ch;
     err e;
     err_clear(&e);
     if (channel_open(name, &s, &ch, &e)) fail_msg("channel_open %s: %s", name, e.msg);
@@ -108,7 +108,7 @@ static channel open_channel(const char *name, const char *pub, const char *apiv3
 }
 
 /* Verifies; returns 0 or -1 and leaves the outcome in *nt / *pe. */
-static int check(channel *ch, const paychan_kv *hdr, size_t nh, const char *body, size_t len, int64_t now,
+static int check(channel_handle *ch, const paychan_kv *hdr, size_t nh, const char *body, size_t len, int64_t now,
                  paychan_notice *nt, paychan_error *pe)
 {
     memset(pe, 0, sizeof *pe);
@@ -138,7 +138,7 @@ static void test_loaded(void **state)
 static void test_alipay_sdk_vector(void **state)
 {
     (void)state;
-    channel ch = open_channel("alipay", VEC "/ali/pub.pem", NULL, NULL);
+    channel_handle ch = open_channel("alipay", VEC "/ali/pub.pem", NULL, NULL);
     size_t len;
     char *body = slurp(VEC "/ali/notify_form.txt", &len);
     while (len && (body[len - 1] == '\n' || body[len - 1] == '\r')) len--;
@@ -216,7 +216,7 @@ static void test_wechatpay_sdk_vector(void **state)
     /* the certificate and the bare public key both work; the test's APIv3 key is 16 bytes */
     const char *keyfiles[] = {VEC "/wx/cert.pem", VEC "/wx/pub.pem"};
     for (int i = 0; i < 2; i++) {
-        channel ch = open_channel("wechatpay", keyfiles[i], "testMchAPIv3Key0", "D7CE59D1F522D701");
+        channel_handle ch = open_channel("wechatpay", keyfiles[i], "testMchAPIv3Key0", "D7CE59D1F522D701");
         assert_int_equal(check(&ch, hdr, nh, body, bl, ts + 10, &nt, &pe), 0);
         assert_string_equal(nt.event, "PAYSCORE.USER_OPEN_SERVICE");
         assert_int_equal(nt.state, PAYCHAN_NOT_PAID); /* verified, but not a payment */
@@ -253,7 +253,7 @@ static void test_wechatpay_sdk_vector(void **state)
         channel_close(&ch);
     }
     /* the wrong APIv3 key: verified, but the resource does not open (5xx: WeChat retries) */
-    channel ch = open_channel("wechatpay", VEC "/wx/pub.pem", "testMchAPIv3Key1", NULL);
+    channel_handle ch = open_channel("wechatpay", VEC "/wx/pub.pem", "testMchAPIv3Key1", NULL);
     assert_int_equal(check(&ch, hdr, nh, body, bl, ts, &nt, &pe), -1);
     assert_string_equal(pe.check, "decrypt");
     assert_int_equal(pe.reply_status, 500);
@@ -337,7 +337,7 @@ static const char *const TRADE[] = {
 static void test_alipay_own_keys(void **state)
 {
     (void)state;
-    channel ch = open_channel("alipay", K.pub, NULL, NULL);
+    channel_handle ch = open_channel("alipay", K.pub, NULL, NULL);
     paychan_notice nt;
     paychan_error pe;
     char *form = alipay_form(TRADE, NTRADE, "RSA2", 0);
@@ -380,7 +380,7 @@ static void test_alipay_own_keys(void **state)
 static void test_alipay_amounts_and_form(void **state)
 {
     (void)state;
-    channel ch = open_channel("alipay", K.pub, NULL, NULL);
+    channel_handle ch = open_channel("alipay", K.pub, NULL, NULL);
     paychan_notice nt;
     paychan_error pe;
     static const struct {
@@ -487,7 +487,7 @@ static void test_wechatpay_own_keys(void **state)
 {
     (void)state;
     const int64_t now = 1795800000;
-    channel ch = open_channel("wechatpay", K.pub, APIV3, "PUB_KEY_ID_0001");
+    channel_handle ch = open_channel("wechatpay", K.pub, APIV3, "PUB_KEY_ID_0001");
     paychan_notice nt;
     paychan_error pe;
     char *body = wx_body(TXN, "0123456789ab", "transaction");
@@ -573,7 +573,7 @@ static void test_settings_refused(void **state)
     (void)state;
     err e;
     err_clear(&e);
-    channel ch;
+    channel_handle ch;
     paychan_kv none[1] = {{"public_key", ""}};
     paychan_settings s = {none, 1};
     assert_int_equal(channel_open("alipay", &s, &ch, &e), ERR_INVALID);

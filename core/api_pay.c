@@ -1,0 +1,210 @@
+/* api_pay.c - the payment channels' side of the API: their notifications
+ * (the only unauthenticated writes, open only for configured channels),
+ * and payment orders for open invoices. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "audit.h"
+#include "invoices.h"
+#include "log.h"
+#include "payorders.h"
+#include "server.h"
+#include "vault.h"
+
+#define MAX_HEADERS 64
+
+static void reply_channel(http_req *q, const server_channel *sc, int ok, const paychan_error *why)
+{
+    paychan_reply r;
+    sc->ch.p->reply(sc->ch.h, ok, why, &r);
+    http_reply_raw(q, r.status, r.content_type[0] ? r.content_type : "text/plain", r.body, strlen(r.body));
+}
+
+/* The headers as a JSON object, kept with the notification. */
+static const char *headers_json(http_req *q, const char **names, const char **values, size_t n)
+{
+    jw w;
+    if (jw_init(&w, 0)) return NULL;
+    jw_obj_open(&w);
+    for (size_t i = 0; i < n; i++) jw_kv_str(&w, names[i], values[i]);
+    jw_obj_close(&w);
+    size_t len;
+    const char *s = jw_finish(&w, &len);
+    char *out = s ? jv_strdup(http_arena(q), s, len) : NULL;
+    jw_free(&w);
+    return out;
+}
+
+int api_notify(http_req *q)
+{
+    server *s = http_server(q);
+    const char *name = http_param(q, "channel");
+    const server_channel *sc = server_channel_find(s, name);
+    if (!sc) {
+        http_nothing_changed(q);
+        http_reply_errf(q, 404, "not_found", "channel", "no payment channel '%s' is configured here", name);
+        return HTTP_DONE;
+    }
+    const char *names[MAX_HEADERS], *values[MAX_HEADERS];
+    size_t nh = http_headers(q, names, values, MAX_HEADERS);
+    paychan_kv hdr[MAX_HEADERS];
+    for (size_t i = 0; i < nh; i++) hdr[i] = (paychan_kv){names[i], values[i]};
+    size_t blen;
+    const char *body = http_raw_body(q, &blen);
+    paychan_request req = {hdr, nh, body, blen};
+    paychan_notice nt;
+    paychan_error pe;
+    memset(&nt, 0, sizeof nt);
+    memset(&pe, 0, sizeof pe);
+    if (sc->ch.p->verify_notification(sc->ch.h, &req, (int64_t)time(NULL), &nt, &pe)) {
+        /* refused: nothing changes; the raw request goes to the log for
+         * whoever chases a rejected callback (bandbill pay inspect) */
+        http_nothing_changed(q);
+        log_line *l = log_begin(LOG_WARN, "payment_notification_refused");
+        log_str(l, "channel", name);
+        log_str(l, "check", pe.check);
+        log_str(l, "field", pe.field);
+        log_str(l, "msg", pe.message);
+        log_str(l, "source", http_source(q));
+        log_str(l, "rid", http_rid(q));
+        log_str(l, "headers", headers_json(q, names, values, nh));
+        log_strn(l, "body", body, blen > 8192 ? 8192 : blen);
+        log_end(l);
+        reply_channel(q, sc, 0, &pe);
+        return HTTP_DONE;
+    }
+    db *d = server_db(s);
+    vault *v = server_vault(s);
+    err e;
+    err_clear(&e);
+    char today[11];
+    http_today(today);
+    payorder_expect x = {sc->app_id, sc->merchant_id};
+    payorder_raw raw = {headers_json(q, names, values, nh), body, blen, http_source(q)};
+    payorder_result r;
+    int rc = db_begin(d, &e);
+    if (!rc) rc = payorders_settle(d, v, name, &x, &nt, &raw, today, &r, &e);
+    if (!rc) {
+        jv_arena *a = http_arena(q);
+        jv *detail = jv_obj(a);
+        char actor[48];
+        snprintf(actor, sizeof actor, "channel:%s", name);
+        if (!detail || jv_obj_set_str(a, detail, "outcome", r.outcome) || jv_obj_set_str(a, detail, "reason", r.reason) ||
+            jv_obj_set_str(a, detail, "out_trade_no", nt.out_trade_no) ||
+            jv_obj_set_str(a, detail, "channel_txn_id", nt.channel_txn_id) || jv_obj_set_int(a, detail, "amount", nt.amount) ||
+            jv_obj_set_int(a, detail, "payment_id", r.payment_id) || jv_obj_set_bool(a, detail, "service_restored", r.restored))
+            rc = err_set(&e, ERR_NOMEM, "out of memory");
+        char nid[24];
+        snprintf(nid, sizeof nid, "%lld", (long long)r.notification_id);
+        audit_event ev = {.action = "payment.notification", .object_type = "payment_notification", .object_id = nid,
+                          .detail = detail};
+        if (!rc) rc = http_audit_as(q, actor, "system", &ev, &e);
+    }
+    /* the payment is committed before the channel hears that all is well */
+    if (!rc) rc = db_commit(d, &e);
+    if (rc) {
+        if (db_in_tx(d)) db_rollback(d);
+        log_msg(LOG_ERROR, "payment_notification_failed", "%s notification %s: %s", name, nt.channel_txn_id, e.msg);
+        paychan_error fail = {.check = "internal", .reply_status = 500};
+        snprintf(fail.message, sizeof fail.message, "not recorded: try again");
+        free(nt.fields_json);
+        reply_channel(q, sc, 0, &fail);
+        return HTTP_DONE;
+    }
+    log_line *l = log_begin(!strcmp(r.outcome, "held") ? LOG_WARN : LOG_INFO, "payment_notification");
+    log_str(l, "channel", name);
+    log_str(l, "outcome", r.outcome);
+    log_str(l, "reason", r.reason);
+    log_str(l, "out_trade_no", nt.out_trade_no);
+    log_str(l, "channel_txn_id", nt.channel_txn_id);
+    log_int(l, "amount", nt.amount);
+    log_int(l, "payment_id", r.payment_id);
+    log_int(l, "restored", r.restored);
+    log_end(l);
+    free(nt.fields_json);
+    reply_channel(q, sc, 1, NULL);
+    return HTTP_DONE;
+}
+
+static const http_field order_spec[] = {{"channel", 's', 1}, {"ttl_min", 'i', 0}, {NULL, 0, 0}};
+
+int api_pay_orders_create(http_req *q)
+{
+    const jv *body = http_body(q);
+    if (http_check_body(q, body, order_spec, 0)) return HTTP_DONE;
+    server *s = http_server(q);
+    db *d = server_db(s);
+    err e;
+    err_clear(&e);
+    const char *chname = http_str(body, "channel");
+    const server_channel *sc = server_channel_find(s, chname);
+    if (!sc) {
+        http_reply_errf(q, 422, "unknown_channel", "channel", "no payment channel '%s' is configured here", chname);
+        return HTTP_DONE;
+    }
+    const jv *ttl = jv_get(body, "ttl_min");
+    int64_t ttl_min = ttl && ttl->kind == JV_INT ? ttl->u.i : sc->order_ttl_min;
+    const char *number = http_param(q, "number");
+    int64_t inv = 0, customer = 0, due = 0;
+    char status[20] = "";
+    int rc = invoices_id_by_number(d, number, &inv, &e);
+    if (!rc) {
+        db_stmt *st = db_prepare(d, "SELECT customer_id, gross - paid - credited - written_off, status FROM invoices WHERE id = ?", &e);
+        rc = st ? 0 : e.code;
+        if (st) {
+            db_bind_int(st, 1, inv);
+            rc = db_step(d, st, &e);
+            if (rc == DB_ROW) {
+                customer = db_col_int(st, 0);
+                due = db_col_int(st, 1);
+                snprintf(status, sizeof status, "%s", db_col_text(st, 2));
+            }
+            db_done(st);
+            rc = rc < 0 ? rc : 0;
+        }
+    }
+    if (rc) {
+        http_reply_error(q, 0, &e);
+        return HTTP_DONE;
+    }
+    if ((strcmp(status, "open") && strcmp(status, "partially_paid")) || due <= 0) {
+        http_reply_errf(q, 409, "nothing_to_pay", "number", "invoice %s is %s: nothing to pay", number, status);
+        return HTTP_DONE;
+    }
+    char by[96];
+    audit_who who;
+    http_audit_who(q, &who, by, sizeof by);
+    payorder_new in = {.customer_id = customer, .invoice_id = inv, .channel = chname, .amount = due,
+                       .ttl_min = ttl_min, .by = by};
+    int64_t id;
+    char no[PAYORDER_NO_MAX];
+    jv *order = NULL;
+    rc = db_begin(d, &e);
+    if (!rc) rc = payorders_create(d, &in, &id, no, &e);
+    if (!rc) rc = payorders_get(d, no, http_arena(q), &order, &e);
+    audit_event ev = {.action = "payment_order.create", .object_type = "payment_order", .object_id = no, .after = order};
+    if (!rc) rc = http_audit(q, &ev, &e);
+    if (!rc) rc = db_commit(d, &e);
+    if (rc) {
+        http_fail(q, d, &e);
+        return HTTP_DONE;
+    }
+    http_reply_resource(q, 201, "payment_order", order);
+    return HTTP_DONE;
+}
+
+int api_pay_orders_get(http_req *q)
+{
+    db *d = server_db(http_server(q));
+    err e;
+    jv *order;
+    if (payorders_get(d, http_param(q, "out_trade_no"), http_arena(q), &order, &e)) {
+        http_reply_error(q, 0, &e);
+        return HTTP_DONE;
+    }
+    http_reply_resource(q, 200, "payment_order", order);
+    return HTTP_DONE;
+}

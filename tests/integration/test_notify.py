@@ -1,0 +1,218 @@
+"""Payment channel notifications through the daemon, signed with keys made
+here and the real algorithms (Alipay RSA2 over the canonical form string;
+WeChat Pay v3 SHA256withRSA over timestamp, nonce and body, AES-256-GCM
+resource): an order for an open invoice, its notification credits the
+invoice once however often it comes (a replay, TRADE_FINISHED after
+TRADE_SUCCESS, 100 at the same moment); a tampered one changes nothing; an
+amount that does not match the order, or an order we never made, is held
+for review and credits nothing; a stale WeChat notification is refused; a
+payment that settles an overdue customer's last overdue invoice makes the
+customer active and queues service.restore; a channel that is not
+configured has no route."""
+
+import base64
+import json
+import os
+import threading
+import time
+import urllib.parse
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+import bbtest
+from bbtest import BBTestCase
+from test_billing import code_of, seed
+
+APP_ID = "2021000000000001"
+SELLER = "2088000000000001"
+APIV3 = b"0123456789abcdefghijklmnopqrstuv"
+
+
+def new_key(path):
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with open(path, "wb") as f:
+        f.write(k.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo))
+    return k
+
+
+def sign(key, data):
+    return base64.b64encode(key.sign(data, padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def alipay_form(key, **fields):
+    """A notification as Alipay sends it: the form, signed over the sorted
+    non-empty parameters without sign and sign_type."""
+    canon = "&".join("%s=%s" % (k, v) for k, v in sorted(fields.items()) if v != "")
+    signed = dict(fields, sign=sign(key, canon.encode()), sign_type="RSA2")
+    return urllib.parse.urlencode(signed)
+
+
+class Notifications(BBTestCase):
+    def setUp(self):
+        super().setUp()
+        self.ali = new_key(self.ws.path("alipay_pub.pem"))
+        self.wx = new_key(self.ws.path("wechat_pub.pem"))
+        ini = self.ws.path("bandbill.ini")
+        bbtest.write(ini, "[channel.alipay]\npublic_key = %s\napp_id = %s\nmerchant_id = %s\n\n"
+                          "[channel.wechatpay]\npublic_key = %s\napiv3_key = %s\nplatform_serial = PUB_KEY_ID_01\n"
+                          "merchant_id = 1900000001\n"
+                     % (self.ws.path("alipay_pub.pem"), APP_ID, SELLER, self.ws.path("wechat_pub.pem"), APIV3.decode()))
+        seed(self.ws, 1, start="2026-10-01", next_bill="2026-11-01")
+        self.ws.ok("bill", "run", "--period", "2026-10")
+        self.number, self.gross = self.ws.sql("SELECT number, gross FROM invoices")[0]
+        self.token = self.ws.token()
+        self.srv = self.ws.serve("--config", ini)
+
+    def order(self, channel):
+        r = self.srv.post("/api/v1/invoices/%s/pay-orders" % self.number, {"channel": channel}, token=self.token)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual((r.body["amount"], r.body["status"], r.body["invoice"]), (self.gross, "open", self.number))
+        return r.body["out_trade_no"]
+
+    def trade(self, out_trade_no, **over):
+        f = dict(notify_type="trade_status_sync", notify_id="n1", app_id=APP_ID, seller_id=SELLER,
+                 out_trade_no=out_trade_no, trade_no="2026112822001400000000000001", trade_status="TRADE_SUCCESS",
+                 total_amount="%d.%02d" % divmod(self.gross, 100), gmt_payment="2026-11-28 10:00:00",
+                 subject="光宽带 账单 %s" % self.number, passback_params="")
+        f.update(over)
+        return alipay_form(self.ali, **f)
+
+    def notify(self, channel, raw, headers=None, content_type="application/x-www-form-urlencoded"):
+        return bbtest.http_request(self.srv.port, "POST", "/api/v1/notify/" + channel, raw=raw, headers=headers,
+                                   content_type=content_type)
+
+    def count(self, table, where="1"):
+        return self.ws.sql("SELECT count(*) FROM %s WHERE %s" % (table, where))[0][0]
+
+    def test_alipay_credits_once(self):
+        no = self.order("alipay")
+        form = self.trade(no)
+        r = self.notify("alipay", form)
+        self.assertEqual((r.status, r.body), (200, "success"))
+        self.assertEqual(self.ws.sql("SELECT status, paid FROM invoices"), [("paid", self.gross)])
+        self.assertEqual(self.ws.sql("SELECT channel, channel_txn_id, amount FROM payments"),
+                         [("alipay", "2026112822001400000000000001", self.gross)])
+        self.assertEqual(self.ws.sql("SELECT status FROM payment_orders"), [("paid",)])
+        # the same notification again, and TRADE_FINISHED for the same trade: acknowledged, credited once
+        self.assertEqual(self.notify("alipay", form).body, "success")
+        self.assertEqual(self.notify("alipay", self.trade(no, trade_status="TRADE_FINISHED", notify_id="n2")).body, "success")
+        self.assertEqual(self.count("payments"), 1)
+        self.assertEqual(self.ws.sql("SELECT outcome FROM payment_notifications ORDER BY id"),
+                         [("credited",), ("duplicate",), ("duplicate",)])
+        self.assertEqual(self.ws.ok("ledger", "verify", code_of(1)).rc, 0)
+        # the channel's raw notification is kept with it
+        body, fields = self.ws.sql("SELECT body, fields FROM payment_notifications WHERE outcome = 'credited'")[0]
+        self.assertEqual(body, form)
+        self.assertEqual(json.loads(fields)["subject"], "光宽带 账单 %s" % self.number)
+        # and the audit trail says which channel did it
+        self.assertEqual(self.ws.sql("SELECT actor FROM audit_log WHERE action = 'payment.notification' LIMIT 1"),
+                         [("channel:alipay",)])
+
+    def test_tampered_and_mismatched(self):
+        no = self.order("alipay")
+        form = self.trade(no)
+        evil = form.replace("total_amount=%d.%02d" % divmod(self.gross, 100), "total_amount=0.01")
+        self.assertNotEqual(evil, form)
+        before = self.count("audit_log")
+        r = self.notify("alipay", evil)
+        self.assertEqual((r.status, r.body), (400, "fail"))
+        self.assertEqual((self.count("payments"), self.count("payment_notifications")), (0, 0))
+        self.srv.wait_event("payment_notification_refused", check="signature", field="sign")
+        # a validly signed notification for another amount: held, nothing credited
+        r = self.notify("alipay", self.trade(no, total_amount="0.01"))
+        self.assertEqual((r.status, r.body), (200, "success"))
+        self.assertEqual(self.count("payments"), 0)
+        self.assertEqual(self.ws.sql("SELECT outcome, reason FROM payment_notifications"),
+                         [("held", "amount 1 fen, the order is for %d fen" % self.gross)])
+        self.assertEqual(self.ws.sql("SELECT status FROM payment_orders"), [("held",)])
+        # an order we never made, and money paid to another app
+        self.notify("alipay", self.trade("BB2026112899999999", trade_no="T-unknown"))
+        self.notify("alipay", self.trade(no, app_id="2021999999999999", trade_no="T-app"))
+        self.assertEqual(self.ws.sql("SELECT reason FROM payment_notifications WHERE id > 1 ORDER BY id"),
+                         [("no order BB2026112899999999 here",), ("paid to app 2021999999999999, ours is %s" % APP_ID,)])
+        self.assertEqual((self.count("payments"), self.ws.sql("SELECT status FROM invoices")[0][0]), (0, "open"))
+        self.assertGreater(self.count("audit_log"), before)
+        # a channel that is not configured has no route
+        r = self.notify("unionpay", form)
+        self.assertError(r, 404, "not_found")
+
+    def test_hundred_at_once(self):
+        no = self.order("alipay")
+        form = self.trade(no)
+        replies = []
+
+        def send():
+            replies.append(self.notify("alipay", form))
+        threads = [threading.Thread(target=send) for _ in range(100)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted({(r.status, r.body) for r in replies}), [(200, "success")])
+        self.assertEqual(len(replies), 100)
+        self.assertEqual(self.count("payments"), 1)
+        self.assertEqual(self.ws.sql("SELECT paid FROM invoices"), [(self.gross,)])
+        self.assertEqual(self.count("payment_notifications", "outcome = 'credited'"), 1)
+        self.assertEqual(self.count("payment_notifications", "outcome = 'duplicate'"), 99)
+
+    def wechat(self, out_trade_no, amount, ts=None, tamper=False):
+        resource = {"appid": "wx01", "mchid": "1900000001", "out_trade_no": out_trade_no,
+                    "transaction_id": "4200000000202611280000000001", "trade_type": "NATIVE", "trade_state": "SUCCESS",
+                    "success_time": "2026-11-28T10:00:05+08:00", "amount": {"total": amount, "currency": "CNY"}}
+        nonce = "0123456789ab"
+        ct = AESGCM(APIV3).encrypt(nonce.encode(), json.dumps(resource).encode(), b"transaction")
+        body = json.dumps({"id": "EV-1", "create_time": "2026-11-28T10:00:06+08:00", "resource_type": "encrypt-resource",
+                           "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
+                           "resource": {"original_type": "transaction", "algorithm": "AEAD_AES_256_GCM",
+                                        "ciphertext": base64.b64encode(ct).decode(), "associated_data": "transaction",
+                                        "nonce": nonce}}, ensure_ascii=False)
+        ts = str(int(time.time()) if ts is None else ts)
+        n = "n0nce-" + ts
+        sig = sign(self.wx, ("%s\n%s\n%s\n" % (ts, n, body)).encode())
+        if tamper:
+            body = body.replace("支付成功", "支付失败")
+        return body.encode(), {"Wechatpay-Timestamp": ts, "Wechatpay-Nonce": n, "Wechatpay-Signature": sig,
+                               "Wechatpay-Serial": "PUB_KEY_ID_01", "Request-Id": "req-1"}
+
+    def test_wechatpay(self):
+        no = self.order("wechatpay")
+        body, h = self.wechat(no, self.gross, ts=int(time.time()) - 400)
+        r = self.notify("wechatpay", body, h, content_type="application/json")
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.body, {"code": "FAIL", "message": "timestamp"})
+        body, h = self.wechat(no, self.gross, tamper=True)
+        self.assertEqual(self.notify("wechatpay", body, h, content_type="application/json").status, 401)
+        self.assertEqual(self.count("payments"), 0)
+        body, h = self.wechat(no, self.gross)
+        r = self.notify("wechatpay", body, h, content_type="application/json")
+        self.assertEqual((r.status, r.body), (204, ""))
+        self.assertEqual(self.ws.sql("SELECT channel, amount FROM payments"), [("wechatpay", self.gross)])
+        self.assertEqual(self.notify("wechatpay", body, h, content_type="application/json").status, 204)
+        self.assertEqual(self.count("payments"), 1)
+
+    def test_overdue_customer_is_restored(self):
+        # October's bill was due on 2026-11-16; the customer fell overdue
+        self.ws.sql("UPDATE customers SET status = 'overdue'")
+        no = self.order("alipay")
+        self.assertEqual(self.notify("alipay", self.trade(no)).body, "success")
+        self.assertEqual(self.ws.sql("SELECT status FROM customers"), [("active",)])
+        self.assertEqual(self.ws.sql("SELECT event FROM outbox WHERE event = 'service.restore'"), [("service.restore",)])
+        self.srv.wait_event("payment_notification", outcome="credited", restored=1)
+
+    def test_orders(self):
+        r = self.srv.post("/api/v1/invoices/%s/pay-orders" % self.number, {"channel": "unionpay"}, token=self.token)
+        self.assertError(r, 422, "unknown_channel")
+        r = self.srv.post("/api/v1/invoices/%s/pay-orders" % self.number, {"channel": "alipay", "amount": 1},
+                          token=self.token)
+        self.assertError(r, 400, "unknown_field")
+        no = self.order("alipay")
+        r = self.srv.get("/api/v1/pay-orders/" + no, token=self.token)
+        self.assertEqual((r.status, r.body["out_trade_no"], r.body["customer"]), (200, no, code_of(1)))
+        self.assertRegex(no, r"^BB\d{16}$")
+        self.assertError(self.srv.get("/api/v1/pay-orders/BB0", token=self.token), 404, "not_found")
+        self.notify("alipay", self.trade(no))
+        r = self.srv.post("/api/v1/invoices/%s/pay-orders" % self.number, {"channel": "alipay"}, token=self.token)
+        self.assertError(r, 409, "nothing_to_pay")
