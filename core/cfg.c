@@ -95,9 +95,47 @@ static int set_job(cfg *c, const char *job, const char *value, const char *origi
     return 0;
 }
 
+/* channel.NAME.KEY: which keys a channel takes is its plugin's to say, when
+ * it opens (channels.c); here only their shape. */
+static int set_channel(cfg *c, const char *rest, const char *value, const char *origin, err *e)
+{
+    const char *dot = strchr(rest, '.');
+    size_t nl = dot ? (size_t)(dot - rest) : 0;
+    const char *k = dot ? dot + 1 : "";
+    if (!nl || nl >= sizeof c->chset[0].channel || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789") != nl || !k[0] ||
+        strlen(k) >= sizeof c->chset[0].key || strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(k))
+        return err_field(e, ERR_INVALID, "unknown_config_key", "channel", "%s: channel settings are channel.NAME.KEY, got 'channel.%s'",
+                         origin, rest);
+    if (strlen(value) >= sizeof c->chset[0].value)
+        return err_field(e, ERR_INVALID, "invalid_config", "channel", "%s: channel.%s is too long", origin, rest);
+    int i;
+    for (i = 0; i < c->nchset; i++)
+        if (!strncmp(c->chset[i].channel, rest, nl) && !c->chset[i].channel[nl] && !strcmp(c->chset[i].key, k)) break;
+    if (i == c->nchset) {
+        if (c->nchset == CFG_MAX_CHANNEL_SETTINGS) return err_set(e, ERR_LIMIT, "%s: too many channel settings", origin);
+        c->nchset++;
+    }
+    snprintf(c->chset[i].channel, sizeof c->chset[i].channel, "%.*s", (int)nl, rest);
+    snprintf(c->chset[i].key, sizeof c->chset[i].key, "%s", k);
+    snprintf(c->chset[i].value, sizeof c->chset[i].value, "%s", value);
+    return 0;
+}
+
+int cfg_channels(const cfg *c, const char **names, int max)
+{
+    int n = 0;
+    for (int i = 0; i < c->nchset; i++) {
+        int seen = 0;
+        for (int j = 0; j < n && !seen; j++) seen = !strcmp(names[j], c->chset[i].channel);
+        if (!seen && n < max) names[n++] = c->chset[i].channel;
+    }
+    return n;
+}
+
 int cfg_set(cfg *c, const char *name, const char *value, const char *origin, err *e)
 {
     if (strncmp(name, "jobs.", 5) == 0) return set_job(c, name + 5, value, origin, e);
+    if (strncmp(name, "channel.", 8) == 0) return set_channel(c, name + 8, value, origin, e);
     const key *k = NULL;
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(keys[i].name, name) == 0) k = &keys[i];
@@ -202,6 +240,15 @@ int cfg_load_env(cfg *c, char **envp, err *e)
         char origin[200];
         snprintf(origin, sizeof origin, "environment variable %s", var);
         int matched = 0;
+        if (strncmp(lower, "channel_", 8) == 0) {
+            /* BANDBILL_CHANNEL_ALIPAY_PUBLIC_KEY -> channel.alipay.public_key (channel names have no '_') */
+            char ck[160];
+            snprintf(ck, sizeof ck, "channel.%s", lower + 8);
+            char *us = strchr(ck + 8, '_');
+            if (us) *us = '.';
+            if (cfg_set(c, ck, eq + 1, origin, e)) return e->code;
+            continue;
+        }
         if (strncmp(lower, "jobs_", 5) == 0) {
             char job[160];
             snprintf(job, sizeof job, "jobs.%s", lower + 5);
@@ -321,5 +368,13 @@ void cfg_dump(const cfg *c, void (*emit)(void *ud, const char *key, const char *
         char k[64];
         snprintf(k, sizeof k, "jobs.%s", c->jobs[i].name);
         emit(ud, k, c->jobs[i].cron);
+    }
+    for (int i = 0; i < c->nchset; i++) {
+        char k[96];
+        snprintf(k, sizeof k, "channel.%s.%s", c->chset[i].channel, c->chset[i].key);
+        /* keys themselves (an APIv3 key, a secret) are not printed; key files are */
+        int secret = strstr(c->chset[i].key, "secret") || strstr(c->chset[i].key, "password") ||
+                     !strcmp(c->chset[i].key, "apiv3_key");
+        emit(ud, k, secret ? "(set, not shown)" : c->chset[i].value);
     }
 }

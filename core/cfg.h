@@ -21,6 +21,14 @@ typedef struct cfg_job {
     char cron[96];          /* "off" disables the job */
 } cfg_job;
 
+/* A payment channel's setting: [channel.alipay] public_key = /etc/... */
+#define CFG_MAX_CHANNEL_SETTINGS 48
+typedef struct cfg_channel_setting {
+    char channel[32];
+    char key[48];
+    char value[CFG_PATH];
+} cfg_channel_setting;
+
 typedef struct cfg {
     char config_file[CFG_PATH];
     char db[CFG_PATH];
@@ -52,6 +60,8 @@ typedef struct cfg {
     int64_t backup_keep;
     cfg_job jobs[CFG_MAX_JOBS];  /* schedules set in config; others use defaults */
     int njobs;
+    cfg_channel_setting chset[CFG_MAX_CHANNEL_SETTINGS]; /* checked against the channel's plugin when it opens */
+    int nchset;
 } cfg;
 
 /* Fills in the defaults. */
@@ -68,6 +78,9 @@ int cfg_load_env(cfg *c, char **envp, err *e);
 int cfg_finish(cfg *c, err *e);
 /* The cron schedule configured for a job, or NULL when not configured. */
 const char *cfg_job_cron(const cfg *c, const char *job);
+/* The channels that have settings, in the order first seen; returns how
+ * many (at most max). */
+int cfg_channels(const cfg *c, const char **names, int max);
 /* Writes every key with its current value, one "key = value" per line. */
 void cfg_dump(const cfg *c, void (*emit)(void *ud, const char *key, const char *value), void *ud);
 
