@@ -310,10 +310,14 @@ static char *alipay_form(const char *const *kv, size_t n, const char *sign_type,
     }
     strcat(form, "&sign=");
     for (const char *p = sig; *p; p++) {
+        size_t fl = strlen(form);
         if (*p == '+') strcat(form, "%2B");
         else if (*p == '/') strcat(form, "%2F");
         else if (*p == '=') strcat(form, "%3D");
-        else strncat(form, p, 1);
+        else {
+            form[fl] = *p;
+            form[fl + 1] = 0;
+        }
     }
     if (sign_type) {
         strcat(form, "&sign_type=");
