@@ -109,6 +109,8 @@ int api_payments_list(http_req *q);
 int api_payments_record(http_req *q);
 int api_payments_get(http_req *q);
 int api_notify(http_req *q);
+/* Frees the notification batch's event (server shutdown, before the loop goes). */
+void api_pay_release(void);
 int api_pay_orders_create(http_req *q);
 int api_pay_orders_get(http_req *q);
 int api_ledger_verify(http_req *q);

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include "buf.h"
+#include "crypto.h"
 #include "json.h"
 
 /* ------------------------------------------------------------ host table */
@@ -91,10 +93,43 @@ static EVP_PKEY *public_key(const char *pem, size_t len, char *why, size_t whyle
     return k;
 }
 
+/* Parsing a PEM key costs more than the RSA verification itself, and a
+ * channel verifies every notification with the same key: parsed keys are
+ * kept by the SHA-256 of their PEM text. */
+#define KEY_CACHE 8
+static struct {
+    uint8_t id[SHA256_LEN];
+    EVP_PKEY *k;
+} key_cache[KEY_CACHE];
+static int key_cache_next;
+static pthread_mutex_t key_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static EVP_PKEY *cached_public_key(const char *pem, size_t len, char *why, size_t whylen)
+{
+    uint8_t id[SHA256_LEN];
+    crypto_sha256_once(pem, len, id);
+    EVP_PKEY *k = NULL;
+    pthread_mutex_lock(&key_cache_mu);
+    for (int i = 0; i < KEY_CACHE && !k; i++)
+        if (key_cache[i].k && !memcmp(key_cache[i].id, id, sizeof id) && EVP_PKEY_up_ref(key_cache[i].k) == 1)
+            k = key_cache[i].k;
+    pthread_mutex_unlock(&key_cache_mu);
+    if (k) return k;
+    if (!(k = public_key(pem, len, why, whylen))) return NULL;
+    if (EVP_PKEY_up_ref(k) != 1) return k;
+    pthread_mutex_lock(&key_cache_mu);
+    int slot = key_cache_next++ % KEY_CACHE;
+    EVP_PKEY_free(key_cache[slot].k);
+    key_cache[slot].k = k;
+    memcpy(key_cache[slot].id, id, sizeof id);
+    pthread_mutex_unlock(&key_cache_mu);
+    return k;
+}
+
 static int host_rsa_verify(const char *pem, size_t pem_len, const void *msg, size_t msg_len, const unsigned char *sig,
                            size_t sig_len, char *why, size_t whylen)
 {
-    EVP_PKEY *k = public_key(pem, pem_len, why, whylen);
+    EVP_PKEY *k = cached_public_key(pem, pem_len, why, whylen);
     if (!k) return -1;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     int rc = -1;
@@ -404,6 +439,12 @@ const paychan_plugin *channels_at(int i) { return i >= 0 && i < nloaded ? loaded
 
 void channels_unload(void)
 {
+    pthread_mutex_lock(&key_cache_mu);
+    for (int i = 0; i < KEY_CACHE; i++) {
+        EVP_PKEY_free(key_cache[i].k);
+        key_cache[i].k = NULL;
+    }
+    pthread_mutex_unlock(&key_cache_mu);
     for (int i = 0; i < nloaded; i++) dlclose(loaded[i].dl);
     nloaded = 0;
     loaded_dir[0] = 0;

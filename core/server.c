@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "api.h"
 #include "audit.h"
 #include "bg.h"
 #include "log.h"
@@ -693,6 +694,7 @@ static void cleanup(server *s)
     if (s->ino_fd > 0) close(s->ino_fd);
     for (size_t i = 0; i < sizeof s->wd_path / sizeof *s->wd_path; i++) free(s->wd_path[i]);
     rules_live_clear();
+    api_pay_release();
     for (int i = 0; i < s->nchans; i++) channel_close(&s->chans[i].ch);
     channels_unload();
     if (s->base) event_base_free(s->base);
