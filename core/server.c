@@ -70,6 +70,7 @@ struct server {
     char bound[300];
     struct event *ev_term, *ev_int, *ev_hup, *ev_drain, *ev_audit;
     int64_t anchored;            /* the audit record id last anchored */
+    int anchor_ticks;            /* audit ticks since the anchor last moved */
     int draining;
     int inflight;
     int64_t started_ms;
@@ -511,10 +512,13 @@ static void on_audit_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     server *s = arg;
     http_audit_flush(s);
+    /* the anchor (a file written durably) moves at most once a second */
+    if (s->anchor_ticks < 1000 / AUDIT_FLUSH_MS && ++s->anchor_ticks < 1000 / AUDIT_FLUSH_MS) return;
     err e;
     int64_t head = 0;
     if (!s->vault || db_get_int(s->db, &e, &head, "SELECT coalesce(max(id), 0) FROM audit_log", NULL) || head == s->anchored)
         return;
+    s->anchor_ticks = 0;
     /* once per head position, so a broken trail is logged, not flooded */
     if (audit_anchor_write(s->db, vault_audit_key(s->vault), s->cfg->audit_anchor, &e))
         log_msg(LOG_ERROR, "audit_anchor_failed", "%s", e.msg);
