@@ -1,5 +1,5 @@
 /* api_accounts.c - PPPoE service accounts, devices with their installations,
- * and device deposits (docs/api/accounts.md).
+ * and device deposits (docs/API.md, "Service accounts", "Devices" and "Deposits").
  *
  * Every change validates its input first, then runs in one transaction with
  * its audit record; on any error it rolls back and nothing is written. A
@@ -473,6 +473,26 @@ int api_accounts_reset_code(http_req *q)
     return HTTP_DONE;
 }
 
+/* 422 invalid_code with the attempts left inside the error object. */
+static void reply_attempts_left(http_req *q, const err *e, int left)
+{
+    jw w;
+    if (jw_init(&w, 0)) {
+        http_reply_error(q, 422, e);
+        return;
+    }
+    jw_obj_open(&w);
+    jw_key(&w, "error");
+    jw_obj_open(&w);
+    jw_kv_str(&w, "code", err_tag(e));
+    jw_kv_str(&w, "message", e->msg);
+    jw_kv_str(&w, "field", e->field);
+    jw_kv_int(&w, "attempts_left", left);
+    jw_obj_close(&w);
+    jw_obj_close(&w);
+    http_reply_json(q, 422, &w);
+}
+
 int api_accounts_reset_with_code(http_req *q)
 {
     static const http_field spec[] = {{"code", 's', 0}, {"password", 's', 0}, {NULL, 0, 0}};
@@ -510,8 +530,15 @@ int api_accounts_reset_with_code(http_req *q)
         if (!arc) arc = http_audit(q, &ev, &ae);
         if (!arc) arc = db_commit(d, &ae);
         explicit_bzero(generated, sizeof generated);
-        if (arc) http_fail(q, d, &ae);
-        else http_reply_error(q, 422, &e);
+        if (arc) {
+            http_fail(q, d, &ae);
+        } else {
+            /* named and shaped as the phone verification's wrong code */
+            char msg[sizeof e.msg];
+            snprintf(msg, sizeof msg, "%s", e.msg);
+            err_field(&e, ERR_INVALID, "invalid_code", "code", "%s", msg);
+            reply_attempts_left(q, &e, left);
+        }
         return HTTP_DONE;
     }
     if (!rc) rc = set_password(q, d, &acc, pw, "sms_code", generated[0] != '\0', &after, &e);

@@ -463,8 +463,9 @@ int api_customers_verify_confirm(http_req *q)
         break;
     }
     case VERIFY_WRONG:
-        err_field(&e, ERR_INVALID, "wrong_code", "code", "wrong code: %d attempt%s left", left, left == 1 ? "" : "s");
-        reply_error_extra(q, 400, &e, "attempts_left", jv_int(a, left));
+        /* well-formed but not the code sent: 422, as the PPPoE reset answers */
+        err_field(&e, ERR_INVALID, "invalid_code", "code", "wrong code: %d attempt%s left", left, left == 1 ? "" : "s");
+        reply_error_extra(q, 422, &e, "attempts_left", jv_int(a, left));
         break;
     case VERIFY_EXPIRED:
         http_reply_errf(q, 410, "expired", "code", "the code has expired or was already used: send a new one");

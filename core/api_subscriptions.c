@@ -1,5 +1,5 @@
 /* api_subscriptions.c - subscriptions, their changes, and one-time charges
- * over HTTP (docs/api/subscriptions.md). The handlers check the request's
+ * over HTTP (docs/API.md, "Subscriptions"). The handlers check the request's
  * shape; subs.c checks everything against the data and the rules inside the
  * transaction that also carries the audit record. */
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * same format. One validator serves both, so a rule author and the core
  * speak the same language of types, ranges and defaults.
  *
- * Decisions (documented in docs/api/catalog.md):
+ * Decisions (documented in docs/API.md, "Catalog"):
  *   - a new version starts strictly after the product's latest one, so a
  *     price never rewrites history; it may start in the past only while the
  *     product is a draft (nothing has been sold at the old terms yet);

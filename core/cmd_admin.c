@@ -160,6 +160,8 @@ static int demo_data(cli *c, db *d, vault *v, ruleset *rs, const char *today, co
     rc = demo_catalog_load(&env, n, e);
     for (uint64_t i = 0; !rc && i < DEMO_CUSTOMERS; i++) rc = demo_customer_load(&env, i, n, e);
     for (uint64_t k = 0; !rc && k < DEMO_STOCK; k++) rc = demo_stock_load(&env, k, n, e);
+    int64_t moved = 0;
+    if (!rc) rc = demo_billing_position(&env, &moved, e);
     /* one record for everything else the demo made */
     jv_arena a;
     jv_arena_init(&a, 0);
@@ -168,7 +170,7 @@ static int demo_data(cli *c, db *d, vault *v, ruleset *rs, const char *today, co
                 jv_obj_set_int(&a, detail, "products", n->products) || jv_obj_set_int(&a, detail, "accounts", n->accounts) ||
                 jv_obj_set_int(&a, detail, "devices", n->devices) || jv_obj_set_int(&a, detail, "deposits", n->deposits) ||
                 jv_obj_set_int(&a, detail, "subscriptions", n->subscriptions) ||
-                jv_obj_set_int(&a, detail, "charges", n->charges)))
+                jv_obj_set_int(&a, detail, "charges", n->charges) || jv_obj_set_int(&a, detail, "billed_through_set", moved)))
         rc = ERR_NOMEM_RET(e);
     audit_event ev = {.action = "demo.load", .object_type = "demo", .detail = detail};
     if (!rc) rc = cli_audit(c, d, v, &ev, e);

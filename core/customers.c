@@ -14,6 +14,8 @@
 #include "crypto.h"
 #include "date.h"
 #include "devices.h"
+#include "invoices.h"
+#include "ledger.h"
 #include "outbox.h"
 
 /* ------------------------------------------------------------------ codes */
@@ -1610,7 +1612,9 @@ static int price_today(db *d, int64_t product_id, const char *today, jv_arena *a
     product_version pv;
     int rc = catalog_version_at(d, product_id, today, a, &pv, e);
     if (rc == ERR_NOTFOUND) {
-        if (jv_obj_set(a, x, "price", jv_null(a)) || jv_obj_set(a, x, "price_version", jv_null(a))) return ERR_NOMEM_RET(e);
+        if (jv_obj_set(a, x, "price", jv_null(a)) || jv_obj_set(a, x, "price_version", jv_null(a)) ||
+            jv_obj_set(a, x, "price_includes_tax", jv_null(a)))
+            return ERR_NOMEM_RET(e);
         return 0;
     }
     if (rc) return rc;
@@ -1658,6 +1662,7 @@ static int ov_addons(db *d, int64_t sub_id, const char *today, jv_arena *a, jv *
 }
 
 #define OV_MAX_SUBS 50
+#define OV_LATEST 5                /* invoices and payments shown */
 
 static int ov_subscriptions(db *d, int64_t id, const char *today, jv_arena *a, jv *o, err *e)
 {
@@ -1737,12 +1742,16 @@ int customers_overview(db *d, const vault *v, int64_t id, const char *today, jv_
     if (!rc) rc = ov_deposits(d, id, a, o, e);
     if (!rc) rc = ov_subscriptions(d, id, today, a, o, e);
     if (!rc) rc = ov_charges(d, id, a, o, e);
+    ledger_balance bal;
+    jv *invoices = NULL, *payments = NULL;
+    if (!rc) rc = invoices_overview_parts(d, id, OV_LATEST, a, &bal, &invoices, &payments, e);
     if (rc) return rc;
-    /* billing, payments, dunning and tickets do not exist yet: their empty
-     * shapes, so that the console can be written against them now */
+    /* dunning and tickets do not exist yet: their empty shapes, so that the
+     * console can be written against them now */
     jv *dunning = jv_obj(a);
-    if (!dunning || jv_obj_set_str(a, dunning, "state", "none") || jv_obj_set_int(a, o, "balance", 0) ||
-        jv_obj_set(a, o, "latest_invoices", jv_arr(a)) || jv_obj_set(a, o, "latest_payments", jv_arr(a)) ||
+    if (!dunning || jv_obj_set_str(a, dunning, "state", "none") || jv_obj_set_int(a, o, "balance", bal.balance) ||
+        jv_obj_set_int(a, o, "credit", bal.credit) || jv_obj_set_int(a, o, "deposits_held", bal.deposits_held) ||
+        jv_obj_set(a, o, "latest_invoices", invoices) || jv_obj_set(a, o, "latest_payments", payments) ||
         jv_obj_set(a, o, "dunning", dunning) || jv_obj_set(a, o, "tickets", jv_arr(a)))
         return ERR_NOMEM_RET(e);
     *out = o;

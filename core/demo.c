@@ -884,3 +884,24 @@ int demo_stock_load(const demo_env *env, uint64_t k, demo_counts *n, err *e)
     n->stock++;
     return 0;
 }
+
+int demo_billing_position(const demo_env *env, int64_t *moved, err *e)
+{
+    *moved = 0;
+    int32_t t = 0;
+    if (date_parse(env->today, 10, &t, NULL)) return err_set(e, ERR_INTERNAL, "demo: today '%s' is not a date", env->today);
+    int y = 0, m = 0;
+    if (sscanf(env->today, "%4d-%2d", &y, &m) != 2) return err_set(e, ERR_INTERNAL, "demo: today '%s' is not a date", env->today);
+    int32_t this_first = date_from_ymd(y, m, 1), last_first = m == 1 ? date_from_ymd(y - 1, 12, 1) : date_from_ymd(y, m - 1, 1);
+    char first[11], billed[11];
+    date_format(this_first, first);
+    date_format(last_first - 1, billed);
+    /* a subscription that ended before then is billed to its end */
+    int rc = db_run(env->d, e,
+                    "UPDATE subscriptions SET billed_through = min(?, coalesce(end_date, ?)), next_bill_date = ? "
+                    "WHERE billing = 'postpaid' AND period = 'month' AND billed_through IS NULL AND next_bill_date < ? "
+                    "AND start_date <= ?",
+                    "sssss", billed, billed, first, first, billed);
+    if (!rc) *moved = db_changes(env->d);
+    return rc;
+}

@@ -189,5 +189,13 @@ int demo_customer_load(const demo_env *env, uint64_t index, demo_counts *n, err 
 /* A device in the warehouse: stock number k (ONUs, and every fourth a
  * set-top box). */
 int demo_stock_load(const demo_env *env, uint64_t k, demo_counts *n, err *e);
+/* Puts the postpaid monthly subscriptions where an ISP that bills on the
+ * 1st has them: billed through the end of the month before last, the next
+ * bill on the 1st of this month. One `bill run --period <last month>` then
+ * bills one month (plus what a first bill takes: pending charges, deposits),
+ * instead of catching up every month since the start. Subscriptions that
+ * started last month or later keep their first bill date. Inside the
+ * caller's transaction; *moved gets how many were moved. */
+int demo_billing_position(const demo_env *env, int64_t *moved, err *e);
 
 #endif

@@ -10,6 +10,7 @@
 #include "catalog.h"
 #include "customers.h"
 #include "date.h"
+#include "ledger.h"
 
 /* ------------------------------------------------------- normalisation */
 
@@ -822,11 +823,20 @@ int deposits_settle(db *d, int64_t id, const char *status, const char *settled_o
     char text[sizeof dp.note];
     if (note && note[0]) snprintf(text, sizeof text, "%s%s%s", dp.note, dp.note[0] ? "\n" : "", note);
     else snprintf(text, sizeof text, "%s", dp.note);
+    /* the settlement and its ledger entries stand or fall together: a
+     * savepoint inside the caller's transaction, or one of its own */
+    if ((rc = db_begin(d, e))) return rc;
     rc = db_run(d, e,
                 "UPDATE deposits SET status = ?, settled_on = ?, settled_by = ?, note = ? WHERE id = ? AND status = 'held'",
                 "ssssi", status, settled_on, by ? by : "", text[0] ? text : NULL, id);
     if (!rc && db_changes(d) != 1)
         rc = err_field(e, ERR_CONFLICT, "already_settled", "id", "deposit %lld was settled in the meantime", (long long)id);
+    /* a deposit an invoice billed is on the ledger: its return goes back to
+     * the customer's account, a kept or forfeited one leaves the deposit
+     * account (ledger_deposit_settled posts nothing for an unbilled one) */
+    if (!rc) rc = ledger_deposit_settled(d, id, status, settled_on, by, e);
+    if (!rc) rc = db_commit(d, e);
+    else db_rollback(d);
     return rc;
 }
 

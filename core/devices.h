@@ -174,7 +174,11 @@ int deposits_insert_new(db *d, int64_t customer_id, const device_prepared *dv, i
 int deposits_get(db *d, int64_t id, deposit *out, err *e);
 /* Settles a held deposit: status returned, kept or forfeited, on a date not
  * before it was taken, by `by`; a note is appended to the deposit's note.
- * ERR_CONFLICT (already_settled) when it is not held. */
+ * When an issued invoice billed the deposit, the matching ledger entries
+ * are posted in the same transaction (ledger_deposit_settled: returned
+ * gives the amount back to the customer account, kept or forfeited take it
+ * off the deposit account). ERR_CONFLICT (already_settled) when it is not
+ * held. Nests inside the caller's transaction (or makes its own). */
 int deposits_settle(db *d, int64_t id, const char *status, const char *settled_on, const char *by, const char *note,
                     err *e);
 /* {id, customer, device, product, amount, status, taken_on, settled_on,

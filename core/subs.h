@@ -7,7 +7,7 @@
  * of subscription_changes: applied at once or scheduled for a date.
  *
  * Decisions are rules (rules/subscriptions.lua, contracts in
- * docs/rules/subscriptions.md): subscriptions.schedule sets the dates of a
+ * docs/RULES.md, "Subscriptions"): subscriptions.schedule sets the dates of a
  * new subscription, subscriptions.addon_fits says whether an add-on goes
  * with a plan, subscriptions.change says whether a change is allowed, when
  * it takes effect and the early-termination fee. This module checks what

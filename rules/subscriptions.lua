@@ -1,7 +1,7 @@
 -- subscriptions.lua: how a subscription's dates are set, whether a change to
 -- it is allowed, when the change takes effect and what leaving a contract
 -- early costs. The core stores and applies what these functions return;
--- the contracts are in docs/rules/subscriptions.md.
+-- the contracts are in docs/RULES.md ("Subscriptions").
 --
 -- Dates are "YYYY-MM-DD" strings; money is integer fen. A plan's price is
 -- the price of one billing period (attrs.period: month, quarter, half_year,

@@ -301,8 +301,8 @@ class Accounts(AccountsCase):
 
         # a wrong code: refused, and the attempt is kept
         wrong = "%06d" % ((int(sms["code"]) + 1) % 1000000)
-        err = self.assertError(self.post(url + "reset", {"code": wrong}), 422, "wrong_code")
-        self.assertEqual(err["field"], "code")
+        err = self.assertError(self.post(url + "reset", {"code": wrong}), 422, "invalid_code")
+        self.assertEqual((err["field"], err["attempts_left"]), ("code", 4))
         self.assertIn("4 attempts left", err["message"])
         self.assertEqual(self.ws.sql("SELECT attempts FROM verification_codes")[0][0], 1)
         self.assertError(self.post(url + "reset", {"code": "12ab56"}), 400, "invalid_field")

@@ -360,7 +360,8 @@ class Verification(CustomersCase):
 
         wrong = "%06d" % ((int(code) + 1) % 1000000)
         r = self.api("POST", path + "/confirm", {"code": wrong})
-        err = self.assertError(r, 400, "wrong_code")
+        # well-formed but wrong: 422 invalid_code, as the PPPoE reset answers
+        err = self.assertError(r, 422, "invalid_code")
         self.assertEqual((err["field"], err["attempts_left"]), ("code", 4))
         self.assertError(self.api("POST", path + "/confirm", {"code": "12"}), 400)
         self.assertError(self.api("POST", path + "/confirm", {"code": code, "x": "y"}), 400, "unknown_field")
@@ -389,7 +390,8 @@ class Verification(CustomersCase):
         code = json.loads(self.ws.sql("SELECT payload FROM outbox")[0][0])["code"]
         wrong = "%06d" % ((int(code) + 1) % 1000000)
         for left in (4, 3, 2, 1, 0):
-            self.assertEqual(self.assertError(self.api("POST", path + "/confirm", {"code": wrong}), 400)["attempts_left"], left)
+            err = self.assertError(self.api("POST", path + "/confirm", {"code": wrong}), 422, "invalid_code")
+            self.assertEqual(err["attempts_left"], left)
         self.assertError(self.api("POST", path + "/confirm", {"code": code}), 410, "too_many_attempts")
         self.assertFalse(self.api("GET", "/customers/" + C1).body["phone_verified"])
         # no phone, nothing to send
@@ -431,10 +433,77 @@ class Overview(CustomersCase):
         sub = o["subscriptions"][0]
         self.assertEqual((sub["plan"]["code"], sub["plan"]["name"], sub["price"], sub["price_version"]), ("F300", "光纤300M", 9900, 1))
         self.assertEqual(sub["addons"], [])
-        self.assertEqual(o["balance"], 0)
+        self.assertEqual((o["balance"], o["credit"], o["deposits_held"]), (0, 0, 0))
         self.assertEqual((o["latest_invoices"], o["latest_payments"], o["tickets"]), ([], [], []))
         self.assertEqual(o["dunning"], {"state": "none"})
         self.assertLess(time.monotonic() - t0, 2.0)
+
+    def test_billing_in_the_view_and_deposits_on_the_ledger(self):
+        """A real bill run and a counter payment show in the view; settling
+        billed deposits posts their ledger entries, an unbilled one posts none.
+
+        By hand: October 2026 of FIB129 (129.00 a month, tax included) is
+        12900; the ONU deposit 20000 and the set-top box deposit 10000 are
+        billed with it: gross 42900. A payment of 100.00 leaves 32900 to pay
+        and a balance of 32900; 30000 is held as deposits. The ONU returned:
+        -20000 on the customer account (balance 12900) and on the deposit
+        account; the set-top box forfeited: -10000 on the deposit account
+        only. Credit = open 32900 - balance 12900 = 20000."""
+        self.create(ZHANG)
+        plan = '{"period":"month","billing":"postpaid","min_contract_months":0}'
+        for q, p in [
+            ("INSERT INTO products (id, code, kind, name, status, created_at, created_by) "
+             "VALUES (1, 'FIB129', 'plan', '光纤129', 'active', 't', 't')", ()),
+            ("INSERT INTO product_versions (product_id, version, effective_from, price, price_includes_tax, tax_category, "
+             "rule, params, attrs, created_at, created_by) VALUES (1, 1, '2020-01-01', 12900, 1, 'internet', "
+             "'tariffs.monthly', '{}', ?, 't', 't')", (plan,)),
+            ("INSERT INTO subscriptions (id, customer_id, product_id, status, billing, period, start_date, anchor_day, "
+             "next_bill_date, created_at, created_by) VALUES (1, 1, 1, 'active', 'postpaid', 'month', '2026-10-01', 1, "
+             "'2026-11-01', 't', 't')", ()),
+            ("INSERT INTO devices (id, kind, serial, model, status, created_at) VALUES "
+             "(1, 'onu', 'ZTEG12345678', 'F663N', 'installed', 'now'), (2, 'stb', 'HWTC1A2B3C4D', 'EC6108', 'installed', 'now'), "
+             "(3, 'onu', 'ZTEG87654321', 'F663N', 'installed', 'now')", ()),
+            ("INSERT INTO deposits (id, customer_id, device_id, product, amount, taken_on) VALUES "
+             "(1, 1, 1, 'DEP-ONU', 20000, '2026-10-01'), (2, 1, 2, 'DEP-STB', 10000, '2026-10-01')", ()),
+        ]:
+            self.ws.sql(q, p)
+        r = self.ws.ok("bill", "run", "--period", "2026-10", "--json").json()
+        self.assertEqual((r["report"]["invoiced"], r["report"]["failed"]), (1, 0), r)
+        # taken after the bill: never on an invoice, so never on the ledger
+        self.ws.sql("INSERT INTO deposits (id, customer_id, device_id, product, amount, taken_on) "
+                    "VALUES (3, 1, 3, 'DEP-ONU', 20000, '2026-11-02')")
+        pay = self.ws.ok("payment", "record", C1, "--amount", "100.00", "--receipt", "R-1", "--json").json()
+        self.assertEqual((pay["amount"], pay["unallocated"]), (10000, 0))
+
+        o = self.api("GET", "/customers/%s/overview" % C1).body
+        self.assertEqual((o["balance"], o["credit"], o["deposits_held"]), (32900, 0, 30000))
+        self.assertEqual(o["latest_invoices"], [{
+            "number": "INV-2026-000001", "period_from": "2026-10-01", "period_to": "2026-10-31",
+            "issue_date": "2026-11-01", "due_date": "2026-11-16", "gross": 42900, "paid": 10000,
+            "balance_due": 32900, "status": "partially_paid"}])
+        self.assertEqual(o["latest_payments"], [{"id": pay["id"], "channel": "counter", "amount": 10000,
+                                                 "entry_date": pay["entry_date"], "unallocated": 0}])
+        self.assertEqual(o["dunning"], {"state": "none"})
+        self.assertEqual(o["tickets"], [])
+
+        today = pay["entry_date"]
+        for dep, status in ((1, "returned"), (2, "forfeited"), (3, "forfeited")):
+            r = self.api("POST", "/deposits/%d/settle" % dep, {"status": status, "settled_on": today})
+            self.assertEqual(r.status, 200, r.body)
+        rows = self.ws.sql("SELECT deposit_id, account, kind, amount FROM ledger_entries WHERE kind LIKE 'deposit_%' "
+                           "AND amount < 0 ORDER BY id")
+        self.assertEqual(rows, [(1, "customer", "deposit_returned", -20000), (1, "deposit", "deposit_returned", -20000),
+                                (2, "deposit", "deposit_forfeited", -10000)])
+        o = self.api("GET", "/customers/%s/overview" % C1).body
+        self.assertEqual((o["balance"], o["credit"], o["deposits_held"]), (12900, 20000, 0))
+        self.assertEqual([d["status"] for d in o["deposits"]], ["forfeited", "forfeited", "returned"])
+        self.assertTrue(json.loads(self.ws.ok("ledger", "verify", "--json").out)["ok"])
+
+        # a settlement whose ledger entry cannot be posted is not written
+        # either: the already-settled deposit stays as it was
+        r = self.api("POST", "/deposits/1/settle", {"status": "kept", "settled_on": today})
+        self.assertEqual(r.status, 409, r.body)
+        self.assertEqual(self.count("SELECT count(*) FROM ledger_entries WHERE deposit_id = 1"), 3)
 
 
 class Cli(BBTestCase):
