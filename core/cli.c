@@ -221,8 +221,9 @@ static const command commands[] = {
      "boxes with their deposits, subscriptions with add-ons over the past two years, changes and pending\n"
      "charges, on a catalog of 5 plans, add-ons, fees, deposits and promotions. Creates one staff account\n"
      "per built-in role (passwords in var/demo-staff.txt, mode 0600) and an admin token named demo-admin\n"
-     "(var/demo-admin.token, mode 0600) for trying the API with curl. A second run finds the demo there\n"
-     "and adds nothing."},
+     "(var/demo-admin.token, mode 0600) for trying the API with curl. Postpaid monthly subscriptions are\n"
+     "billed through the month before last, so `bandbill bill run --period <last month>` bills one month.\n"
+     "A second run finds the demo there and adds nothing."},
     {"serve", cmd_serve, "", 0, 0, opts_serve, "run the daemon: HTTP API, scheduler, hot reload",
      "Serves HTTP on --listen and the control socket; SIGHUP reloads the rules, SIGTERM/SIGINT stop\n"
      "accepting, finish requests in flight and exit 0."},
@@ -303,8 +304,9 @@ static const command commands[] = {
     {"subscribe", cmd_subscribe, "CUSTOMER PLAN", 2, 2, opts_subscribe, "subscribe a customer to a plan", NULL},
     {"bench customers", cmd_bench_customers, "", 0, 0, opts_bench, "benchmark: create customers with accounts, devices and subscriptions",
      "Writes into the database given by --db: use a scratch one. Creates N demo customers (encrypted\n"
-     "personal data, PPPoE accounts, ONUs, deposits, subscriptions) through the modules' bulk paths in\n"
-     "large transactions, then times lookups by customer code, phone and PPPoE account. The schema's\n"
+     "personal data, PPPoE accounts, ONUs, deposits, subscriptions) through the modules' bulk paths in one\n"
+     "transaction (the eight random-key secondary indexes are built after the rows, inside it), then\n"
+     "times lookups by customer code, phone and PPPoE account. The schema's\n"
      "CHECK constraints are enforced by the modules' validation during the load and verified afterwards\n"
      "(PRAGMA quick_check) unless --checks asks SQLite to evaluate them on every row. docs/BENCHMARKS.md\n"
      "has the figures."},
