@@ -272,6 +272,25 @@ int api_pay_orders_create(http_req *q)
     jv *order = NULL;
     rc = db_begin(d, &e);
     if (!rc) rc = payorders_create(d, &in, &id, no, &e);
+    if (!rc && sc->ch.p->create_order) {
+        /* the channel's pay link, made in the same transaction: an order
+         * nobody can pay is not kept */
+        char subject[96];
+        snprintf(subject, sizeof subject, "宽带账单 %s", number);
+        paychan_order po = {.out_trade_no = no, .amount = due, .subject = subject,
+                            .expires = (int64_t)time(NULL) + ttl_min * 60};
+        paychan_link link;
+        paychan_error pe;
+        memset(&pe, 0, sizeof pe);
+        if (sc->ch.p->create_order(sc->ch.h, &po, (int64_t)time(NULL), &link, &pe)) {
+            char line[400];
+            channels_describe(&pe, line, sizeof line);
+            rc = err_field(&e, ERR_INTERNAL, "channel_error", "channel", "%s cannot make a pay link: %s", chname, line);
+        } else {
+            rc = db_run(d, &e, "UPDATE payment_orders SET pay_url = ? WHERE id = ?", "si", link.url[0] ? link.url : link.qr,
+                        id);
+        }
+    }
     if (!rc) rc = payorders_get(d, no, http_arena(q), &order, &e);
     audit_event ev = {.action = "payment_order.create", .object_type = "payment_order", .object_id = no, .after = order};
     if (!rc) rc = http_audit(q, &ev, &e);

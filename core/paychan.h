@@ -87,6 +87,20 @@ typedef struct paychan_reply {
 } paychan_reply;
 
 /* Services of the host. Every function is safe to call from any thread. */
+/* An order to collect: what create_order turns into the channel's pay link. */
+typedef struct paychan_order {
+    const char *out_trade_no;
+    int64_t amount;             /* fen */
+    const char *subject;        /* what the customer sees: "宽带账单 INV-2026-000001" */
+    const char *notify_url;     /* where the channel sends its notification (NULL: from the settings) */
+    int64_t expires;            /* Unix time the order stops being payable */
+} paychan_order;
+
+typedef struct paychan_link {
+    char url[4096];             /* a link that opens the channel's pay page, or "" */
+    char qr[1024];              /* QR content for a code the customer scans, or "" */
+} paychan_link;
+
 typedef struct paychan_host {
     int abi;
     void *(*alloc)(size_t n);                 /* NULL when out of memory */
@@ -143,6 +157,9 @@ typedef struct paychan_plugin {
      * channel in the config is an error (besides the core's own: app_id,
      * merchant_id, order_ttl_min). */
     const char *const *settings;
+    /* Makes the pay link of an order (NULL: the channel has none; orders
+     * are then paid through the channel's own app). now: Unix time. */
+    int (*create_order)(void *handle, const paychan_order *o, int64_t now, paychan_link *out, paychan_error *err);
 } paychan_plugin;
 
 typedef const paychan_plugin *(*paychan_entry_fn)(const paychan_host *host);

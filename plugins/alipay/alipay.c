@@ -7,8 +7,16 @@
  * once and never re-encoded. It is checked with Alipay's public key, not
  * the app's own.
  *
- * Settings: public_key (Alipay's public key, a PEM file; required). */
+ * Pay links (alipay.trade.page.pay) are made offline: the request's
+ * parameters signed with the app's private key, where only `sign` itself
+ * and empty values are left out of the signed string.
+ *
+ * Settings: public_key (Alipay's public key, a PEM file; required);
+ * app_id, app_private_key (a PEM file), gateway (default Alipay's) and
+ * notify_url, return_url for pay links. */
 #include <ctype.h>
+#include <stddef.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +31,12 @@ static const paychan_host *H;
 typedef struct alipay {
     char *pubkey;
     size_t pubkey_len;
+    char *privkey; /* NULL: no pay links */
+    size_t privkey_len;
+    char app_id[40];
+    char gateway[256];
+    char notify_url[512];
+    char return_url[512];
 } alipay;
 
 static int fail(paychan_error *err, const char *check, const char *field, int status, const char *msg)
@@ -41,28 +55,56 @@ static const char *setting(const paychan_settings *s, const char *key)
     return NULL;
 }
 
+static void close_alipay(void *handle)
+{
+    alipay *a = handle;
+    if (!a) return;
+    H->free(a->pubkey);
+    H->free(a->privkey);
+    H->free(a);
+}
+
 static int open_alipay(const paychan_settings *s, void **handle, paychan_error *err)
 {
     const char *path = setting(s, "public_key");
     if (!path || !path[0]) return fail(err, "settings", "public_key", 500, "Alipay's public key (a PEM file) is required");
     alipay *a = H->alloc(sizeof *a);
     if (!a) return fail(err, "settings", NULL, 500, "out of memory");
+    memset(a, 0, sizeof *a);
     char why[200];
     a->pubkey = H->read_file(path, &a->pubkey_len, why, sizeof why);
     if (!a->pubkey) {
         H->free(a);
         return fail(err, "settings", "public_key", 500, why);
     }
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } text[] = {{"app_id", offsetof(alipay, app_id), sizeof a->app_id},
+                {"gateway", offsetof(alipay, gateway), sizeof a->gateway},
+                {"notify_url", offsetof(alipay, notify_url), sizeof a->notify_url},
+                {"return_url", offsetof(alipay, return_url), sizeof a->return_url}};
+    snprintf(a->gateway, sizeof a->gateway, "https://openapi.alipay.com/gateway.do");
+    for (size_t i = 0; i < sizeof text / sizeof *text; i++) {
+        const char *v = setting(s, text[i].key);
+        if (!v) continue;
+        if (strlen(v) >= text[i].size) {
+            close_alipay(a);
+            return fail(err, "settings", text[i].key, 500, "too long");
+        }
+        memcpy((char *)a + text[i].off, v, strlen(v) + 1);
+    }
+    const char *priv = setting(s, "app_private_key");
+    if (priv && priv[0] && !(a->privkey = H->read_file(priv, &a->privkey_len, why, sizeof why))) {
+        close_alipay(a);
+        return fail(err, "settings", "app_private_key", 500, why);
+    }
+    if (a->privkey && !a->app_id[0]) {
+        close_alipay(a);
+        return fail(err, "settings", "app_id", 500, "pay links need the app id");
+    }
     *handle = a;
     return 0;
-}
-
-static void close_alipay(void *handle)
-{
-    alipay *a = handle;
-    if (!a) return;
-    H->free(a->pubkey);
-    H->free(a);
 }
 
 /* ------------------------------------------------------------- the form */
@@ -249,6 +291,98 @@ static int verify_alipay(void *handle, const paychan_request *req, int64_t now, 
     return rc;
 }
 
+/* ------------------------------------------------------------ pay links */
+
+/* application/x-www-form-urlencoded, as a URL's query wants it. */
+static int url_encode(char *out, size_t cap, size_t *len, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int plain = isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~';
+        if (*len + 4 > cap) return -1;
+        if (plain) {
+            out[(*len)++] = (char)*p;
+        } else {
+            out[(*len)++] = '%';
+            out[(*len)++] = hex[*p >> 4];
+            out[(*len)++] = hex[*p & 15];
+        }
+    }
+    out[*len] = 0;
+    return 0;
+}
+
+/* A JSON string's content: the subject is ours, but may hold quotes. */
+static void json_escape(char *out, size_t cap, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n] = 0;
+}
+
+static void beijing_time(int64_t t, char out[20])
+{
+    time_t bj = (time_t)(t + 8 * 3600); /* Alipay's timestamps are Beijing time */
+    struct tm tm;
+    gmtime_r(&bj, &tm);
+    strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int create_alipay(void *handle, const paychan_order *o, int64_t now, paychan_link *out, paychan_error *err)
+{
+    alipay *a = handle;
+    memset(out, 0, sizeof *out);
+    if (!a->privkey) return fail(err, "settings", "app_private_key", 500, "pay links need the app's private key");
+    char ts[20], expire[20], subject[400], biz[1024];
+    beijing_time(now, ts);
+    beijing_time(o->expires, expire);
+    json_escape(subject, sizeof subject, o->subject ? o->subject : o->out_trade_no);
+    snprintf(biz, sizeof biz,
+             "{\"out_trade_no\":\"%s\",\"total_amount\":\"%lld.%02lld\",\"subject\":\"%s\","
+             "\"product_code\":\"FAST_INSTANT_TRADE_PAY\",\"time_expire\":\"%s\"}",
+             o->out_trade_no, (long long)(o->amount / 100), (long long)(o->amount % 100), subject, expire);
+    const char *notify = o->notify_url && o->notify_url[0] ? o->notify_url : a->notify_url;
+    /* sorted by name: the signed string and the query in one order */
+    const char *p[][2] = {{"app_id", a->app_id},   {"biz_content", biz},  {"charset", "utf-8"},
+                          {"format", "JSON"},      {"method", "alipay.trade.page.pay"},
+                          {"notify_url", notify},  {"return_url", a->return_url},
+                          {"sign_type", "RSA2"},   {"timestamp", ts},     {"version", "1.0"}};
+    enum { NP = sizeof p / sizeof *p };
+    char canon[3072];
+    size_t cl = 0;
+    for (int i = 0; i < NP; i++) {
+        if (!p[i][1][0]) continue;
+        int n = snprintf(canon + cl, sizeof canon - cl, "%s%s=%s", cl ? "&" : "", p[i][0], p[i][1]);
+        if (n < 0 || (size_t)n >= sizeof canon - cl) return fail(err, "format", NULL, 500, "the order does not fit");
+        cl += (size_t)n;
+    }
+    char sig[1024], why[200];
+    if (H->rsa_sha256_sign(a->privkey, a->privkey_len, canon, cl, sig, sizeof sig, why, sizeof why))
+        return fail(err, "settings", "app_private_key", 500, why);
+    size_t ul = 0;
+    int rc = snprintf(out->url, sizeof out->url, "%s?", a->gateway) >= (int)sizeof out->url;
+    ul = strlen(out->url);
+    for (int i = 0; i < NP + 1 && !rc; i++) {
+        const char *k = i < NP ? p[i][0] : "sign", *v = i < NP ? p[i][1] : sig;
+        if (!v[0]) continue;
+        if (ul + strlen(k) + 3 >= sizeof out->url) rc = -1;
+        else ul += (size_t)snprintf(out->url + ul, sizeof out->url - ul, "%s%s=", out->url[ul - 1] == '?' ? "" : "&", k);
+        if (!rc) rc = url_encode(out->url, sizeof out->url, &ul, v);
+    }
+    if (rc) return fail(err, "format", NULL, 500, "the pay link does not fit");
+    return 0;
+}
+
 /* Alipay reads the body only: `success` ends its retries, anything else
  * makes it try again later. */
 static void reply_alipay(void *handle, int ok, const paychan_error *why, paychan_reply *out)
@@ -260,7 +394,7 @@ static void reply_alipay(void *handle, int ok, const paychan_error *why, paychan
     snprintf(out->body, sizeof out->body, "%s", ok ? "success" : "fail");
 }
 
-static const char *const settings[] = {"public_key", NULL};
+static const char *const settings[] = {"public_key", "app_private_key", "gateway", "notify_url", "return_url", NULL};
 
 static const paychan_plugin plugin = {
     .abi = PAYCHAN_ABI,
@@ -271,6 +405,7 @@ static const paychan_plugin plugin = {
     .verify_notification = verify_alipay,
     .reply = reply_alipay,
     .settings = settings,
+    .create_order = create_alipay,
 };
 
 EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)

@@ -54,12 +54,20 @@ class Notifications(BBTestCase):
     def setUp(self):
         super().setUp()
         self.ali = new_key(self.ws.path("alipay_pub.pem"))
+        # the app's own key pair: it signs our pay links
+        self.app = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        with open(self.ws.path("app_private.pem"), "wb") as f:
+            f.write(self.app.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
         self.wx = new_key(self.ws.path("wechat_pub.pem"))
         ini = self.ws.path("bandbill.ini")
-        bbtest.write(ini, "[channel.alipay]\npublic_key = %s\napp_id = %s\nmerchant_id = %s\n\n"
+        bbtest.write(ini, "[channel.alipay]\npublic_key = %s\napp_id = %s\nmerchant_id = %s\n"
+                          "app_private_key = %s\nnotify_url = https://isp.example/api/v1/notify/alipay\n"
+                          "gateway = https://openapi.alipaydev.com/gateway.do\n\n"
                           "[channel.wechatpay]\npublic_key = %s\napiv3_key = %s\nplatform_serial = PUB_KEY_ID_01\n"
                           "merchant_id = 1900000001\n"
-                     % (self.ws.path("alipay_pub.pem"), APP_ID, SELLER, self.ws.path("wechat_pub.pem"), APIV3.decode()))
+                     % (self.ws.path("alipay_pub.pem"), APP_ID, SELLER, self.ws.path("app_private.pem"),
+                        self.ws.path("wechat_pub.pem"), APIV3.decode()))
         seed(self.ws, 1, start="2026-10-01", next_bill="2026-11-01")
         self.ws.ok("bill", "run", "--period", "2026-10")
         self.number, self.gross = self.ws.sql("SELECT number, gross FROM invoices")[0]
@@ -212,6 +220,18 @@ class Notifications(BBTestCase):
         r = self.srv.get("/api/v1/pay-orders/" + no, token=self.token)
         self.assertEqual((r.status, r.body["out_trade_no"], r.body["customer"]), (200, no, code_of(1)))
         self.assertRegex(no, r"^BB\d{16}$")
+        # the Alipay pay link: alipay.trade.page.pay signed with the app's key over every parameter but sign
+        url = r.body["pay_url"]
+        self.assertTrue(url.startswith("https://openapi.alipaydev.com/gateway.do?"), url)
+        q = dict(urllib.parse.parse_qsl(url.split("?", 1)[1], keep_blank_values=True))
+        sig = base64.b64decode(q.pop("sign"))
+        canon = "&".join("%s=%s" % (k, v) for k, v in sorted(q.items()) if v)
+        self.app.public_key().verify(sig, canon.encode(), padding.PKCS1v15(), hashes.SHA256())
+        self.assertEqual((q["method"], q["app_id"], q["sign_type"], q["notify_url"]),
+                         ("alipay.trade.page.pay", APP_ID, "RSA2", "https://isp.example/api/v1/notify/alipay"))
+        biz = json.loads(q["biz_content"])
+        self.assertEqual((biz["out_trade_no"], biz["total_amount"], biz["subject"]),
+                         (no, "%d.%02d" % divmod(self.gross, 100), "宽带账单 " + self.number))
         self.assertError(self.srv.get("/api/v1/pay-orders/BB0", token=self.token), 404, "not_found")
         self.notify("alipay", self.trade(no))
         r = self.srv.post("/api/v1/invoices/%s/pay-orders" % self.number, {"channel": "alipay"}, token=self.token)
