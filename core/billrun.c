@@ -149,8 +149,11 @@ typedef struct acc {
     jv_arena *ra;            /* report arena */
     jv *failures;            /* up to BILLRUN_REPORT_FAILURES */
     /* what-if */
-    diff_row *diffs;
-    size_t ndiffs, cdiffs;
+    /* the largest differences only, largest first: a what-if over a million
+     * customers that changes every bill keeps ten rows, not a million */
+    diff_row diffs[BILLRUN_REPORT_LARGEST];
+    size_t ndiffs;
+    int64_t changed;
     int64_t compared, total_live, total_cand, increased, decreased, failed_live, failed_cand;
 } acc;
 
@@ -281,11 +284,10 @@ static jv *build_report(acc *A, const billrun_opts *o, const char *rules_version
     if (o->candidate) {
         jv *w = jv_obj_sized(a, 12);
         if (!w) return NULL;
-        qsort(A->diffs, A->ndiffs, sizeof *A->diffs, cmp_diff);
         rc |= jv_obj_set_str(a, w, "candidate_version", o->candidate->snap->version);
         rc |= jv_obj_set_int(a, w, "compared", A->compared);
-        rc |= jv_obj_set_int(a, w, "changed", (int64_t)A->ndiffs);
-        rc |= jv_obj_set_int(a, w, "unchanged", A->compared - (int64_t)A->ndiffs);
+        rc |= jv_obj_set_int(a, w, "changed", A->changed);
+        rc |= jv_obj_set_int(a, w, "unchanged", A->compared - A->changed);
         rc |= jv_obj_set_int(a, w, "increased", A->increased);
         rc |= jv_obj_set_int(a, w, "decreased", A->decreased);
         rc |= jv_obj_set_int(a, w, "failed_live", A->failed_live);
@@ -295,7 +297,7 @@ static jv *build_report(acc *A, const billrun_opts *o, const char *rules_version
         rc |= jv_obj_set_int(a, w, "difference", A->total_cand - A->total_live);
         jv *l = jv_arr(a);
         rc |= !l;
-        for (size_t i = 0; l && i < A->ndiffs && i < BILLRUN_REPORT_LARGEST; i++) {
+        for (size_t i = 0; l && i < A->ndiffs; i++) {
             const diff_row *d = &A->diffs[i];
             jv *x = jv_obj_sized(a, 6);
             if (!x) return NULL;
@@ -319,6 +321,7 @@ static jv *build_report(acc *A, const billrun_opts *o, const char *rules_version
 /* ------------------------------------------------------------------ pass */
 
 typedef struct pass {
+    int64_t ns_compute, ns_issue, ns_commit;   /* where the time went */
     db *d;
     const billrun_opts *o;
     billing_cache *live, *cand;
@@ -327,6 +330,13 @@ typedef struct pass {
     int64_t run_id;
     char by[128];
 } pass;
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static int record_failure(pass *P, int64_t sub_id, int64_t customer_id, const char *customer, const char *period_from,
                           const char *code, const bill_error *f, const char *message, err *e)
@@ -381,7 +391,10 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
         bill_error f;
         err be;
         err_clear(&be);
+        int64_t t0 = mono_ns();
         rc = billing_compute(P->d, rs, bc, sub_id, o->as_of, P->by, &P->ba, &b, &f, &be);
+        int64_t t1 = mono_ns();
+        P->ns_compute += t1 - t0;
         if (rc == ERR_NOTFOUND && k == 0 && !b.customer_id) return 0; /* gone since the list was read */
         if (!rc && b.finished) break;
         if (rc) {
@@ -413,6 +426,8 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
                         b.next_bill_date, b.billed_through, sub_id);
         } else {
             b.inv.bill_run_id = P->run_id;
+            /* the subscription moves on in the invoice's own write */
+            b.inv.next_bill_date = b.next_bill_date;
             int64_t id = 0;
             char number[INVOICE_NUMBER_MAX];
             rc = invoices_issue(P->d, o->v, &b.inv, &id, number, &be);
@@ -421,6 +436,8 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
                 db_rollback(P->d);
                 if ((rc = db_begin(P->d, e))) return rc;
                 b.nothing = 1;
+                rc = db_run(P->d, &be, "UPDATE subscriptions SET next_bill_date = ? WHERE id = ?", "si", b.next_bill_date,
+                            sub_id);
             } else if (!rc) {
                 if (total) *total += b.gross;
                 if (record && (rc = add_bill(&P->A, &b, e))) {
@@ -428,8 +445,6 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
                     return rc;
                 }
             }
-            if (!rc) rc = db_run(P->d, &be, "UPDATE subscriptions SET next_bill_date = ? WHERE id = ?", "si",
-                                 b.next_bill_date, sub_id);
         }
         if (rc) {
             db_rollback(P->d);
@@ -447,7 +462,9 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
             }
             return 0;
         }
-        if ((rc = db_commit(P->d, e))) return rc;
+        rc = db_commit(P->d, e);
+        P->ns_issue += mono_ns() - t1;
+        if (rc) return rc;
         if (!b.nothing) issued++;
         if (strcmp(b.next_bill_date, o->as_of) > 0) break;
         if (k == BILLRUN_MAX_PERIODS - 1 && record) P->A.behind++;
@@ -481,54 +498,52 @@ static int what_if_one(pass *P, int64_t sub_id, int *failed, err *e)
     if (!lf) A->total_live += live;
     if (!cf) A->total_cand += cand;
     if (lf || cf || live != cand) {
-        if (A->ndiffs == A->cdiffs) {
-            size_t nc = A->cdiffs ? A->cdiffs * 2 : 64;
-            diff_row *nd = realloc(A->diffs, nc * sizeof *nd);
-            if (!nd) return ERR_NOMEM_RET(e);
-            A->diffs = nd;
-            A->cdiffs = nc;
+        diff_row row = {.sub_id = sub_id, .live = lf ? 0 : live, .cand = cf ? 0 : cand, .live_failed = lf, .cand_failed = cf};
+        A->changed++;
+        /* into the sorted top rows if it beats the last (same order as
+         * sorting every change: largest first, then by subscription) */
+        size_t at = A->ndiffs;
+        while (at > 0 && cmp_diff(&row, &A->diffs[at - 1]) < 0) at--;
+        if (at < BILLRUN_REPORT_LARGEST) {
+            size_t keep = A->ndiffs < BILLRUN_REPORT_LARGEST ? A->ndiffs : BILLRUN_REPORT_LARGEST - 1;
+            memmove(&A->diffs[at + 1], &A->diffs[at], (keep - at) * sizeof *A->diffs);
+            A->diffs[at] = row;
+            if (A->ndiffs < BILLRUN_REPORT_LARGEST) A->ndiffs++;
         }
-        diff_row *d = &A->diffs[A->ndiffs++];
-        memset(d, 0, sizeof *d);
-        d->sub_id = sub_id;
-        int64_t cid;
-        customer_of(P->d, sub_id, &cid, d->customer);
-        d->live = lf ? 0 : live;
-        d->cand = cf ? 0 : cand;
-        d->live_failed = lf;
-        d->cand_failed = cf;
         if (!lf && !cf && cand > live) A->increased++;
         if (!lf && !cf && cand < live) A->decreased++;
     }
     return 0;
 }
 
-static int read_due(db *d, const char *as_of, int64_t **ids, size_t *n, err *e)
+/* Due subscriptions are read in id order, a chunk at a time after the last
+ * one billed: memory stays flat whatever the number of customers, and the
+ * writes that follow go in key order. */
+#define DUE_CHUNK 4096
+
+static int count_due(db *d, const char *as_of, int64_t *n, err *e)
 {
-    size_t cap = 1024;
+    return db_get_int(d, e, n,
+                      "SELECT COUNT(*) FROM subscriptions WHERE next_bill_date <= ? "
+                      "AND NOT (status = 'terminated' AND (end_date IS NULL OR (billed_through IS NOT NULL "
+                      "AND billed_through >= end_date)))",
+                      "s", as_of);
+}
+
+static int read_due(db *d, const char *as_of, int64_t after, int64_t *ids, size_t *n, err *e)
+{
     *n = 0;
-    *ids = malloc(cap * sizeof **ids);
-    if (!*ids) return ERR_NOMEM_RET(e);
     db_stmt *s = db_prepare(d,
-                            "SELECT id FROM subscriptions WHERE next_bill_date <= ? "
+                            "SELECT id FROM subscriptions WHERE id > ? AND next_bill_date <= ? "
                             "AND NOT (status = 'terminated' AND (end_date IS NULL OR (billed_through IS NOT NULL "
-                            "AND billed_through >= end_date))) ORDER BY id",
+                            "AND billed_through >= end_date))) ORDER BY id LIMIT ?",
                             e);
     if (!s) return e->code;
-    db_bind_text(s, 1, as_of);
+    db_bind_int(s, 1, after);
+    db_bind_text(s, 2, as_of);
+    db_bind_int(s, 3, DUE_CHUNK);
     int rc;
-    while ((rc = db_step(d, s, e)) == DB_ROW) {
-        if (*n == cap) {
-            int64_t *ni = realloc(*ids, cap * 2 * sizeof *ni);
-            if (!ni) {
-                db_done(s);
-                return ERR_NOMEM_RET(e);
-            }
-            *ids = ni;
-            cap *= 2;
-        }
-        (*ids)[(*n)++] = db_col_int(s, 0);
-    }
+    while ((rc = db_step(d, s, e)) == DB_ROW && *n < DUE_CHUNK) ids[(*n)++] = db_col_int(s, 0);
     db_done(s);
     return rc < 0 ? rc : 0;
 }
@@ -611,27 +626,37 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     jv_arena_init(&P.ba, 0);
     P.A.ra = &out->a;
     P.A.failures = jv_arr(&out->a);
-    int64_t *ids = NULL;
-    size_t n = 0;
-    if (!P.A.failures) rc = ERR_NOMEM_RET(e);
+    int64_t *ids = malloc(DUE_CHUNK * sizeof *ids), due = 0;
+    if (!P.A.failures || !ids) rc = ERR_NOMEM_RET(e);
+    /* a savepoint per bill: its page images stay in memory */
+    if (!rc) rc = db_temp_in_memory(d, e);
     if (!rc) rc = billing_cache_open(d, o->rs, &P.live, e);
     if (!rc && o->candidate) rc = billing_cache_open(d, o->candidate, &P.cand, e);
-    if (!rc) rc = read_due(d, o->as_of, &ids, &n, e);
+    if (!rc) rc = count_due(d, o->as_of, &due, e);
     /* a scheduled pass that finds nothing due leaves no run behind */
-    int quiet = n == 0 && o->trigger && !strcmp(o->trigger, "schedule");
+    int quiet = due == 0 && o->trigger && !strcmp(o->trigger, "schedule");
     if (!rc && writes && !P.run_id && !quiet) rc = create_run(d, o, &P.run_id, e);
-    P.A.due = (int64_t)n;
+    P.A.due = due;
     log_line *l = log_begin(LOG_INFO, "bill_run_start");
     log_int(l, "run_id", P.run_id);
     log_str(l, "as_of", o->as_of);
-    log_int(l, "due", (int64_t)n);
+    log_int(l, "due", due);
     log_str(l, "mode", o->candidate ? "what_if" : o->dry_run ? "dry_run" : "run");
     log_end(l);
 
     int interrupted = 0, in_batch = 0;
     int64_t batch_t = 0;
     size_t batch_n = 0;
-    for (size_t i = 0; !rc && i < n; i++) {
+    size_t n = 0, i = 0;
+    int64_t last = 0;
+    while (!rc) {
+        if (i == n) {
+            if ((rc = read_due(d, o->as_of, last, ids, &n, e))) break;
+            i = 0;
+            if (n == 0) break;
+        }
+        int64_t sub_id = ids[i++];
+        last = sub_id;
         if (o->stop && *o->stop) {
             interrupted = 1;
             break;
@@ -643,13 +668,14 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
             batch_n = 0;
         }
         int failed = 0;
-        if (o->candidate) rc = what_if_one(&P, ids[i], &failed, e);
-        else rc = bill_one(&P, ids[i], o->rs, P.live, 1, NULL, &failed, e);
+        if (o->candidate) rc = what_if_one(&P, sub_id, &failed, e);
+        else rc = bill_one(&P, sub_id, o->rs, P.live, 1, NULL, &failed, e);
         if (rc) break;
         if (failed) P.A.failed++;
         P.A.done++;
         batch_n++;
-        if (batch_n >= BILLRUN_BATCH || db_now_ms() - batch_t >= BATCH_MS || i + 1 == n) {
+        if (batch_n >= BILLRUN_BATCH || db_now_ms() - batch_t >= BATCH_MS) {
+            int64_t tc = mono_ns();
             if (writes && P.run_id) {
                 rc = update_counts(&P, e);
                 if (!rc) rc = lease_renew(d, holder, e);
@@ -657,6 +683,7 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
             } else {
                 db_rollback(d);
             }
+            P.ns_commit += mono_ns() - tc;
             in_batch = 0;
             if (rc) break;
             progress(&P, t0);
@@ -674,6 +701,11 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     free(ids);
     int64_t ms = elapsed(t0);
     jv *report = NULL;
+    /* the customers of the largest differences, the only ones reported */
+    for (size_t k = 0; !rc && k < P.A.ndiffs; k++) {
+        int64_t cid;
+        customer_of(d, P.A.diffs[k].sub_id, &cid, P.A.diffs[k].customer);
+    }
     if (!rc) {
         report = build_report(&P.A, o, o->rs->snap->version, ms, e);
         if (!report) rc = ERR_NOMEM_RET(e);
@@ -697,7 +729,7 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
         }
         err fe;
         const char *status = rc ? "failed" : interrupted ? "interrupted" : "done";
-        P.A.due = P.A.due ? P.A.due : (int64_t)n;
+        P.A.due = P.A.due ? P.A.due : due;
         if (db_run(d, &fe,
                    "UPDATE bill_runs SET status = ?, finished_at = ?, report = ?, due = ?, invoiced = ?, failed = ?, "
                    "skipped = ? WHERE id = ?",
@@ -712,12 +744,14 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     billing_cache_free(P.cand);
     jv_arena_free(&P.ba);
     free(P.A.plans);
-    free(P.A.diffs);
     out->run_id = P.run_id;
     out->due = P.A.due;
     out->invoiced = P.A.invoiced;
     out->failed = P.A.failed;
     out->skipped = P.A.skipped;
+    out->compute_ms = P.ns_compute / 1000000;
+    out->issue_ms = P.ns_issue / 1000000;
+    out->commit_ms = P.ns_commit / 1000000;
     out->report = report;
     snprintf(out->status, sizeof out->status, "%s", rc ? "failed" : interrupted ? "interrupted" : "done");
     l = log_begin(rc ? LOG_ERROR : LOG_INFO, "bill_run_done");
@@ -726,6 +760,9 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     log_int(l, "invoiced", P.A.invoiced);
     log_int(l, "failed", P.A.failed);
     log_int(l, "ms", ms);
+    log_int(l, "compute_ms", out->compute_ms);
+    log_int(l, "issue_ms", out->issue_ms);
+    log_int(l, "commit_ms", out->commit_ms);
     log_end(l);
     return rc;
 }

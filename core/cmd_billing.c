@@ -1,7 +1,10 @@
-/* cmd_billing.c - `bandbill bill run|runs|show|preview`. */
+/* cmd_billing.c - `bandbill bill run|runs|show|preview` and `bench billrun`. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -393,7 +396,233 @@ int cmd_bill_preview(cli *c, err *e)
     return rc;
 }
 
+/* ------------------------------------------------------------------ bench */
+
+#define BENCH_BILLRUN_DEFAULT 100000
+#define BENCH_BILLRUN_MAX 10000000
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The customers are made by `bench customers` in a child process: its page
+ * cache and allocator settings are tuned for a bulk load, and the peak
+ * memory this bench reports must be the billing run's alone. */
+static int bench_create(cli *c, long long n, err *e)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return err_set(e, ERR_IO, "bench billrun: cannot start the process that creates the customers");
+    if (pid == 0) {
+        cli sub = *c;
+        char count[32];
+        snprintf(count, sizeof count, "%lld", n);
+        sub.nopts = 0;
+        sub.opts[sub.nopts].name = "count";
+        sub.opts[sub.nopts++].value = count;
+        sub.opts[sub.nopts].name = "lookups";
+        sub.opts[sub.nopts++].value = "0";
+        /* with --json, stdout carries this bench's document only */
+        if (c->json) dup2(2, 1);
+        err ce;
+        err_clear(&ce);
+        int rc = cmd_bench_customers(&sub, &ce);
+        if (rc) fprintf(stderr, "bench billrun: creating the customers: %s\n", ce.msg);
+        /* what cli_main does after a command that audited: the load is on
+         * record (one audit record), and the chain's head is anchored */
+        if (sub.audited) cli_anchor(&sub);
+        fflush(stdout);
+        fflush(stderr);
+        /* a forked child ends without running the parent's exit handlers
+         * or flushing its copies of the parent's buffers twice */
+        _exit(rc ? 1 : 0);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR) return err_set(e, ERR_IO, "bench billrun: lost the process that creates the customers");
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return err_set(e, ERR_INTERNAL, "bench billrun: creating the customers failed");
+    return 0;
+}
+
+/* Subscriptions of the bench start on days up to two years back and have
+ * never been billed: a run would catch up every month since. The bench
+ * measures one month, so the postpaid monthly ones are put where a running
+ * system has them, billed through the month before (`prev_end`) and due on
+ * as_of. Prepaid terms are left as made: their renewals are due (those paid
+ * through more than a year back catch up a second term). Touches only
+ * subscriptions never billed. */
+static int bench_one_period(db *d, const char *as_of, const char *prev_end, int64_t *moved, err *e)
+{
+    int rc = db_begin(d, e);
+    if (rc) return rc;
+    rc = db_run(d, e,
+                "UPDATE subscriptions SET billed_through = ?, next_bill_date = ? WHERE billing = 'postpaid' "
+                "AND period = 'month' AND billed_through IS NULL AND next_bill_date < ? AND start_date <= ?",
+                "ssss", prev_end, as_of, as_of, prev_end);
+    *moved = rc ? 0 : db_changes(d);
+    if (!rc) rc = db_commit(d, e);
+    else db_rollback(d);
+    return rc;
+}
+
 int cmd_bench_billrun(cli *c, err *e)
 {
-    return err_set(e, ERR_INVALID, "bench billrun: not built yet");
+    const char *cnt = cli_opt_value(c, "customers");
+    int dry = cli_opt_value(c, "dry-run") != NULL, reuse = cli_opt_value(c, "reuse") != NULL;
+    char *end = NULL;
+    long long n = cnt ? strtoll(cnt, &end, 10) : BENCH_BILLRUN_DEFAULT;
+    if (cnt && (!*cnt || *end || n < 1 || n > BENCH_BILLRUN_MAX))
+        return err_set(e, ERR_USAGE, "--customers must be a whole number from 1 to %d, not '%s'", BENCH_BILLRUN_MAX, cnt);
+    int rc = 0;
+    if (!reuse && (rc = bench_create(c, n, e))) return rc;
+
+    /* the month being billed: this one, as the run on the 1st of the next
+     * month bills it */
+    char today[11], period[8], as_of[11], prev_end[11];
+    today_str(today);
+    snprintf(period, sizeof period, "%.7s", today);
+    if ((rc = billrun_period_as_of(period, as_of, e))) return rc;
+    int y, m;
+    sscanf(today, "%4d-%2d", &y, &m);
+    date_format(date_from_ymd(y, m, 1) - 1, prev_end);
+
+    db *d = NULL;
+    vault *v = NULL;
+    ruleset *rs = NULL;
+    int64_t subs = 0, moved = 0;
+    if ((rc = cli_open_db(c, &d, e))) return rc;
+    rc = cli_open_vault(c, &v, e);
+    if (!rc) rc = db_get_int(d, e, &subs, "SELECT COUNT(*) FROM subscriptions", "");
+    if (!rc && subs == 0) rc = err_set(e, ERR_USAGE, "--reuse: %s has no subscriptions; run without --reuse first", c->cfg.db);
+    if (!rc) rc = bench_one_period(d, as_of, prev_end, &moved, e);
+    /* the rules a `bill run` would use */
+    if (!rc) rc = live_rules(d, &rs, e);
+    if (!rc && !rs) rc = folder_rules(c->cfg.rules, &rs, e);
+    char by[96];
+    cli_actor(by, sizeof by);
+    if (!rc && !c->json) {
+        printf("bench billrun: %s over %lld subscriptions in %s, as of %s%s\n", dry ? "dry run" : "billing run",
+               (long long)subs, c->cfg.db, as_of, dry ? " (nothing written)" : "");
+        fflush(stdout);
+    }
+    billrun_result r;
+    memset(&r, 0, sizeof r);
+    double t0 = mono_s(), secs = 0;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    if (!rc) {
+        /* exactly what `bill run --period` does */
+        billrun_opts o = {.as_of = as_of, .period = period, .dry_run = dry, .rs = rs, .v = v, .trigger = "manual", .by = by};
+        rc = billrun_exec(d, &o, &r, e);
+    }
+    secs = mono_s() - t0;
+    getrusage(RUSAGE_SELF, &ru1);
+    double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6;
+    double sys = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+
+    /* not timed: the run is on record as `bill run` puts it */
+    if (!rc && r.run_id) {
+        char rid[32];
+        snprintf(rid, sizeof rid, "%lld", (long long)r.run_id);
+        jv_arena aa;
+        jv_arena_init(&aa, 0);
+        jv *after = jv_obj(&aa);
+        if (!after || jv_obj_set_str(&aa, after, "as_of", as_of) || jv_obj_set_str(&aa, after, "status", r.status) ||
+            jv_obj_set_int(&aa, after, "invoiced", r.invoiced) || jv_obj_set_int(&aa, after, "failed", r.failed))
+            rc = ERR_NOMEM_RET(e);
+        audit_event ev = {.action = "billing.run", .object_type = "bill_run", .object_id = rid, .after = after};
+        if (!rc) rc = db_begin(d, e);
+        if (!rc) {
+            rc = cli_audit(c, d, v, &ev, e);
+            if (!rc) rc = db_commit(d, e);
+            else db_rollback(d);
+        }
+        jv_arena_free(&aa);
+    }
+    /* not timed: what the run wrote (a dry run: what it would have) */
+    int64_t lines = 0, credit_lines = 0, ledger = 0, outbox = 0;
+    const jv *rates = rc ? NULL : jv_get(r.report, "by_tax_rate");
+    for (size_t i = 0; i < jv_len(rates); i++) {
+        const jv *x = jv_get(jv_at(rates, i), "lines");
+        if (x && x->kind == JV_INT) lines += x->u.i;
+    }
+    if (!rc && r.run_id) {
+        rc = db_get_int(d, e, &lines,
+                        "SELECT COUNT(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id WHERE i.bill_run_id = ?", "i",
+                        r.run_id);
+        if (!rc)
+            rc = db_get_int(d, e, &credit_lines,
+                            "SELECT COUNT(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id "
+                            "WHERE i.bill_run_id = ? AND l.kind = 'credit'",
+                            "i", r.run_id);
+        if (!rc)
+            rc = db_get_int(d, e, &ledger,
+                            "SELECT COUNT(*) FROM ledger_entries g JOIN invoices i ON i.id = g.invoice_id WHERE i.bill_run_id = ?",
+                            "i", r.run_id);
+        if (!rc)
+            rc = db_get_int(d, e, &outbox,
+                            "SELECT COUNT(*) FROM outbox WHERE event = 'invoice_issued' AND created_at >= "
+                            "(SELECT started_at FROM bill_runs WHERE id = ?)",
+                            "i", r.run_id);
+    }
+    double rate = secs > 0 ? (double)r.invoiced / secs : 0;
+    long rss_mb = ru1.ru_maxrss / 1024;
+    if (!rc) {
+        if (c->json) {
+            jw w;
+            jw_init(&w, 0);
+            jw_obj_open(&w);
+            jw_kv_bool(&w, "dry_run", dry);
+            jw_kv_str(&w, "as_of", as_of);
+            jw_kv_int(&w, "subscriptions", subs);
+            jw_kv_int(&w, "due", r.due);
+            jw_kv_int(&w, "invoices", r.invoiced);
+            jw_kv_int(&w, "failed", r.failed);
+            jw_kv_int(&w, "skipped", r.skipped);
+            jw_kv_int(&w, "lines", lines);
+            jw_kv_int(&w, "ledger_entries", ledger);
+            jw_kv_int(&w, "outbox_messages", outbox);
+            char num[64];
+            static const char *const keys[] = {"elapsed_s", "user_cpu_s", "system_cpu_s"};
+            double vals[] = {secs, cpu, sys};
+            for (int k = 0; k < 3; k++) {
+                snprintf(num, sizeof num, "%.3f", vals[k]);
+                jw_key(&w, keys[k]);
+                jw_raw_num(&w, num);
+            }
+            snprintf(num, sizeof num, "%.0f", rate);
+            jw_key(&w, "invoices_per_s");
+            jw_raw_num(&w, num);
+            jw_kv_int(&w, "peak_rss_mb", rss_mb);
+            jw_kv_int(&w, "compute_ms", r.compute_ms);
+            jw_kv_int(&w, "issue_ms", r.issue_ms);
+            jw_kv_int(&w, "commit_ms", r.commit_ms);
+            jw_obj_close(&w);
+            rc = cli_print_json(&w, e);
+        } else {
+            printf("%s: %lld due, %lld invoices, %lld failed, %lld skipped in %.2f s: %.0f invoices/s\n",
+                   dry ? "dry run" : "run", (long long)r.due, (long long)r.invoiced, (long long)r.failed, (long long)r.skipped,
+                   secs, rate);
+            if (r.run_id)
+                printf("  written: %lld lines (%lld of them credit), %lld ledger entries, %lld e-bill messages\n",
+                       (long long)lines, (long long)credit_lines, (long long)ledger, (long long)outbox);
+            else
+                printf("  computed: %lld taxed lines (nothing written)\n", (long long)lines);
+            printf("  CPU: user %.1f s, system %.1f s; peak RSS %ld MB\n", cpu, sys, rss_mb);
+            printf("  time: computing bills %.1f s, issuing them %.1f s, committing batches %.1f s\n",
+                   (double)r.compute_ms / 1000, (double)r.issue_ms / 1000, (double)r.commit_ms / 1000);
+            if (moved) printf("  (%lld never-billed postpaid subscriptions were set as billed through %s first)\n", (long long)moved, prev_end);
+            if (!r.due) printf("  nothing was due: this database was billed for %s already (bench a fresh copy)\n", period);
+        }
+    }
+    billrun_result_free(&r);
+    ruleset_unref(rs);
+    vault_close(v);
+    db_close(d);
+    return rc;
 }

@@ -447,6 +447,8 @@ int db_parse_time(const char *s, int64_t *unix_ms)
     return 0;
 }
 
+int db_temp_in_memory(db *d, err *e) { return pragma(d, "PRAGMA temp_store = MEMORY", e); }
+
 int db_maintain(db *d, err *e)
 {
     int rc = pragma(d, "PRAGMA optimize", e);

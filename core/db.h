@@ -85,6 +85,12 @@ int db_backup(db *d, const char *dest, err *e);
 void db_now(char out[25]);
 /* Parses the storage format back to Unix milliseconds. */
 int db_parse_time(const char *s, int64_t *unix_ms);
+/* Keeps this connection's temporary storage (savepoint sub-journals, sort
+ * and ephemeral tables) in memory instead of temporary files: for passes
+ * that nest a savepoint per item inside a large transaction (billing runs),
+ * where each savepoint's page images would otherwise be written to disk
+ * and thrown away. Changes nothing that is stored. */
+int db_temp_in_memory(db *d, err *e);
 /* Housekeeping: refreshes query planner statistics and truncates the WAL. */
 int db_maintain(db *d, err *e);
 void db_format_time(int64_t unix_ms, char out[25]);

@@ -401,54 +401,90 @@ static int explain_conflict(db *d, int64_t subscription_id, const char *period_f
     return rc < 0 ? rc : ERR_CONFLICT;
 }
 
+/* Lines go in by up to LINES_PER_INSERT rows per statement: each statement
+ * run has a fixed cost (and SQLite builds the CHECK constraint's IN list
+ * once per run, not per row), and a bill has a handful of lines. */
+#define LINE_COLS                                                                                                       \
+    "INSERT INTO invoice_lines (invoice_id, seq, kind, description, product_code, product_version, quantity, "        \
+    "unit_price, amount, tax_category, tax_rate, tax, net, period_from, period_to, step, rule, detail, "              \
+    "pending_charge_id, deposit_id) VALUES "
+#define LINE_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define LINE_NCOLS 20
+#define LINES_PER_INSERT 4
+static const char *const LINE_SQL[LINES_PER_INSERT + 1] = {
+    NULL,
+    LINE_COLS LINE_ROW,
+    LINE_COLS LINE_ROW ", " LINE_ROW,
+    LINE_COLS LINE_ROW ", " LINE_ROW ", " LINE_ROW,
+    LINE_COLS LINE_ROW ", " LINE_ROW ", " LINE_ROW ", " LINE_ROW,
+};
+
+/* Binds line i (0-based in the bill) as row r of statement s. */
+static void bind_line(db_stmt *s, int r, int64_t invoice_id, size_t i, const invoice_line_in *x, const char *detail)
+{
+    int b = r * LINE_NCOLS;
+    db_bind_int(s, b + 1, invoice_id);
+    db_bind_int(s, b + 2, (int64_t)i + 1);
+    db_bind_text(s, b + 3, x->kind);
+    db_bind_text(s, b + 4, x->description);
+    db_bind_text(s, b + 5, x->product_code);
+    if (x->product_version > 0) db_bind_int(s, b + 6, x->product_version);
+    else db_bind_null(s, b + 6);
+    db_bind_int(s, b + 7, x->quantity);
+    db_bind_int(s, b + 8, x->unit_price);
+    db_bind_int(s, b + 9, x->amount);
+    db_bind_text(s, b + 10, x->tax_category);
+    db_bind_int(s, b + 11, x->tax_rate);
+    db_bind_int(s, b + 12, x->tax);
+    db_bind_int(s, b + 13, x->amount - x->tax);
+    db_bind_text(s, b + 14, x->period_from);
+    db_bind_text(s, b + 15, x->period_to);
+    db_bind_text(s, b + 16, text_set(x->step) ? x->step : "manual");
+    db_bind_text(s, b + 17, text_set(x->rule) ? x->rule : "manual");
+    db_bind_text(s, b + 18, detail);
+    if (x->pending_charge_id) db_bind_int(s, b + 19, x->pending_charge_id);
+    else db_bind_null(s, b + 19);
+    if (x->deposit_id) db_bind_int(s, b + 20, x->deposit_id);
+    else db_bind_null(s, b + 20);
+}
+
+/* Lines first..first+k-1 in one statement; on a constraint failure (the
+ * statement wrote nothing) ERR_CONFLICT with e set. */
+static int insert_chunk(db *d, int64_t invoice_id, const invoice_line_in *l, size_t first, size_t k, buf *detail, err *e)
+{
+    db_stmt *s = db_prepare(d, LINE_SQL[k], e);
+    if (!s) return e->code;
+    for (size_t r = 0; r < k; r++) {
+        const invoice_line_in *x = &l[first + r];
+        buf_reset(detail);
+        if (x->detail && json_write(detail, x->detail)) {
+            db_done(s);
+            return line_err(e, ERR_INVALID, "invalid_field", first + r, "detail", "detail cannot be written as JSON");
+        }
+        /* bound as a copy (SQLITE_TRANSIENT): the buffer is reused */
+        bind_line(s, (int)r, invoice_id, first + r, x, x->detail ? buf_cstr(detail) : NULL);
+    }
+    int rc = db_step(d, s, e);
+    db_done(s);
+    if (rc == DB_DONE) return 0;
+    if (rc >= 0) return err_set(e, ERR_INTERNAL, "invoice line insert returned a row");
+    return rc;
+}
+
 static int insert_lines(db *d, int64_t invoice_id, const invoice_line_in *l, size_t n, err *e)
 {
     buf detail = {0};
     int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        const invoice_line_in *x = &l[i];
-        buf_reset(&detail);
-        if (x->detail && json_write(&detail, x->detail)) {
-            rc = line_err(e, ERR_INVALID, "invalid_field", i, "detail", "detail cannot be written as JSON");
-            break;
+    for (size_t i = 0; i < n && !rc; i += LINES_PER_INSERT) {
+        size_t k = n - i < LINES_PER_INSERT ? n - i : LINES_PER_INSERT;
+        rc = insert_chunk(d, invoice_id, l, i, k, &detail, e);
+        if (rc != ERR_CONFLICT) continue;
+        /* which line: again one at a time, to name it */
+        rc = 0;
+        for (size_t j = i; j < i + k && !rc; j++) {
+            rc = insert_chunk(d, invoice_id, l, j, 1, &detail, e);
+            if (rc == ERR_CONFLICT) rc = line_err(e, ERR_INVALID, "invalid_field", j, "", "%s", e->msg);
         }
-        db_stmt *s = db_prepare(d,
-                                "INSERT INTO invoice_lines (invoice_id, seq, kind, description, product_code, product_version, "
-                                "quantity, unit_price, amount, tax_category, tax_rate, tax, net, period_from, period_to, step, rule, "
-                                "detail, pending_charge_id, deposit_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                e);
-        if (!s) {
-            rc = e->code;
-            break;
-        }
-        db_bind_int(s, 1, invoice_id);
-        db_bind_int(s, 2, (int64_t)i + 1);
-        db_bind_text(s, 3, x->kind);
-        db_bind_text(s, 4, x->description);
-        db_bind_text(s, 5, x->product_code);
-        if (x->product_version > 0) db_bind_int(s, 6, x->product_version);
-        else db_bind_null(s, 6);
-        db_bind_int(s, 7, x->quantity);
-        db_bind_int(s, 8, x->unit_price);
-        db_bind_int(s, 9, x->amount);
-        db_bind_text(s, 10, x->tax_category);
-        db_bind_int(s, 11, x->tax_rate);
-        db_bind_int(s, 12, x->tax);
-        db_bind_int(s, 13, x->amount - x->tax);
-        db_bind_text(s, 14, x->period_from);
-        db_bind_text(s, 15, x->period_to);
-        db_bind_text(s, 16, text_set(x->step) ? x->step : "manual");
-        db_bind_text(s, 17, text_set(x->rule) ? x->rule : "manual");
-        db_bind_text(s, 18, x->detail ? buf_cstr(&detail) : NULL);
-        if (x->pending_charge_id) db_bind_int(s, 19, x->pending_charge_id);
-        else db_bind_null(s, 19);
-        if (x->deposit_id) db_bind_int(s, 20, x->deposit_id);
-        else db_bind_null(s, 20);
-        rc = db_step(d, s, e);
-        db_done(s);
-        if (rc == DB_DONE) rc = 0;
-        else if (rc >= 0) rc = err_set(e, ERR_INTERNAL, "invoice line insert returned a row");
-        else if (rc == ERR_CONFLICT) rc = line_err(e, ERR_INVALID, "invalid_field", i, "", "%s", e->msg);
     }
     buf_free(&detail);
     return rc;
@@ -462,6 +498,7 @@ typedef struct issue_in {
     const int64_t *change_ids;
     size_t nchanges;
     const char *billed_through;
+    const char *next_bill_date;
     totals t;
 } issue_in;
 
@@ -492,9 +529,6 @@ static int issue_effects(db *d, const vault *v, const issue_in *in, const issue_
                 rc = line_err(e, ERR_CONFLICT, "deposit_not_open", i, "deposit_id",
                               "deposit %lld is not a held, unbilled deposit of this customer of %lld fen", (long long)x->deposit_id,
                               (long long)x->amount);
-            ledger_entry le = {.customer_id = in->customer_id, .account = "deposit", .kind = "deposit_held", .amount = x->amount,
-                               .entry_date = in->issue_date, .invoice_id = in->id, .deposit_id = x->deposit_id, .by = in->by};
-            if (!rc && x->amount) rc = ledger_post(d, &le, NULL, e);
         }
     }
     for (size_t i = 0; i < in->nchanges && !rc; i++) {
@@ -504,12 +538,32 @@ static int issue_effects(db *d, const vault *v, const issue_in *in, const issue_
             rc = err_field(e, ERR_CONFLICT, "change_billed", "changes", "change %lld is not an unbilled change of subscription %lld",
                            (long long)in->change_ids[i], (long long)in->subscription_id);
     }
-    if (!rc && in->billed_through)
+    if (!rc && in->billed_through && in->next_bill_date)
+        rc = db_run(d, e, "UPDATE subscriptions SET billed_through = ?, next_bill_date = ? WHERE id = ?", "ssi", in->billed_through,
+                    in->next_bill_date, in->subscription_id);
+    else if (!rc && in->billed_through)
         rc = db_run(d, e, "UPDATE subscriptions SET billed_through = ? WHERE id = ?", "si", in->billed_through, in->subscription_id);
-    if (!rc && in->t.gross) {
-        ledger_entry le = {.customer_id = in->customer_id, .kind = "invoice", .amount = in->t.gross, .entry_date = in->issue_date,
-                           .invoice_id = in->id, .by = in->by};
-        rc = ledger_post(d, &le, NULL, e);
+    /* the ledger: each deposit it bills goes to the deposit account, then
+     * the invoice to the customer's, posted together */
+    if (!rc) {
+        ledger_entry few[8], *les = few;
+        size_t nles = 1;
+        for (size_t i = 0; i < in->nlines; i++)
+            if (in->lines[i].deposit_id && in->lines[i].amount) nles++;
+        if (nles > sizeof few / sizeof *few && !(les = malloc(nles * sizeof *les))) return ERR_NOMEM_RET(e);
+        nles = 0;
+        for (size_t i = 0; i < in->nlines; i++) {
+            const invoice_line_in *x = &in->lines[i];
+            if (!x->deposit_id || !x->amount) continue;
+            les[nles++] = (ledger_entry){.customer_id = in->customer_id, .account = "deposit", .kind = "deposit_held",
+                                         .amount = x->amount, .entry_date = in->issue_date, .invoice_id = in->id,
+                                         .deposit_id = x->deposit_id, .by = in->by};
+        }
+        if (in->t.gross)
+            les[nles++] = (ledger_entry){.customer_id = in->customer_id, .kind = "invoice", .amount = in->t.gross,
+                                         .entry_date = in->issue_date, .invoice_id = in->id, .by = in->by};
+        if (nles) rc = ledger_post_many(d, les, nles, e);
+        if (les != few) free(les);
     }
     if (!rc && in->t.credit) {
         char now[25];
@@ -558,7 +612,7 @@ int invoices_issue(db *d, const vault *v, const invoice_new *in, int64_t *id, ch
     issue_in x = {.customer_id = in->customer_id, .subscription_id = in->subscription_id, .issue_date = in->issue_date,
                   .due_date = in->due_date, .period_from = in->period_from, .period_to = in->period_to, .by = in->by,
                   .lines = in->lines, .nlines = in->nlines, .change_ids = in->change_ids, .nchanges = in->nchanges,
-                  .billed_through = in->billed_through};
+                  .billed_through = in->billed_through, .next_bill_date = in->next_bill_date};
     int rc = check_new(d, in, &x.t, e);
     if (!rc) rc = credit_available_ok(d, in->customer_id, &x.t, e);
     if (rc) return rc;

@@ -71,6 +71,8 @@ typedef struct invoice_new {
     const int64_t *change_ids;   /* subscription changes this bill accounts for */
     size_t nchanges;
     const char *billed_through;  /* the subscription's new billed_through, or NULL */
+    const char *next_bill_date;  /* with billed_through: the subscription's next bill date moves there in the
+                                  * same write (the billing run's), or NULL to leave it */
     const char *by;
 } invoice_new;
 

@@ -58,15 +58,15 @@ static int date_ok(const char *s)
 
 static int text_set(const char *s) { return s && s[strspn(s, " \t\r\n")]; }
 
-int ledger_post(db *d, const ledger_entry *le, int64_t *id, err *e)
+/* Checks one entry; *account gets its account name and *kname its kind's. */
+static int check_entry(const ledger_entry *le, const char **account, const char **kname, err *e)
 {
-    if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "ledger_post needs the caller's transaction");
-    const char *account = le->account ? le->account : "customer";
-    int acc = !strcmp(account, "customer") ? ACC_CUSTOMER : !strcmp(account, "deposit") ? ACC_DEPOSIT : 0;
+    const char *acc_name = le->account ? le->account : "customer";
+    int acc = !strcmp(acc_name, "customer") ? ACC_CUSTOMER : !strcmp(acc_name, "deposit") ? ACC_DEPOSIT : 0;
     const kind_rule *k = kind_of(le->kind);
-    if (!acc) return err_set(e, ERR_INTERNAL, "ledger: unknown account '%s'", account);
+    if (!acc) return err_set(e, ERR_INTERNAL, "ledger: unknown account '%s'", acc_name);
     if (!k) return err_set(e, ERR_INTERNAL, "ledger: unknown kind '%s'", le->kind ? le->kind : "");
-    if (!(k->accounts & acc)) return err_set(e, ERR_INTERNAL, "ledger: %s is not posted to the %s account", k->name, account);
+    if (!(k->accounts & acc)) return err_set(e, ERR_INTERNAL, "ledger: %s is not posted to the %s account", k->name, acc_name);
     if (le->customer_id <= 0) return err_set(e, ERR_INTERNAL, "ledger: no customer");
     if (le->amount == 0) return err_set(e, ERR_INTERNAL, "ledger: a %s of 0 is not an entry", k->name);
     if (le->reversal && !k->reversible) return err_set(e, ERR_INTERNAL, "ledger: a %s is never reversed", k->name);
@@ -84,34 +84,93 @@ int ledger_post(db *d, const ledger_entry *le, int64_t *id, err *e)
         return err_set(e, ERR_INTERNAL, "ledger: an adjustment has a reason and an approver");
     if (!strcmp(k->name, "write_off") && !text_set(le->reason))
         return err_set(e, ERR_INTERNAL, "ledger: a write-off has a reason");
+    *account = acc_name;
+    *kname = k->name;
+    return 0;
+}
 
-    char now[25];
-    db_now(now);
-    db_stmt *s = db_prepare(d,
-                            "INSERT INTO ledger_entries (customer_id, account, kind, amount, entry_date, invoice_id, "
-                            "credit_note_id, payment_id, deposit_id, reason, approved_by, created_at, created_by) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            e);
-    if (!s) return e->code;
-    db_bind_int(s, 1, le->customer_id);
-    db_bind_text(s, 2, account);
-    db_bind_text(s, 3, k->name);
-    db_bind_int(s, 4, le->amount);
-    db_bind_text(s, 5, le->entry_date);
+#define ENTRY_COLS                                                                                                  \
+    "INSERT INTO ledger_entries (customer_id, account, kind, amount, entry_date, invoice_id, credit_note_id, "     \
+    "payment_id, deposit_id, reason, approved_by, created_at, created_by) VALUES "
+#define ENTRY_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define ENTRY_NCOLS 13
+#define ENTRIES_PER_INSERT 4
+/* a statement run has a fixed cost (SQLite builds the kind CHECK's IN list
+ * once per run): entries posted together go in together */
+static const char *const ENTRY_SQL[ENTRIES_PER_INSERT + 1] = {
+    NULL,
+    ENTRY_COLS ENTRY_ROW,
+    ENTRY_COLS ENTRY_ROW ", " ENTRY_ROW,
+    ENTRY_COLS ENTRY_ROW ", " ENTRY_ROW ", " ENTRY_ROW,
+    ENTRY_COLS ENTRY_ROW ", " ENTRY_ROW ", " ENTRY_ROW ", " ENTRY_ROW,
+};
+
+static void bind_entry(db_stmt *s, int r, const ledger_entry *le, const char *account, const char *kname, const char *now)
+{
+    int b = r * ENTRY_NCOLS;
+    db_bind_int(s, b + 1, le->customer_id);
+    db_bind_text(s, b + 2, account);
+    db_bind_text(s, b + 3, kname);
+    db_bind_int(s, b + 4, le->amount);
+    db_bind_text(s, b + 5, le->entry_date);
     const int64_t refs[4] = {le->invoice_id, le->credit_note_id, le->payment_id, le->deposit_id};
     for (int i = 0; i < 4; i++) {
-        if (refs[i] > 0) db_bind_int(s, 6 + i, refs[i]);
-        else db_bind_null(s, 6 + i);
+        if (refs[i] > 0) db_bind_int(s, b + 6 + i, refs[i]);
+        else db_bind_null(s, b + 6 + i);
     }
-    db_bind_text(s, 10, le->reason);
-    db_bind_text(s, 11, le->approved_by);
-    db_bind_text(s, 12, now);
-    db_bind_text(s, 13, le->by);
+    db_bind_text(s, b + 10, le->reason);
+    db_bind_text(s, b + 11, le->approved_by);
+    db_bind_text(s, b + 12, now);
+    db_bind_text(s, b + 13, le->by);
+}
+
+/* Entries les[0..k-1] in one statement, already checked. */
+static int insert_entries(db *d, const ledger_entry *les, size_t k, const char *const *accounts, const char *const *knames,
+                          err *e)
+{
+    char now[25];
+    db_now(now);
+    db_stmt *s = db_prepare(d, ENTRY_SQL[k], e);
+    if (!s) return e->code;
+    for (size_t r = 0; r < k; r++) bind_entry(s, (int)r, &les[r], accounts[r], knames[r], now);
     int rc = db_step(d, s, e);
     db_done(s);
-    if (rc < 0) return rc;
+    return rc < 0 ? rc : 0;
+}
+
+int ledger_post(db *d, const ledger_entry *le, int64_t *id, err *e)
+{
+    if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "ledger_post needs the caller's transaction");
+    const char *account, *kname;
+    int rc = check_entry(le, &account, &kname, e);
+    if (!rc) rc = insert_entries(d, le, 1, &account, &kname, e);
+    if (rc) return rc;
     if (id) *id = db_last_id(d);
     return 0;
+}
+
+int ledger_post_many(db *d, const ledger_entry *les, size_t n, err *e)
+{
+    if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "ledger_post_many needs the caller's transaction");
+    const char *accounts[ENTRIES_PER_INSERT], *knames[ENTRIES_PER_INSERT];
+    /* every entry checked before any is written */
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_entry(&les[i], &accounts[0], &knames[0], e);
+        if (rc) return rc;
+    }
+    /* one statement is all or none by itself; more need a savepoint */
+    int several = n > ENTRIES_PER_INSERT, rc = 0;
+    if (several && (rc = db_begin(d, e))) return rc;
+    for (size_t i = 0; i < n && !rc; i += ENTRIES_PER_INSERT) {
+        size_t k = n - i < ENTRIES_PER_INSERT ? n - i : ENTRIES_PER_INSERT;
+        for (size_t r = 0; r < k && !rc; r++) rc = check_entry(&les[i + r], &accounts[r], &knames[r], e);
+        if (!rc) rc = insert_entries(d, les + i, k, accounts, knames, e);
+    }
+    if (several) {
+        if (!rc) rc = db_commit(d, e);
+        else db_rollback(d);
+    }
+    return rc;
 }
 
 /* ---------------------------------------------------------------- balance */

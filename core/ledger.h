@@ -43,6 +43,10 @@ typedef struct ledger_entry {
  * otherwise); *id (may be NULL) gets its id. Checks the kind against the
  * account and the sign against the kind. */
 int ledger_post(db *d, const ledger_entry *le, int64_t *id, err *e);
+/* Appends n entries (each checked as by ledger_post) in as few statements
+ * as it can: what a document posts at once (an invoice and the deposits it
+ * bills). All or none. */
+int ledger_post_many(db *d, const ledger_entry *les, size_t n, err *e);
 
 typedef struct ledger_balance {
     int64_t balance;            /* sum of the customer account: > 0 owed */

@@ -249,10 +249,12 @@ end
 
 -- What a line charges once the credits for the same product are taken off
 -- (days suspended, the old plan's unused days): a discount is a share of
--- what the customer pays for, not of a charge given back.
-local function net_of(ctx, l)
+-- what the customer pays for, not of a charge given back. `lines` is
+-- ctx.lines as a plain table (bandbill.copy): the steps below walk it many
+-- times, and a plain table is read without a call into the core.
+local function net_of(lines, l)
   local net = l.amount
-  for _, x in ipairs(ctx.lines) do
+  for _, x in ipairs(lines) do
     if x.kind == "proration" and x.amount < 0 and x.product == l.product and x.index > l.index then
       net = net + x.amount
     end
@@ -264,13 +266,13 @@ end
 -- The lines a promotion applies to: lines of the kinds it names, of its
 -- products when it lists some, that still charge something; each with its
 -- base (net_of).
-local function targets(ctx, promo)
+local function targets(lines, promo)
   local at = promo.attrs or {}
   local kinds = base_kinds[at.applies_to or "plan"] or base_kinds.plan
   local out = {}
-  for _, l in ipairs(ctx.lines) do
+  for _, l in ipairs(lines) do
     if kinds[l.kind] and l.amount > 0 and listed(at.products, l.product) then
-      local base = net_of(ctx, l)
+      local base = net_of(lines, l)
       if base > 0 then out[#out + 1] = { line = l, base = base } end
     end
   end
@@ -300,6 +302,7 @@ end
 -- worth most to the customer.
 function M.promotions(ctx)
   local kinds = { first_year = true, loyalty = true, bundle = true, coupon = true }
+  local all = bandbill.copy(ctx.lines)
   local stack, best, best_total, best_lines, others = {}, nil, 0, nil, {}
   for _, promo in ipairs(ctx.promotions) do
     local at = promo.attrs or {}
@@ -309,7 +312,7 @@ function M.promotions(ctx)
       and has_all(ctx, at.requires)
     if ok then
       local lines, total = {}, 0
-      for _, t in ipairs(targets(ctx, promo)) do
+      for _, t in ipairs(targets(all, promo)) do
         local l = t.line
         local d, r = call_promo(promo, promo_ctx(ctx, promo, l, t.base))
         if d > t.base then d = t.base end
@@ -352,20 +355,27 @@ end
 -- why. The price is a ceiling: a line already discounted below it stays.
 function M.tag_prices(ctx)
   local out = {}
-  for _, l in ipairs(ctx.lines) do
+  local all = bandbill.copy(ctx.lines)
+  -- each tag price's lines and their bases, once: {promo, {[index] = base}}
+  local offers = {}
+  for _, promo in ipairs(ctx.promotions) do
+    local at = promo.attrs or {}
+    if at.promo_type == "tag_price" then
+      local bases = {}
+      for _, t in ipairs(targets(all, promo)) do bases[t.line.index] = t.base end
+      offers[#offers + 1] = { promo = promo, bases = bases }
+    end
+  end
+  for _, l in ipairs(all) do
     local cands, base = {}, 0
-    for _, promo in ipairs(ctx.promotions) do
-      local at = promo.attrs or {}
-      if at.promo_type == "tag_price" then
-        for _, t in ipairs(targets(ctx, promo)) do
-          if t.line.index == l.index then cands[#cands + 1], base = promo, t.base end
-        end
-      end
+    for _, o in ipairs(offers) do
+      local b = o.bases[l.index]
+      if b ~= nil then cands[#cands + 1], base = o.promo, b end
     end
     if #cands > 0 then
       -- what the line costs after the discounts already on it
       local net = base
-      for _, d in ipairs(ctx.lines) do
+      for _, d in ipairs(all) do
         if d.kind == "discount" and d.detail ~= nil and d.detail.line == l.index then net = net + d.amount end
       end
       local best, best_d, why = nil, -1, {}

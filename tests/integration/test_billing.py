@@ -201,6 +201,30 @@ class WhatIf(BillCase):
         self.assertIn("difference 3.00", r.out)
         self.assertEqual(self.snapshot(), before)
 
+    def test_largest_of_many(self):
+        # 14 customers; customer i started on 15 - i November, so later ones
+        # used more days: 16 + i of 30, live 12900 x (16 + i) / 30 = 430 x (16 + i)
+        seed(self.ws, 14)
+        for i in range(1, 15):
+            self.ws.sql("UPDATE subscriptions SET start_date = ? WHERE id = ?", ("2026-11-%02d" % (15 - i), i))
+        srv = self.ws.serve()
+        srv.stop()
+        cand = self.ws.copy_rules("candidate")
+        p = os.path.join(cand, "tariffs.lua")
+        text = read(p)
+        head = 'function M.monthly(ctx)\n  money.check(ctx.price, "price")\n'
+        self.assertIn(head, text)
+        # the candidate doubles every plan: each bill changes by its live amount
+        write(p, text.replace(head, head + "  ctx = bandbill.copy(ctx)\n  ctx.price = ctx.price * 2\n"))
+        j = json.loads(self.ws.ok("bill", "run", "--date", "2026-12-01", "--rules", cand, "--json").out)
+        w = j["report"]["what_if"]
+        self.assertEqual((w["compared"], w["changed"], w["unchanged"], w["increased"], w["decreased"]), (14, 14, 0, 14, 0))
+        live = sum(430 * (16 + i) for i in range(1, 15))
+        self.assertEqual((w["total_live"], w["total_candidate"], w["difference"]), (live, 2 * live, live))
+        # only the ten largest, largest first: customers 14 down to 5
+        self.assertEqual([(x["customer"], x["live"], x["candidate"], x["difference"]) for x in w["largest"]],
+                         [(code_of(i), 430 * (16 + i), 860 * (16 + i), 430 * (16 + i)) for i in range(14, 4, -1)])
+
 
 class Api(BillCase):
     def test_runs_preview_and_dry_run(self):

@@ -267,6 +267,51 @@ static void test_post_checks_kind_sign_account_document(void **state)
     assert_int_equal(q1i(f, "SELECT COUNT(*) FROM ledger_entries WHERE ? > 0", 1), 2);
 }
 
+static int post_many(fixture *f, const ledger_entry *les, size_t n, err *e)
+{
+    err_clear(e);
+    int rc = db_begin(f->d, e);
+    if (!rc) rc = ledger_post_many(f->d, les, n, e);
+    if (!rc) rc = db_commit(f->d, e);
+    else db_rollback(f->d);
+    return rc;
+}
+
+/* Entries posted together go in together, in their order, whatever the
+ * number of statements it takes (four a statement); a bad one anywhere
+ * leaves none of them. */
+static void test_post_many(void **state)
+{
+    fixture *f = *state;
+    err e;
+    ledger_entry les[6];
+    for (int i = 0; i < 6; i++)
+        les[i] = (ledger_entry){.customer_id = 1, .kind = "adjustment", .amount = i + 1, .entry_date = "2026-12-01",
+                                .reason = "goodwill", .approved_by = "bob", .by = "t"};
+    assert_int_equal(ledger_post_many(f->d, les, 2, &e), ERR_INTERNAL); /* outside a transaction */
+    assert_int_equal(post_many(f, les, 6, &e), 0);
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM ledger_entries WHERE customer_id = ?", 1), 6);
+    assert_int_equal(q1i(f, "SELECT SUM(amount) FROM ledger_entries WHERE customer_id = ?", 1), 21);
+    /* in order: the n-th id carries amount n */
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM ledger_entries WHERE id - (SELECT MIN(id) FROM ledger_entries) + 1 <> amount "
+                            "AND customer_id = ?", 1), 0);
+    /* one that breaks the rules, in the first statement's share: nothing */
+    ledger_entry bad[3] = {les[0], les[1], les[2]};
+    bad[2].amount = 0;
+    assert_int_equal(post_many(f, bad, 3, &e), ERR_INTERNAL);
+    assert_non_null(strstr(e.msg, "of 0"));
+    /* one the database refuses (no invoice 999), in the second statement:
+     * the first statement's four go too */
+    ledger_entry mixed[6] = {les[0], les[1], les[2], les[3], les[4], les[5]};
+    mixed[5] = (ledger_entry){.customer_id = 1, .kind = "invoice", .amount = 100, .entry_date = "2026-12-01", .invoice_id = 999,
+                              .by = "t"};
+    assert_int_not_equal(post_many(f, mixed, 6, &e), 0);
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM ledger_entries WHERE customer_id = ?", 1), 6);
+    /* and one alone is an ordinary post */
+    assert_int_equal(post_many(f, les, 1, &e), 0);
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM ledger_entries WHERE customer_id = ?", 1), 7);
+}
+
 static void test_append_only(void **state)
 {
     fixture *f = *state;
@@ -543,6 +588,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_post_checks_kind_sign_account_document, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adjust_four_eyes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_available_through_a_sequence, setup, teardown),
