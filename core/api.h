@@ -113,6 +113,7 @@ int api_notify(http_req *q);
 void api_pay_release(void);
 int api_pay_orders_create(http_req *q);
 int api_pay_orders_get(http_req *q);
+int api_payments_refund(http_req *q);
 int api_ledger_verify(http_req *q);
 
 #endif

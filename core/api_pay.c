@@ -12,6 +12,7 @@
 #include "audit.h"
 #include "invoices.h"
 #include "log.h"
+#include "payments.h"
 #include "payorders.h"
 #include "server.h"
 #include "vault.h"
@@ -313,5 +314,52 @@ int api_pay_orders_get(http_req *q)
         return HTTP_DONE;
     }
     http_reply_resource(q, 200, "payment_order", order);
+    return HTTP_DONE;
+}
+
+int api_payments_refund(http_req *q)
+{
+    static const http_field spec[] = {{"amount", 'm', 1}, {"reason", 's', 1}, {"date", 's', 0}, {NULL, 0, 0}};
+    const jv *body = http_body(q);
+    if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
+    const char *p = http_param(q, "id");
+    char *end;
+    long long id = p ? strtoll(p, &end, 10) : 0;
+    if (!p || *end || id <= 0) {
+        http_reply_errf(q, 404, "not_found", "id", "no payment %s", p ? p : "");
+        return HTTP_DONE;
+    }
+    char today[11];
+    http_today(today);
+    const char *date = http_str(body, "date") ? http_str(body, "date") : today;
+    if (strlen(date) == 10 && strcmp(date, today) > 0) {
+        http_reply_errf(q, 400, "invalid_date", "date", "%s is in the future (today is %s)", date, today);
+        return HTTP_DONE;
+    }
+    db *d = server_db(http_server(q));
+    err e;
+    err_clear(&e);
+    char by[96];
+    audit_who who;
+    http_audit_who(q, &who, by, sizeof by);
+    const jv *amount = jv_get(body, "amount");
+    payment_refund in = {.payment_id = id, .amount = amount->u.i, .reason = http_str(body, "reason"), .entry_date = date,
+                         .by = by};
+    jv *obj = NULL, *before = NULL;
+    jv_arena *a = http_arena(q);
+    int rc = payments_get(d, id, a, &before, &e);
+    if (!rc) rc = db_begin(d, &e);
+    if (!rc) rc = payments_refund(d, &in, &e);
+    if (!rc) rc = payments_get(d, id, a, &obj, &e);
+    char oid[24];
+    snprintf(oid, sizeof oid, "%lld", id);
+    audit_event ev = {.action = "payment.refund", .object_type = "payment", .object_id = oid, .before = before, .after = obj};
+    if (!rc) rc = http_audit(q, &ev, &e);
+    if (!rc) rc = db_commit(d, &e);
+    if (rc) {
+        http_fail(q, d, &e);
+        return HTTP_DONE;
+    }
+    http_reply_resource(q, 200, "payment", obj);
     return HTTP_DONE;
 }

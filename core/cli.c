@@ -201,6 +201,12 @@ static const cli_opt opts_pay_inspect[] = {
     {"at", 1, "UNIXTIME", "check the time window as of this moment (default now)"},
     {NULL, 0, NULL, NULL},
 };
+static const cli_opt opts_payment_refund[] = {
+    {"amount", 1, "YUAN", "how much goes back"},
+    {"reason", 1, "TEXT", "why (required)"},
+    {"date", 1, "DATE", "the business day (default today)"},
+    {NULL, 0, NULL, NULL},
+};
 static const cli_opt opts_bench_billrun[] = {
     {"customers", 1, "N", "how many customers to bill (default 100000, at most 10000000)"},
     {"dry-run", 0, NULL, "compute every bill and write nothing"},
@@ -300,6 +306,10 @@ static const command commands[] = {
     {"ledger show", cmd_ledger_show, "CUSTOMER", 1, 1, NULL, "a customer's ledger, balance and credit", NULL},
     {"ledger adjust", cmd_ledger_adjust, "CUSTOMER", 1, 1, opts_ledger_adjust, "a credit or debit adjustment with reason and approver", NULL},
     {"ledger verify", cmd_ledger_verify, "[CUSTOMER]", 0, 1, NULL, "prove that ledger, invoices and payments agree; names every disagreement", NULL},
+    {"payment refund", cmd_payment_refund, "PAYMENT", 1, 1, opts_payment_refund, "record money paid back from a counter or bank payment",
+     "Only what settles nothing can go back: the part of the payment no invoice took, within the\n"
+     "customer's credit (credit an invoice first to refund more). A payment that came through a channel\n"
+     "(Alipay, WeChat Pay) is refunded through the channel."},
     {"payment record", cmd_payment_record, "CUSTOMER", 1, 1, opts_payment_record, "record a payment at the counter or by bank transfer", NULL},
     {"subscribe", cmd_subscribe, "CUSTOMER PLAN", 2, 2, opts_subscribe, "subscribe a customer to a plan", NULL},
     {"bench customers", cmd_bench_customers, "", 0, 0, opts_bench, "benchmark: create customers with accounts, devices and subscriptions",

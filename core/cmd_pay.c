@@ -6,10 +6,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "buf.h"
 #include "channels.h"
 #include "cli.h"
+#include "date.h"
 #include "json.h"
+#include "money.h"
+#include "payments.h"
+#include "vault.h"
 
 static int read_all(const char *path, buf *out, err *e)
 {
@@ -155,5 +160,66 @@ int cmd_pay_inspect(cli *c, err *e)
     buf_free(&body);
     buf_free(&hdr);
     channel_close(&ch);
+    return rc;
+}
+
+/* `payment refund ID --amount YUAN --reason TEXT [--date D]`: money paid
+ * back at the counter or by transfer, recorded with its ledger entry. */
+int cmd_payment_refund(cli *c, err *e)
+{
+    const char *amount_s = cli_opt_value(c, "amount"), *reason = cli_opt_value(c, "reason");
+    if (!amount_s) return err_set(e, ERR_USAGE, "payment refund needs --amount");
+    if (!reason || !reason[strspn(reason, " \t")]) return err_set(e, ERR_USAGE, "payment refund needs --reason");
+    char *end;
+    long long pid = strtoll(c->argv[0], &end, 10);
+    if (!c->argv[0][0] || *end || pid <= 0) return err_set(e, ERR_USAGE, "PAYMENT is a payment id, got '%s'", c->argv[0]);
+    int64_t amount;
+    if (money_parse(amount_s, strlen(amount_s), &amount, e)) return err_prefix(e, "--amount");
+    char day[11];
+    date_format(date_of_time(time(NULL)), day);
+    const char *date = cli_opt_value(c, "date") ? cli_opt_value(c, "date") : day;
+    int32_t dn;
+    if (date_parse(date, strlen(date), &dn, e)) return err_set(e, ERR_USAGE, "--date must be a date YYYY-MM-DD, not '%s'", date);
+    if (strcmp(date, day) > 0) return err_set(e, ERR_INVALID, "--date %s is in the future (today is %s)", date, day);
+    db *d;
+    vault *v = NULL;
+    int rc = cli_open_db(c, &d, e);
+    if (rc) return rc;
+    rc = cli_open_vault(c, &v, e);
+    char by[96];
+    cli_actor(by, sizeof by);
+    payment_refund in = {.payment_id = pid, .amount = amount, .reason = reason, .entry_date = date, .by = by};
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *obj = NULL;
+    if (!rc) rc = db_begin(d, e);
+    if (!rc) rc = payments_refund(d, &in, e);
+    if (!rc) rc = payments_get(d, pid, &a, &obj, e);
+    char oid[24];
+    snprintf(oid, sizeof oid, "%lld", pid);
+    jv *detail = rc ? NULL : jv_obj(&a);
+    if (!rc && (!detail || jv_obj_set_int(&a, detail, "amount", amount) || jv_obj_set_str(&a, detail, "reason", reason)))
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    audit_event ev = {.action = "payment.refund", .object_type = "payment", .object_id = oid, .after = obj, .detail = detail};
+    if (!rc) rc = cli_audit(c, d, v, &ev, e);
+    if (!rc) rc = db_commit(d, e);
+    else if (db_in_tx(d)) db_rollback(d);
+    if (!rc) {
+        if (c->json) {
+            jw w;
+            jw_init(&w, 1);
+            jw_jv(&w, obj);
+            rc = cli_print_json(&w, e);
+        } else {
+            char m[MONEY_FMT_MAX], r[MONEY_FMT_MAX];
+            money_format(amount, m);
+            const jv *rf = jv_get(obj, "refunded");
+            money_format(rf && rf->kind == JV_INT ? rf->u.i : 0, r);
+            printf("payment %lld: %s refunded (%s in all)\n", pid, m, r);
+        }
+    }
+    jv_arena_free(&a);
+    vault_close(v);
+    db_close(d);
     return rc;
 }

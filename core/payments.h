@@ -33,6 +33,22 @@ typedef struct payment_new {
  * "duplicate" naming the payment that has it (*id gets it). */
 int payments_record(db *d, const payment_new *in, int64_t *id, err *e);
 
+typedef struct payment_refund {
+    int64_t payment_id;
+    int64_t amount;               /* fen, > 0 */
+    const char *reason;
+    const char *entry_date;       /* business day */
+    const char *by;
+} payment_refund;
+
+/* Records money paid back to the customer from a counter or bank payment,
+ * inside the caller's transaction: the payment's refunded part and a
+ * refund entry in the ledger. Only what settles nothing can go back (the
+ * part of the payment no invoice took, within the customer's credit):
+ * ERR_CONFLICT exceeds_refundable otherwise, refund_through_channel for
+ * a channel's payment. */
+int payments_refund(db *d, const payment_refund *in, err *e);
+
 /* The payment as an API object with its allocations. */
 int payments_get(db *d, int64_t id, jv_arena *a, jv **out, err *e);
 /* A customer's payments, newest first, one page. */

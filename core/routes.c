@@ -99,6 +99,7 @@ const route routes[] = {
     {"GET", "/api/v1/customers/{code}/payments", api_payments_list, "payment.read", "the customer's payments", 0},
     {"POST", "/api/v1/customers/{code}/payments", api_payments_record, "payment.write", "record a payment at the counter or by bank transfer", 0},
     {"GET", "/api/v1/payments/{id}", api_payments_get, "payment.read", "one payment with what it settled", 0},
+    {"POST", "/api/v1/payments/{id}/refunds", api_payments_refund, "payment.refund", "record money paid back from a counter or bank payment", 0},
     {"POST", "/api/v1/invoices/{number}/pay-orders", api_pay_orders_create, "payment.write", "a payment order for what is left to pay of an invoice, on a channel", 0},
     {"GET", "/api/v1/pay-orders/{out_trade_no}", api_pay_orders_get, "payment.read", "one payment order", 0},
     /* signed by the channel, not authenticated by us: open only for configured channels */
