@@ -236,3 +236,29 @@ class Notifications(BBTestCase):
         self.notify("alipay", self.trade(no))
         r = self.srv.post("/api/v1/invoices/%s/pay-orders" % self.number, {"channel": "alipay"}, token=self.token)
         self.assertError(r, 409, "nothing_to_pay")
+
+    def test_killed_after_commit_the_retry_is_acknowledged_once(self):
+        """kill -9 the daemon the moment the payment is committed (the channel
+        may never have heard back), start it again, and the channel's retry
+        is acknowledged without a second credit."""
+        no = self.order("alipay")
+        form = self.trade(no)
+        t = threading.Thread(target=lambda: self.notify_quietly(form))
+        t.start()
+        bbtest.poll(lambda: self.count("payments") == 1, timeout=10, what="the payment to be committed")
+        self.srv.kill()
+        t.join()
+        self.srv = self.ws.serve("--config", self.ws.path("bandbill.ini"))
+        r = self.notify("alipay", form)
+        self.assertEqual((r.status, r.body), (200, "success"))
+        self.assertEqual(self.count("payments"), 1)
+        self.assertEqual(self.ws.sql("SELECT status, paid FROM invoices"), [("paid", self.gross)])
+        self.assertEqual(self.ws.sql("SELECT outcome FROM payment_notifications ORDER BY id"), [("credited",), ("duplicate",)])
+        self.ws.ok("ledger", "verify", code_of(1))
+
+    def notify_quietly(self, form):
+        try:
+            self.notify("alipay", form)
+        except Exception:  # noqa: BLE001 - the daemon died under it: that is the point
+            pass
+
