@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "audit.h"
+#include "httpc.h"
 #include "invoices.h"
 #include "log.h"
 #include "payments.h"
@@ -220,6 +221,61 @@ int api_notify(http_req *q)
 
 static const http_field order_spec[] = {{"channel", 's', 1}, {"ttl_min", 'i', 0}, {NULL, 0, 0}};
 
+/* An order whose link the channel is making. */
+typedef struct order_call {
+    http_req *q;
+    const server_channel *sc;
+    int64_t id;
+    char no[PAYORDER_NO_MAX];
+    char subject[96];
+    paychan_order po;
+    paychan_link link;
+} order_call;
+
+/* No link: the order is closed (nobody could pay it) and the caller hears why. */
+static void order_failed(order_call *oc, const char *why)
+{
+    db *d = server_db(http_server(oc->q));
+    err e;
+    if (db_run(d, &e, "UPDATE payment_orders SET status = 'closed' WHERE id = ? AND status = 'open'", "i", oc->id))
+        log_msg(LOG_ERROR, "payment_order_failed", "order %s: %s", oc->no, e.msg);
+    log_msg(LOG_WARN, "payment_order_failed", "order %s on %s: %s", oc->no, oc->sc->name, why);
+    http_reply_errf(oc->q, 502, "channel_error", "channel", "%s cannot make a pay link for order %s: %s", oc->sc->name,
+                    oc->no, why);
+}
+
+static void order_answered(void *arg, int status, const paychan_kv *headers, size_t nh, const char *body, size_t len,
+                           const char *error)
+{
+    order_call *oc = arg;
+    if (!status) {
+        order_failed(oc, error);
+        return;
+    }
+    paychan_request resp = {headers, nh, body, len};
+    paychan_error pe;
+    memset(&pe, 0, sizeof pe);
+    if (!oc->sc->ch.p->order_response ||
+        oc->sc->ch.p->order_response(oc->sc->ch.h, &oc->po, status, &resp, (int64_t)time(NULL), &oc->link, &pe)) {
+        char line[400];
+        channels_describe(&pe, line, sizeof line);
+        order_failed(oc, line);
+        return;
+    }
+    db *d = server_db(http_server(oc->q));
+    err e;
+    err_clear(&e);
+    jv *order = NULL;
+    int rc = db_run(d, &e, "UPDATE payment_orders SET pay_url = ? WHERE id = ?", "si",
+                    oc->link.url[0] ? oc->link.url : oc->link.qr, oc->id);
+    if (!rc) rc = payorders_get(d, oc->no, http_arena(oc->q), &order, &e);
+    if (rc) {
+        order_failed(oc, e.msg);
+        return;
+    }
+    http_reply_resource(oc->q, 201, "payment_order", order);
+}
+
 int api_pay_orders_create(http_req *q)
 {
     const jv *body = http_body(q);
@@ -269,39 +325,62 @@ int api_pay_orders_create(http_req *q)
     payorder_new in = {.customer_id = customer, .invoice_id = inv, .channel = chname, .amount = due,
                        .ttl_min = ttl_min, .by = by};
     int64_t id;
-    char no[PAYORDER_NO_MAX];
+    order_call *oc = jv_alloc(http_arena(q), sizeof *oc);
+    if (!oc) {
+        http_reply_errf(q, 500, "internal", "", "out of memory");
+        return HTTP_DONE;
+    }
+    memset(oc, 0, sizeof *oc);
+    snprintf(oc->subject, sizeof oc->subject, "宽带账单 %s", number);
+    paychan_link *link = &oc->link;
+    int made = 0; /* 0 no link, 1 a link, PAYCHAN_HTTP the channel must be asked */
     jv *order = NULL;
     rc = db_begin(d, &e);
-    if (!rc) rc = payorders_create(d, &in, &id, no, &e);
+    if (!rc) rc = payorders_create(d, &in, &id, oc->no, &e);
+    oc->po = (paychan_order){.out_trade_no = oc->no, .amount = due, .subject = oc->subject,
+                             .expires = (int64_t)time(NULL) + ttl_min * 60};
     if (!rc && sc->ch.p->create_order) {
-        /* the channel's pay link, made in the same transaction: an order
-         * nobody can pay is not kept */
-        char subject[96];
-        snprintf(subject, sizeof subject, "宽带账单 %s", number);
-        paychan_order po = {.out_trade_no = no, .amount = due, .subject = subject,
-                            .expires = (int64_t)time(NULL) + ttl_min * 60};
-        paychan_link link;
+        /* a link made offline goes in with the order: an order nobody can
+         * pay is not kept */
         paychan_error pe;
         memset(&pe, 0, sizeof pe);
-        if (sc->ch.p->create_order(sc->ch.h, &po, (int64_t)time(NULL), &link, &pe)) {
+        made = sc->ch.p->create_order(sc->ch.h, &oc->po, (int64_t)time(NULL), link, &pe);
+        if (made < 0) {
             char line[400];
             channels_describe(&pe, line, sizeof line);
             rc = err_field(&e, ERR_INTERNAL, "channel_error", "channel", "%s cannot make a pay link: %s", chname, line);
-        } else {
-            rc = db_run(d, &e, "UPDATE payment_orders SET pay_url = ? WHERE id = ?", "si", link.url[0] ? link.url : link.qr,
+        } else if (made == 0) {
+            rc = db_run(d, &e, "UPDATE payment_orders SET pay_url = ? WHERE id = ?", "si", link->url[0] ? link->url : link->qr,
                         id);
         }
     }
-    if (!rc) rc = payorders_get(d, no, http_arena(q), &order, &e);
-    audit_event ev = {.action = "payment_order.create", .object_type = "payment_order", .object_id = no, .after = order};
+    if (!rc) rc = payorders_get(d, oc->no, http_arena(q), &order, &e);
+    audit_event ev = {.action = "payment_order.create", .object_type = "payment_order", .object_id = oc->no, .after = order};
     if (!rc) rc = http_audit(q, &ev, &e);
     if (!rc) rc = db_commit(d, &e);
     if (rc) {
+        free(link->http.body);
         http_fail(q, d, &e);
         return HTTP_DONE;
     }
-    http_reply_resource(q, 201, "payment_order", order);
-    return HTTP_DONE;
+    if (made != PAYCHAN_HTTP) {
+        http_reply_resource(q, 201, "payment_order", order);
+        return HTTP_DONE;
+    }
+    /* the channel makes the link: the order waits open, the request is
+     * answered when the channel has answered */
+    oc->q = q;
+    oc->sc = sc;
+    oc->id = id;
+    rc = httpc_request(server_base(s), link->http.method, link->http.url, link->http.headers, link->http.body,
+                       link->http.body_len, 10, order_answered, oc, &e);
+    free(link->http.body);
+    link->http.body = NULL;
+    if (rc) {
+        order_failed(oc, e.msg);
+        return HTTP_DONE;
+    }
+    return HTTP_DEFERRED;
 }
 
 int api_pay_orders_get(http_req *q)

@@ -315,6 +315,8 @@ static char *host_json_object_of(const paychan_kv *kv, size_t n)
     return out;
 }
 
+static int host_random(void *out, size_t n) { return crypto_random(out, n) ? -1 : 0; }
+
 static const paychan_host host = {
     .abi = PAYCHAN_ABI,
     .alloc = host_alloc,
@@ -331,6 +333,7 @@ static const paychan_host host = {
     .json_text = host_json_text,
     .json_free = host_json_free,
     .json_object_of = host_json_object_of,
+    .random = host_random,
 };
 
 const paychan_host *channels_host(void) { return &host; }

@@ -96,9 +96,23 @@ typedef struct paychan_order {
     int64_t expires;            /* Unix time the order stops being payable */
 } paychan_order;
 
+/* A request the core makes for the plugin (the plugin never does I/O). */
+typedef struct paychan_http {
+    char method[8];             /* "POST" */
+    char url[1024];
+    char headers[4096];         /* "Name: value" lines, each ending in \n */
+    char *body;                 /* host->alloc'd; the core frees it */
+    size_t body_len;
+} paychan_http;
+
+/* create_order's answer when the channel must be asked for the link: the
+ * core sends `http` and hands the answer to order_response. */
+#define PAYCHAN_HTTP 1
+
 typedef struct paychan_link {
     char url[4096];             /* a link that opens the channel's pay page, or "" */
     char qr[1024];              /* QR content for a code the customer scans, or "" */
+    paychan_http http;          /* with PAYCHAN_HTTP */
 } paychan_link;
 
 typedef struct paychan_host {
@@ -135,6 +149,8 @@ typedef struct paychan_host {
     void (*json_free)(void *doc);
     /* Writes a JSON object of string members (for paychan_notice.fields_json), host->alloc'd. */
     char *(*json_object_of)(const paychan_kv *kv, size_t n);
+    /* Cryptographically strong random bytes (nonces); 0, or -1. */
+    int (*random)(void *out, size_t n);
 } paychan_host;
 
 typedef struct paychan_plugin {
@@ -158,8 +174,13 @@ typedef struct paychan_plugin {
      * merchant_id, order_ttl_min). */
     const char *const *settings;
     /* Makes the pay link of an order (NULL: the channel has none; orders
-     * are then paid through the channel's own app). now: Unix time. */
+     * are then paid through the channel's own app). now: Unix time.
+     * Returns 0 with the link, PAYCHAN_HTTP with out->http to send, or -1. */
     int (*create_order)(void *handle, const paychan_order *o, int64_t now, paychan_link *out, paychan_error *err);
+    /* The channel's answer to out->http (status, headers, body in resp):
+     * 0 with the link, or -1 (a refused or unverifiable answer). */
+    int (*order_response)(void *handle, const paychan_order *o, int status, const paychan_request *resp, int64_t now,
+                          paychan_link *out, paychan_error *err);
 } paychan_plugin;
 
 typedef const paychan_plugin *(*paychan_entry_fn)(const paychan_host *host);

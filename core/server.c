@@ -28,6 +28,7 @@
 #include "api.h"
 #include "audit.h"
 #include "bg.h"
+#include "httpc.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -699,6 +700,7 @@ static void cleanup(server *s)
     for (size_t i = 0; i < sizeof s->wd_path / sizeof *s->wd_path; i++) free(s->wd_path[i]);
     rules_live_clear();
     api_pay_release();
+    httpc_release();
     for (int i = 0; i < s->nchans; i++) channel_close(&s->chans[i].ch);
     channels_unload();
     if (s->base) event_base_free(s->base);

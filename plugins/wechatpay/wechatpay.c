@@ -7,13 +7,22 @@
  * encrypted with AES-256-GCM under the merchant's APIv3 key (IV = the
  * nonce's bytes, AAD = associated_data, the tag the last 16 bytes).
  *
+ * Pay links are Native orders (a QR code's content): the core sends the
+ * request this plugin signs with the merchant's key (WECHATPAY2-SHA256-
+ * RSA2048 over method, path, timestamp, nonce and body) and hands back the
+ * answer, whose own signature is checked like a notification's.
+ *
  * Settings: public_key (the platform public key or certificate, a PEM file; required),
  * platform_serial (when set, a notification signed under another serial is
- * refused), apiv3_key (the 32-character APIv3 key, required). */
+ * refused), apiv3_key (the 32-character APIv3 key, required); for pay links
+ * app_id, merchant_id, mch_private_key (PEM file), mch_serial, notify_url
+ * and api_base (default https://api.mch.weixin.qq.com). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "paychan.h"
 
@@ -28,6 +37,9 @@ typedef struct wechatpay {
     char serial[80];
     unsigned char apiv3[32];
     size_t apiv3_len;
+    char *mch_key; /* NULL: no pay links */
+    size_t mch_key_len;
+    char mch_serial[80], appid[64], mchid[64], notify_url[512], api_base[256];
 } wechatpay;
 
 static int fail(paychan_error *err, const char *check, const char *field, int status, const char *msg)
@@ -44,6 +56,16 @@ static const char *setting(const paychan_settings *s, const char *key)
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->items[i].key, key)) return s->items[i].value;
     return NULL;
+}
+
+static void close_wechatpay(void *handle)
+{
+    wechatpay *w = handle;
+    if (!w) return;
+    H->free(w->mch_key);
+    H->free(w->key);
+    memset(w->apiv3, 0, sizeof w->apiv3);
+    H->free(w);
 }
 
 static int open_wechatpay(const paychan_settings *s, void **handle, paychan_error *err)
@@ -70,18 +92,42 @@ static int open_wechatpay(const paychan_settings *s, void **handle, paychan_erro
     snprintf(w->serial, sizeof w->serial, "%s", serial ? serial : "");
     memcpy(w->apiv3, apiv3, alen);
     w->apiv3_len = alen;
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } text[] = {{"mch_serial", offsetof(wechatpay, mch_serial), sizeof w->mch_serial},
+                {"app_id", offsetof(wechatpay, appid), sizeof w->appid},
+                {"merchant_id", offsetof(wechatpay, mchid), sizeof w->mchid},
+                {"notify_url", offsetof(wechatpay, notify_url), sizeof w->notify_url},
+                {"api_base", offsetof(wechatpay, api_base), sizeof w->api_base}};
+    snprintf(w->api_base, sizeof w->api_base, "https://api.mch.weixin.qq.com");
+    for (size_t i = 0; i < sizeof text / sizeof *text; i++) {
+        const char *v = setting(s, text[i].key);
+        if (!v) continue;
+        /* they go into JSON and a header unescaped: plain text only */
+        if (strlen(v) >= text[i].size || strpbrk(v, "\"\\\r\n")) {
+            close_wechatpay(w);
+            return fail(err, "settings", text[i].key, 500, "too long, or holds a quote, backslash or line break");
+        }
+        memcpy((char *)w + text[i].off, v, strlen(v) + 1);
+    }
+    const char *mk = setting(s, "mch_private_key");
+    if (mk && mk[0]) {
+        if (!(w->mch_key = H->read_file(mk, &w->mch_key_len, why, sizeof why))) {
+            close_wechatpay(w);
+            return fail(err, "settings", "mch_private_key", 500, why);
+        }
+        const char *missing = !w->mch_serial[0] ? "mch_serial" : !w->appid[0] ? "app_id" : !w->mchid[0] ? "merchant_id"
+                            : !w->notify_url[0] ? "notify_url" : NULL;
+        if (missing) {
+            close_wechatpay(w);
+            return fail(err, "settings", missing, 500, "pay links need it");
+        }
+    }
     *handle = w;
     return 0;
 }
 
-static void close_wechatpay(void *handle)
-{
-    wechatpay *w = handle;
-    if (!w) return;
-    H->free(w->key);
-    memset(w->apiv3, 0, sizeof w->apiv3);
-    H->free(w);
-}
 
 static const char *header(const paychan_request *r, const char *name)
 {
@@ -133,11 +179,11 @@ static void *decrypt_resource(wechatpay *w, const void *doc, paychan_error *err)
     return out;
 }
 
-static int verify_wechatpay(void *handle, const paychan_request *req, int64_t now, paychan_notice *out,
-                            paychan_error *err)
+/* The Wechatpay-* headers of a notification or of an answer to our
+ * request: the signature over timestamp, nonce and body with the platform
+ * key, inside the time window, under the configured serial. */
+static int check_signed(wechatpay *w, const paychan_request *req, int64_t now, paychan_error *err)
 {
-    wechatpay *w = handle;
-    memset(out, 0, sizeof *out);
     static const char *const names[] = {"Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature",
                                         "Wechatpay-Serial"};
     const char *h[4];
@@ -187,6 +233,15 @@ static int verify_wechatpay(void *handle, const paychan_request *req, int64_t no
                       "the signature does not match timestamp, nonce and body with the platform key");
     }
     H->free(msg);
+    return rc;
+}
+
+static int verify_wechatpay(void *handle, const paychan_request *req, int64_t now, paychan_notice *out,
+                            paychan_error *err)
+{
+    wechatpay *w = handle;
+    memset(out, 0, sizeof *out);
+    int rc = check_signed(w, req, now, err);
     if (rc) return rc;
 
     char jwhy[200];
@@ -234,6 +289,80 @@ static int verify_wechatpay(void *handle, const paychan_request *req, int64_t no
     return rc;
 }
 
+/* ------------------------------------------------------------ pay links */
+
+static const char NATIVE_PATH[] = "/v3/pay/transactions/native";
+
+static int create_wechatpay(void *handle, const paychan_order *o, int64_t now, paychan_link *out, paychan_error *err)
+{
+    wechatpay *w = handle;
+    memset(out, 0, sizeof *out);
+    if (!w->mch_key) return fail(err, "settings", "mch_private_key", 500, "pay links need the merchant's private key");
+    char expire[40], desc[256];
+    time_t bj = (time_t)(o->expires + 8 * 3600);
+    struct tm tm;
+    gmtime_r(&bj, &tm);
+    strftime(expire, sizeof expire, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+    /* the subject is ours; keep it JSON-safe */
+    size_t n = 0;
+    for (const char *p = o->subject ? o->subject : o->out_trade_no; *p && n + 2 < sizeof desc; p++)
+        if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) desc[n++] = *p;
+    desc[n] = 0;
+    const char *notify = o->notify_url && o->notify_url[0] ? o->notify_url : w->notify_url;
+    char body[2048];
+    int bl = snprintf(body, sizeof body,
+                      "{\"appid\":\"%s\",\"mchid\":\"%s\",\"description\":\"%s\",\"out_trade_no\":\"%s\","
+                      "\"time_expire\":\"%s\",\"notify_url\":\"%s\",\"amount\":{\"total\":%lld,\"currency\":\"CNY\"}}",
+                      w->appid, w->mchid, desc, o->out_trade_no, expire, notify, (long long)o->amount);
+    if (bl < 0 || (size_t)bl >= sizeof body) return fail(err, "format", NULL, 500, "the order does not fit");
+    unsigned char rnd[16];
+    if (H->random(rnd, sizeof rnd)) return fail(err, "format", NULL, 500, "no randomness");
+    char nonce[33];
+    for (int i = 0; i < 16; i++) snprintf(nonce + 2 * i, 3, "%02X", rnd[i]);
+    char msg[2400], sig[1024], why[200];
+    int ml = snprintf(msg, sizeof msg, "POST\n%s\n%lld\n%s\n%s\n", NATIVE_PATH, (long long)now, nonce, body);
+    if (ml < 0 || (size_t)ml >= sizeof msg) return fail(err, "format", NULL, 500, "the order does not fit");
+    if (H->rsa_sha256_sign(w->mch_key, w->mch_key_len, msg, (size_t)ml, sig, sizeof sig, why, sizeof why))
+        return fail(err, "settings", "mch_private_key", 500, why);
+    paychan_http *h = &out->http;
+    snprintf(h->method, sizeof h->method, "POST");
+    snprintf(h->url, sizeof h->url, "%s%s", w->api_base, NATIVE_PATH);
+    snprintf(h->headers, sizeof h->headers,
+             "Content-Type: application/json\nAccept: application/json\nUser-Agent: bandbill\n"
+             "Authorization: WECHATPAY2-SHA256-RSA2048 mchid=\"%s\",nonce_str=\"%s\",signature=\"%s\","
+             "timestamp=\"%lld\",serial_no=\"%s\"\n",
+             w->mchid, nonce, sig, (long long)now, w->mch_serial);
+    if (!(h->body = H->alloc((size_t)bl))) return fail(err, "format", NULL, 500, "out of memory");
+    memcpy(h->body, body, (size_t)bl);
+    h->body_len = (size_t)bl;
+    return PAYCHAN_HTTP;
+}
+
+static int order_response_wechatpay(void *handle, const paychan_order *o, int status, const paychan_request *resp,
+                                    int64_t now, paychan_link *out, paychan_error *err)
+{
+    (void)o;
+    wechatpay *w = handle;
+    memset(out, 0, sizeof *out);
+    char jwhy[200];
+    void *doc = resp->body_len ? H->json_parse(resp->body, resp->body_len, jwhy, sizeof jwhy) : NULL;
+    if (status != 200) {
+        char m[256];
+        const char *code = doc ? H->json_str(doc, "code") : NULL, *msg = doc ? H->json_str(doc, "message") : NULL;
+        snprintf(m, sizeof m, "WeChat Pay answered %d %s: %s", status, code ? code : "", msg ? msg : "(no message)");
+        H->json_free(doc);
+        return fail(err, "order", "status", 502, m);
+    }
+    /* an answer is only as good as its signature */
+    int rc = check_signed(w, resp, now, err);
+    const char *url = !rc && doc ? H->json_str(doc, "code_url") : NULL;
+    if (!rc && !url) rc = fail(err, "order", "code_url", 502, "the answer has no code_url");
+    if (!rc && strlen(url) >= sizeof out->qr) rc = fail(err, "order", "code_url", 502, "code_url is too long");
+    if (!rc) memcpy(out->qr, url, strlen(url) + 1);
+    H->json_free(doc);
+    return rc;
+}
+
 /* 204 with no body once recorded; otherwise a 4xx/5xx with the code and
  * message WeChat shows in the merchant platform. */
 static void reply_wechatpay(void *handle, int ok, const paychan_error *why, paychan_reply *out)
@@ -251,7 +380,8 @@ static void reply_wechatpay(void *handle, int ok, const paychan_error *why, payc
              why && why->check[0] ? why->check : "refused");
 }
 
-static const char *const settings[] = {"public_key", "platform_serial", "apiv3_key", NULL};
+static const char *const settings[] = {"public_key", "platform_serial", "apiv3_key", "mch_private_key", "mch_serial",
+                                       "notify_url", "api_base", NULL};
 
 static const paychan_plugin plugin = {
     .abi = PAYCHAN_ABI,
@@ -262,6 +392,8 @@ static const paychan_plugin plugin = {
     .verify_notification = verify_wechatpay,
     .reply = reply_wechatpay,
     .settings = settings,
+    .create_order = create_wechatpay,
+    .order_response = order_response_wechatpay,
 };
 
 EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)

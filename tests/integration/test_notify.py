@@ -11,6 +11,7 @@ customer active and queues service.restore; a channel that is not
 configured has no route."""
 
 import base64
+import http.server
 import json
 import os
 import threading
@@ -50,9 +51,61 @@ def alipay_form(key, **fields):
     return urllib.parse.urlencode(signed)
 
 
+class FakeWeChatPay(http.server.ThreadingHTTPServer):
+    """WeChat Pay's Native order API on loopback: checks our request's
+    WECHATPAY2-SHA256-RSA2048 signature with the merchant's public key and
+    answers with a code_url signed by the platform key (or, when told to,
+    with a signature that does not match)."""
+
+    def __init__(self, mch_public, platform_key):
+        super().__init__(("127.0.0.1", 0), FakeWeChatHandler)
+        self.mch_public, self.platform_key = mch_public, platform_key
+        self.requests, self.bad_answer = [], False
+
+
+class FakeWeChatHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        auth = self.headers["Authorization"]
+        scheme, params = auth.split(" ", 1)
+        f = dict(p.split("=", 1) for p in params.split(","))
+        f = {k: v.strip('"') for k, v in f.items()}
+        msg = "POST\n%s\n%s\n%s\n%s\n" % (self.path, f["timestamp"], f["nonce_str"], body.decode())
+        try:
+            self.server.mch_public.verify(base64.b64decode(f["signature"]), msg.encode(), padding.PKCS1v15(),
+                                          hashes.SHA256())
+            ok = scheme == "WECHATPAY2-SHA256-RSA2048"
+        except Exception:  # noqa: BLE001
+            ok = False
+        self.server.requests.append((self.path, f, json.loads(body), ok))
+        if not ok:
+            out = json.dumps({"code": "SIGN_ERROR", "message": "signature"}).encode()
+            self.send_response(401)
+        else:
+            out = json.dumps({"code_url": "weixin://wxpay/bizpayurl?pr=TESTCODE"}).encode()
+            self.send_response(200)
+        ts, nonce = str(int(time.time())), "n-answer"
+        sig = sign(self.server.platform_key, ("%s\n%s\n%s\n" % (ts, nonce, out.decode())).encode())
+        if self.server.bad_answer:
+            sig = sign(self.server.platform_key, b"something else")
+        for k, v in (("Content-Type", "application/json"), ("Wechatpay-Timestamp", ts), ("Wechatpay-Nonce", nonce),
+                     ("Wechatpay-Signature", sig), ("Wechatpay-Serial", "PUB_KEY_ID_01"),
+                     ("Content-Length", str(len(out)))):
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(out)
+
+
 class Notifications(BBTestCase):
     def setUp(self):
         super().setUp()
+        self.mch = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        with open(self.ws.path("mch_private.pem"), "wb") as f:
+            f.write(self.mch.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
         self.ali = new_key(self.ws.path("alipay_pub.pem"))
         # the app's own key pair: it signs our pay links
         self.app = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -60,14 +113,19 @@ class Notifications(BBTestCase):
             f.write(self.app.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
         self.wx = new_key(self.ws.path("wechat_pub.pem"))
+        self.wxapi = FakeWeChatPay(self.mch.public_key(), self.wx)
+        threading.Thread(target=self.wxapi.serve_forever, daemon=True).start()
+        self.addCleanup(self.wxapi.shutdown)
         ini = self.ws.path("bandbill.ini")
         bbtest.write(ini, "[channel.alipay]\npublic_key = %s\napp_id = %s\nmerchant_id = %s\n"
                           "app_private_key = %s\nnotify_url = https://isp.example/api/v1/notify/alipay\n"
                           "gateway = https://openapi.alipaydev.com/gateway.do\n\n"
                           "[channel.wechatpay]\npublic_key = %s\napiv3_key = %s\nplatform_serial = PUB_KEY_ID_01\n"
-                          "merchant_id = 1900000001\n"
+                          "merchant_id = 1900000001\napp_id = wx01\nmch_private_key = %s\nmch_serial = MCH01\n"
+                          "notify_url = https://isp.example/api/v1/notify/wechatpay\napi_base = http://127.0.0.1:%d\n"
                      % (self.ws.path("alipay_pub.pem"), APP_ID, SELLER, self.ws.path("app_private.pem"),
-                        self.ws.path("wechat_pub.pem"), APIV3.decode()))
+                        self.ws.path("wechat_pub.pem"), APIV3.decode(), self.ws.path("mch_private.pem"),
+                        self.wxapi.server_address[1]))
         seed(self.ws, 1, start="2026-10-01", next_bill="2026-11-01")
         self.ws.ok("bill", "run", "--period", "2026-10")
         self.number, self.gross = self.ws.sql("SELECT number, gross FROM invoices")[0]
@@ -261,4 +319,22 @@ class Notifications(BBTestCase):
             self.notify("alipay", form)
         except Exception:  # noqa: BLE001 - the daemon died under it: that is the point
             pass
+
+    def test_wechatpay_native_order(self):
+        no = self.order("wechatpay")
+        r = self.srv.get("/api/v1/pay-orders/" + no, token=self.token)
+        self.assertEqual(r.body["pay_url"], "weixin://wxpay/bizpayurl?pr=TESTCODE")
+        path, auth, body, ok = self.wxapi.requests[-1]
+        self.assertTrue(ok, "the request's signature did not verify with the merchant's key")
+        self.assertEqual((path, auth["mchid"], auth["serial_no"]), ("/v3/pay/transactions/native", "1900000001", "MCH01"))
+        self.assertEqual((body["out_trade_no"], body["amount"], body["appid"], body["mchid"], body["notify_url"]),
+                         (no, {"total": self.gross, "currency": "CNY"}, "wx01", "1900000001",
+                          "https://isp.example/api/v1/notify/wechatpay"))
+        self.assertRegex(body["time_expire"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00$")
+        # an answer whose signature does not verify makes no link, and no payable order
+        self.wxapi.bad_answer = True
+        r = self.srv.post("/api/v1/invoices/%s/pay-orders" % self.number, {"channel": "wechatpay"}, token=self.token)
+        self.assertError(r, 502, "channel_error")
+        self.assertIn("signature", r.body["error"]["message"])
+        self.assertEqual(self.ws.sql("SELECT status, pay_url FROM payment_orders ORDER BY id DESC LIMIT 1"), [("closed", None)])
 

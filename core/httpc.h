@@ -1,0 +1,30 @@
+/* httpc.h - outgoing HTTP(S) requests on the event loop (libevent's
+ * client): what the core sends to payment channels on their plugins'
+ * behalf. One request, one connection; HTTPS verifies the peer against
+ * the system's CA store and the host name. */
+#ifndef BB_HTTPC_H
+#define BB_HTTPC_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "paychan.h"
+
+struct event_base;
+
+/* Called once, on the loop thread: status 0 and `error` set when no
+ * answer came (connection, TLS, timeout); headers and body are valid only
+ * during the call. */
+typedef void (*httpc_done)(void *arg, int status, const paychan_kv *headers, size_t nheaders, const char *body,
+                           size_t len, const char *error);
+
+/* Sends the request; `done` runs later (never from inside this call).
+ * headers: "Name: value" lines. Returns 0, or an error (bad URL, out of
+ * memory) without calling done. */
+int httpc_request(struct event_base *base, const char *method, const char *url, const char *headers, const char *body,
+                  size_t len, int timeout_s, httpc_done done, void *arg, err *e);
+
+/* Frees the shared TLS context (shutdown). */
+void httpc_release(void);
+
+#endif
