@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include "buf.h"
+#include "cfg.h"
 #include "crypto.h"
 #include "json.h"
 
@@ -488,6 +489,14 @@ void channel_close(channel_handle *c)
     if (c->p && c->p->close) c->p->close(c->h);
     c->p = NULL;
     c->h = NULL;
+}
+
+size_t channels_settings_of(const cfg *c, const char *name, paychan_kv *kv, size_t max)
+{
+    size_t n = 0;
+    for (int j = 0; j < c->nchset && n < max; j++)
+        if (!strcmp(c->chset[j].channel, name)) kv[n++] = (paychan_kv){c->chset[j].key, c->chset[j].value};
+    return n;
 }
 
 void channels_describe(const paychan_error *pe, char *out, size_t n)

@@ -39,6 +39,11 @@ typedef struct channel_handle {
 int channel_open(const char *name, const paychan_settings *s, channel_handle *out, err *e);
 void channel_close(channel_handle *c);
 
+struct cfg;
+/* The settings of channel `name` from the config (channel.NAME.*), up to
+ * max; returns how many. The strings belong to the config. */
+size_t channels_settings_of(const struct cfg *c, const char *name, paychan_kv *kv, size_t max);
+
 /* Formats a plugin's error as one line: "signature (Wechatpay-Signature): ...". */
 void channels_describe(const paychan_error *pe, char *out, size_t n);
 

@@ -181,6 +181,12 @@ typedef struct paychan_plugin {
      * 0 with the link, or -1 (a refused or unverifiable answer). */
     int (*order_response)(void *handle, const paychan_order *o, int status, const paychan_request *resp, int64_t now,
                           paychan_link *out, paychan_error *err);
+    /* Asking the channel about an order no notification came for: the
+     * request to send (returns PAYCHAN_HTTP), then the answer checked and
+     * decoded as a notification would be (0, or -1). NULL: no queries. */
+    int (*query_order)(void *handle, const char *out_trade_no, int64_t now, paychan_http *out, paychan_error *err);
+    int (*query_response)(void *handle, const char *out_trade_no, int status, const paychan_request *resp, int64_t now,
+                          paychan_notice *out, paychan_error *err);
 } paychan_plugin;
 
 typedef const paychan_plugin *(*paychan_entry_fn)(const paychan_host *host);

@@ -5,10 +5,22 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "audit.h"
+#include "cfg.h"
+#include "channels.h"
 #include "crypto.h"
+#include "httpc.h"
 #include "customers.h"
 #include "outbox.h"
+#include "date.h"
+#include "log.h"
 #include "payments.h"
+#include "vault.h"
 
 int payorders_create(db *d, const payorder_new *in, int64_t *id, char out_trade_no[PAYORDER_NO_MAX], err *e)
 {
@@ -240,3 +252,149 @@ int payorders_expire(db *d, int *n, err *e)
     *n = rc ? 0 : (int)db_changes(d);
     return rc;
 }
+
+/* ------------------------------------------------------------- queries */
+
+typedef struct answer {
+    int done, status;
+    char error[200];
+    paychan_kv hdr[32];
+    size_t nh;
+    char *names, *body; /* copies: the client's buffers go with its callback */
+    size_t blen;
+} answer;
+
+static void on_answer(void *arg, int status, const paychan_kv *headers, size_t nh, const char *body, size_t len,
+                      const char *error)
+{
+    answer *a = arg;
+    a->done = 1;
+    a->status = status;
+    if (error) snprintf(a->error, sizeof a->error, "%s", error);
+    size_t need = 0;
+    for (size_t i = 0; i < nh && i < 32; i++) need += strlen(headers[i].key) + strlen(headers[i].value) + 2;
+    a->names = malloc(need + 1);
+    a->body = malloc(len + 1);
+    if (!a->names || !a->body) {
+        a->status = 0;
+        snprintf(a->error, sizeof a->error, "out of memory");
+        return;
+    }
+    char *p = a->names;
+    for (size_t i = 0; i < nh && i < 32; i++) {
+        size_t kl = strlen(headers[i].key) + 1, vl = strlen(headers[i].value) + 1;
+        memcpy(p, headers[i].key, kl);
+        memcpy(p + kl, headers[i].value, vl);
+        a->hdr[a->nh++] = (paychan_kv){p, p + kl};
+        p += kl + vl;
+    }
+    memcpy(a->body, body, len);
+    a->body[len] = 0;
+    a->blen = len;
+}
+
+/* One request, waited for on a loop of our own. */
+static int ask(struct event_base *base, const paychan_http *h, answer *a, err *e)
+{
+    memset(a, 0, sizeof *a);
+    int rc = httpc_request(base, h->method, h->url, h->headers, h->body, h->body_len, 10, on_answer, a, e);
+    while (!rc && !a->done) event_base_loop(base, EVLOOP_ONCE);
+    return rc;
+}
+
+int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, int limit, int *asked, int *credited,
+                        err *e)
+{
+    *asked = *credited = 0;
+    char before[25];
+    db_format_time(db_now_ms() - after_min * 60000, before);
+    /* the orders first, the statement done before any write */
+    struct {
+        char no[PAYORDER_NO_MAX], channel[32];
+    } *todo = calloc((size_t)limit, sizeof *todo);
+    if (!todo) return err_set(e, ERR_NOMEM, "out of memory");
+    db_stmt *s = db_prepare(d,
+                            "SELECT out_trade_no, channel FROM payment_orders WHERE status = 'open' AND created_at <= ? "
+                            "ORDER BY id LIMIT ?",
+                            e);
+    int n = 0, rc = s ? 0 : e->code;
+    if (s) {
+        db_bind_text(s, 1, before);
+        db_bind_int(s, 2, limit);
+        while ((rc = db_step(d, s, e)) == DB_ROW) {
+            snprintf(todo[n].no, sizeof todo[n].no, "%s", db_col_text(s, 0));
+            snprintf(todo[n].channel, sizeof todo[n].channel, "%s", db_col_text(s, 1));
+            n++;
+        }
+        db_done(s);
+        rc = rc < 0 ? rc : 0;
+    }
+    if (!rc && n) {
+        char dir[CFG_PATH];
+        if (c->plugins_dir[0]) snprintf(dir, sizeof dir, "%s", c->plugins_dir);
+        else channels_default_dir(dir, sizeof dir);
+        rc = channels_load(dir, NULL, e);
+    }
+    struct event_base *base = !rc && n ? event_base_new() : NULL;
+    if (!rc && n && !base) rc = err_set(e, ERR_NOMEM, "cannot create an event loop");
+    char today[11];
+    date_format(date_of_time(time(NULL)), today);
+    for (int i = 0; i < n && !rc; i++) {
+        paychan_kv kv[CFG_MAX_CHANNEL_SETTINGS];
+        paychan_settings set = {kv, channels_settings_of(c, todo[i].channel, kv, CFG_MAX_CHANNEL_SETTINGS)};
+        channel_handle ch;
+        err ce;
+        if (channel_open(todo[i].channel, &set, &ch, &ce)) continue; /* not configured here any more */
+        paychan_http h;
+        paychan_error pe;
+        memset(&pe, 0, sizeof pe);
+        answer a = {0};
+        int64_t now = (int64_t)time(NULL);
+        int q = ch.p->query_order && ch.p->query_response ? ch.p->query_order(ch.h, todo[i].no, now, &h, &pe) : 0;
+        if (q == PAYCHAN_HTTP) {
+            (*asked)++;
+            err he;
+            int hr = ask(base, &h, &a, &he);
+            free(h.body);
+            paychan_notice nt;
+            memset(&nt, 0, sizeof nt);
+            paychan_request resp = {a.hdr, a.nh, a.body ? a.body : "", a.blen};
+            const char *expect[2] = {NULL, NULL};
+            for (size_t k = 0; k < set.n; k++) {
+                if (!strcmp(kv[k].key, "app_id")) expect[0] = kv[k].value;
+                if (!strcmp(kv[k].key, "merchant_id")) expect[1] = kv[k].value;
+            }
+            if (hr || !a.status)
+                log_msg(LOG_WARN, "payment_query_failed", "%s order %s: %s", todo[i].channel, todo[i].no, hr ? he.msg : a.error);
+            else if (ch.p->query_response(ch.h, todo[i].no, a.status, &resp, (int64_t)time(NULL), &nt, &pe)) {
+                char line[400];
+                channels_describe(&pe, line, sizeof line);
+                log_msg(LOG_WARN, "payment_query_failed", "%s order %s: %s", todo[i].channel, todo[i].no, line);
+            } else if (nt.state == PAYCHAN_PAID) {
+                payorder_expect x = {expect[0], expect[1]};
+                payorder_raw raw = {"{}", resp.body, resp.body_len, "query"};
+                payorder_result r;
+                rc = db_begin(d, e);
+                if (!rc) rc = payorders_settle(d, v, todo[i].channel, &x, &nt, &raw, today, &r, e);
+                if (!rc) {
+                    char actor[] = "job:payments.query", nid[24];
+                    snprintf(nid, sizeof nid, "%lld", (long long)r.notification_id);
+                    audit_who who = {actor, "system", "scheduler", NULL, NULL};
+                    audit_event ev = {.action = "payment.query", .object_type = "payment_notification", .object_id = nid};
+                    rc = audit_append(d, vault_audit_key(v), &who, &ev, e);
+                }
+                if (!rc) rc = db_commit(d, e);
+                else db_rollback(d);
+                if (!rc && !strcmp(r.outcome, "credited")) (*credited)++;
+            }
+            free(nt.fields_json);
+        }
+        free(a.names);
+        free(a.body);
+        channel_close(&ch);
+    }
+    if (base) event_base_free(base);
+    free(todo);
+    return rc;
+}
+

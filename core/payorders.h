@@ -71,6 +71,16 @@ typedef struct payorder_result {
 int payorders_settle(db *d, const vault *v, const char *channel, const payorder_expect *x, const paychan_notice *nt,
                      const payorder_raw *raw, const char *today, payorder_result *r, err *e);
 
+struct cfg;
+/* Asks the channels about open orders no notification came for in
+ * after_min minutes (at most `limit` of them), and settles what they say
+ * was paid as a notification would be, each in its own transaction with
+ * its audit record (actor job:payments.query). Channels without queries
+ * are skipped. *asked and *credited get how many. Runs its own event loop
+ * for the requests: call it from a job, never from the daemon's loop. */
+int payorders_query_due(db *d, const vault *v, const struct cfg *c, int64_t after_min, int limit, int *asked, int *credited,
+                        err *e);
+
 /* Marks open orders whose time is up as expired; *n gets how many. */
 int payorders_expire(db *d, int *n, err *e);
 

@@ -630,11 +630,10 @@ static int open_channels(server *s, err *e)
         snprintf(sc->name, sizeof sc->name, "%s", names[i]);
         sc->order_ttl_min = 120;
         paychan_kv kv[CFG_MAX_CHANNEL_SETTINGS];
-        size_t nkv = 0;
+        size_t nkv = channels_settings_of(c, names[i], kv, CFG_MAX_CHANNEL_SETTINGS);
         for (int j = 0; j < c->nchset; j++) {
             const cfg_channel_setting *cs = &c->chset[j];
             if (strcmp(cs->channel, names[i])) continue;
-            kv[nkv++] = (paychan_kv){cs->key, cs->value};
             if (!strcmp(cs->key, "app_id")) snprintf(sc->app_id, sizeof sc->app_id, "%s", cs->value);
             if (!strcmp(cs->key, "merchant_id")) snprintf(sc->merchant_id, sizeof sc->merchant_id, "%s", cs->value);
             if (!strcmp(cs->key, "order_ttl_min")) {

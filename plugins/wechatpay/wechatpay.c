@@ -236,6 +236,30 @@ static int check_signed(wechatpay *w, const paychan_request *req, int64_t now, p
     return rc;
 }
 
+/* A transaction object (a notification's decrypted resource, or a
+ * query's answer) into the notice. One not paid carries no transaction id. */
+static int fill_transaction(const void *res, paychan_notice *out, paychan_error *err)
+{
+    const char *state = H->json_str(res, "trade_state");
+    if (!state) return fail(err, "format", "trade_state", 400, "a required field is missing");
+    if (!H->json_str(res, "out_trade_no")) return fail(err, "format", "out_trade_no", 400, "a required field is missing");
+    int paid = !strcmp(state, "SUCCESS"), refunded = !strcmp(state, "REFUND");
+    out->state = paid ? PAYCHAN_PAID : refunded ? PAYCHAN_REFUNDED : PAYCHAN_NOT_PAID;
+    int rc = copy(out->status, sizeof out->status, state, "trade_state", err);
+    if (!rc && (paid || refunded) && !H->json_str(res, "transaction_id"))
+        rc = fail(err, "format", "transaction_id", 400, "a required field is missing");
+    if (!rc && (H->json_int(res, "amount.total", &out->amount) || out->amount < 0) && (paid || refunded))
+        rc = fail(err, "format", "amount.total", 400, "the amount is not a whole number of fen");
+    if (!rc) rc = copy(out->out_trade_no, sizeof out->out_trade_no, H->json_str(res, "out_trade_no"), "out_trade_no", err);
+    if (!rc) rc = copy(out->channel_txn_id, sizeof out->channel_txn_id, H->json_str(res, "transaction_id"), "transaction_id", err);
+    if (!rc) rc = copy(out->app_id, sizeof out->app_id, H->json_str(res, "appid"), "appid", err);
+    if (!rc) rc = copy(out->merchant_id, sizeof out->merchant_id, H->json_str(res, "mchid"), "mchid", err);
+    if (!rc) rc = copy(out->paid_at, sizeof out->paid_at, H->json_str(res, "success_time"), "success_time", err);
+    const char *cur = H->json_str(res, "amount.currency");
+    if (!rc) rc = copy(out->currency, sizeof out->currency, cur ? cur : "CNY", "amount.currency", err);
+    return rc;
+}
+
 static int verify_wechatpay(void *handle, const paychan_request *req, int64_t now, paychan_notice *out,
                             paychan_error *err)
 {
@@ -257,24 +281,7 @@ static int verify_wechatpay(void *handle, const paychan_request *req, int64_t no
     const char *type = H->json_str(doc, "resource.original_type");
     int is_txn = event && !strncmp(event, "TRANSACTION.", 12) && (!type || !strcmp(type, "transaction"));
     if (!rc && is_txn) {
-        const char *state = H->json_str(res, "trade_state");
-        static const char *const required[] = {"out_trade_no", "transaction_id", "trade_state"};
-        for (int i = 0; i < 3 && !rc; i++)
-            if (!H->json_str(res, required[i])) rc = fail(err, "format", required[i], 400, "a required field is missing");
-        if (!rc && (H->json_int(res, "amount.total", &out->amount) || out->amount < 0))
-            rc = fail(err, "format", "amount.total", 400, "the amount is not a whole number of fen");
-        if (!rc) {
-            out->state = !strcmp(state, "SUCCESS") ? PAYCHAN_PAID : !strcmp(state, "REFUND") ? PAYCHAN_REFUNDED
-                                                                                             : PAYCHAN_NOT_PAID;
-            rc = copy(out->status, sizeof out->status, state, "trade_state", err);
-        }
-        if (!rc) rc = copy(out->out_trade_no, sizeof out->out_trade_no, H->json_str(res, "out_trade_no"), "out_trade_no", err);
-        if (!rc) rc = copy(out->channel_txn_id, sizeof out->channel_txn_id, H->json_str(res, "transaction_id"), "transaction_id", err);
-        if (!rc) rc = copy(out->app_id, sizeof out->app_id, H->json_str(res, "appid"), "appid", err);
-        if (!rc) rc = copy(out->merchant_id, sizeof out->merchant_id, H->json_str(res, "mchid"), "mchid", err);
-        if (!rc) rc = copy(out->paid_at, sizeof out->paid_at, H->json_str(res, "success_time"), "success_time", err);
-        const char *cur = H->json_str(res, "amount.currency");
-        if (!rc) rc = copy(out->currency, sizeof out->currency, cur ? cur : "CNY", "amount.currency", err);
+        rc = fill_transaction(res, out, err);
     } else if (!rc) {
         /* a notification of another kind (refund, pay score...): verified, decoded, nothing to credit */
         out->state = PAYCHAN_NOT_PAID;
@@ -292,6 +299,38 @@ static int verify_wechatpay(void *handle, const paychan_request *req, int64_t no
 /* ------------------------------------------------------------ pay links */
 
 static const char NATIVE_PATH[] = "/v3/pay/transactions/native";
+
+/* A request to the API signed with the merchant's key: WECHATPAY2-SHA256-
+ * RSA2048 over method, path (with its query), timestamp, nonce and body. */
+static int signed_request(wechatpay *w, const char *method, const char *path, const char *body, size_t bl, int64_t now,
+                          paychan_http *h, paychan_error *err)
+{
+    if (!w->mch_key) return fail(err, "settings", "mch_private_key", 500, "requests to WeChat Pay need the merchant's private key");
+    unsigned char rnd[16];
+    if (H->random(rnd, sizeof rnd)) return fail(err, "format", NULL, 500, "no randomness");
+    char nonce[33];
+    for (int i = 0; i < 16; i++) snprintf(nonce + 2 * i, 3, "%02X", rnd[i]);
+    char msg[2600], sig[1024], why[200];
+    int ml = snprintf(msg, sizeof msg, "%s\n%s\n%lld\n%s\n%.*s\n", method, path, (long long)now, nonce, (int)bl, body);
+    if (ml < 0 || (size_t)ml >= sizeof msg) return fail(err, "format", NULL, 500, "the request does not fit");
+    if (H->rsa_sha256_sign(w->mch_key, w->mch_key_len, msg, (size_t)ml, sig, sizeof sig, why, sizeof why))
+        return fail(err, "settings", "mch_private_key", 500, why);
+    snprintf(h->method, sizeof h->method, "%s", method);
+    snprintf(h->url, sizeof h->url, "%s%s", w->api_base, path);
+    snprintf(h->headers, sizeof h->headers,
+             "%sAccept: application/json\nUser-Agent: bandbill\n"
+             "Authorization: WECHATPAY2-SHA256-RSA2048 mchid=\"%s\",nonce_str=\"%s\",signature=\"%s\","
+             "timestamp=\"%lld\",serial_no=\"%s\"\n",
+             bl ? "Content-Type: application/json\n" : "", w->mchid, nonce, sig, (long long)now, w->mch_serial);
+    h->body = NULL;
+    h->body_len = 0;
+    if (bl) {
+        if (!(h->body = H->alloc(bl))) return fail(err, "format", NULL, 500, "out of memory");
+        memcpy(h->body, body, bl);
+        h->body_len = bl;
+    }
+    return PAYCHAN_HTTP;
+}
 
 static int create_wechatpay(void *handle, const paychan_order *o, int64_t now, paychan_link *out, paychan_error *err)
 {
@@ -315,27 +354,7 @@ static int create_wechatpay(void *handle, const paychan_order *o, int64_t now, p
                       "\"time_expire\":\"%s\",\"notify_url\":\"%s\",\"amount\":{\"total\":%lld,\"currency\":\"CNY\"}}",
                       w->appid, w->mchid, desc, o->out_trade_no, expire, notify, (long long)o->amount);
     if (bl < 0 || (size_t)bl >= sizeof body) return fail(err, "format", NULL, 500, "the order does not fit");
-    unsigned char rnd[16];
-    if (H->random(rnd, sizeof rnd)) return fail(err, "format", NULL, 500, "no randomness");
-    char nonce[33];
-    for (int i = 0; i < 16; i++) snprintf(nonce + 2 * i, 3, "%02X", rnd[i]);
-    char msg[2400], sig[1024], why[200];
-    int ml = snprintf(msg, sizeof msg, "POST\n%s\n%lld\n%s\n%s\n", NATIVE_PATH, (long long)now, nonce, body);
-    if (ml < 0 || (size_t)ml >= sizeof msg) return fail(err, "format", NULL, 500, "the order does not fit");
-    if (H->rsa_sha256_sign(w->mch_key, w->mch_key_len, msg, (size_t)ml, sig, sizeof sig, why, sizeof why))
-        return fail(err, "settings", "mch_private_key", 500, why);
-    paychan_http *h = &out->http;
-    snprintf(h->method, sizeof h->method, "POST");
-    snprintf(h->url, sizeof h->url, "%s%s", w->api_base, NATIVE_PATH);
-    snprintf(h->headers, sizeof h->headers,
-             "Content-Type: application/json\nAccept: application/json\nUser-Agent: bandbill\n"
-             "Authorization: WECHATPAY2-SHA256-RSA2048 mchid=\"%s\",nonce_str=\"%s\",signature=\"%s\","
-             "timestamp=\"%lld\",serial_no=\"%s\"\n",
-             w->mchid, nonce, sig, (long long)now, w->mch_serial);
-    if (!(h->body = H->alloc((size_t)bl))) return fail(err, "format", NULL, 500, "out of memory");
-    memcpy(h->body, body, (size_t)bl);
-    h->body_len = (size_t)bl;
-    return PAYCHAN_HTTP;
+    return signed_request(w, "POST", NATIVE_PATH, body, (size_t)bl, now, &out->http, err);
 }
 
 static int order_response_wechatpay(void *handle, const paychan_order *o, int status, const paychan_request *resp,
@@ -359,6 +378,47 @@ static int order_response_wechatpay(void *handle, const paychan_order *o, int st
     if (!rc && !url) rc = fail(err, "order", "code_url", 502, "the answer has no code_url");
     if (!rc && strlen(url) >= sizeof out->qr) rc = fail(err, "order", "code_url", 502, "code_url is too long");
     if (!rc) memcpy(out->qr, url, strlen(url) + 1);
+    H->json_free(doc);
+    return rc;
+}
+
+static int query_wechatpay(void *handle, const char *out_trade_no, int64_t now, paychan_http *out, paychan_error *err)
+{
+    wechatpay *w = handle;
+    memset(out, 0, sizeof *out);
+    /* our order numbers are letters and digits: nothing to escape in the path */
+    if (strspn(out_trade_no, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(out_trade_no))
+        return fail(err, "format", "out_trade_no", 400, "not an order number of ours");
+    char path[256];
+    snprintf(path, sizeof path, "/v3/pay/transactions/out-trade-no/%s?mchid=%s", out_trade_no, w->mchid);
+    return signed_request(w, "GET", path, "", 0, now, out, err);
+}
+
+static int query_response_wechatpay(void *handle, const char *out_trade_no, int status, const paychan_request *resp,
+                                    int64_t now, paychan_notice *out, paychan_error *err)
+{
+    wechatpay *w = handle;
+    memset(out, 0, sizeof *out);
+    char jwhy[200];
+    void *doc = resp->body_len ? H->json_parse(resp->body, resp->body_len, jwhy, sizeof jwhy) : NULL;
+    int rc = 0;
+    if (status == 404) {
+        /* never paid, never even opened: nothing to credit */
+        out->state = PAYCHAN_NOT_PAID;
+        snprintf(out->status, sizeof out->status, "ORDER_NOT_EXIST");
+        rc = copy(out->out_trade_no, sizeof out->out_trade_no, out_trade_no, "out_trade_no", err);
+    } else if (status != 200) {
+        char m[256];
+        const char *code = doc ? H->json_str(doc, "code") : NULL;
+        snprintf(m, sizeof m, "WeChat Pay answered %d %s", status, code ? code : "");
+        rc = fail(err, "query", "status", 502, m);
+    } else if (!(rc = check_signed(w, resp, now, err))) {
+        if (!doc) rc = fail(err, "format", "body", 502, "the answer is not JSON");
+        else if (!(rc = fill_transaction(doc, out, err)) && strcmp(out->out_trade_no, out_trade_no))
+            rc = fail(err, "query", "out_trade_no", 502, "the answer is about another order");
+        if (!rc && !(out->fields_json = H->json_text(doc))) rc = fail(err, "format", NULL, 500, "out of memory");
+        if (!rc) snprintf(out->event, sizeof out->event, "query");
+    }
     H->json_free(doc);
     return rc;
 }
@@ -394,6 +454,8 @@ static const paychan_plugin plugin = {
     .settings = settings,
     .create_order = create_wechatpay,
     .order_response = order_response_wechatpay,
+    .query_order = query_wechatpay,
+    .query_response = query_response_wechatpay,
 };
 
 EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)

@@ -60,12 +60,49 @@ class FakeWeChatPay(http.server.ThreadingHTTPServer):
     def __init__(self, mch_public, platform_key):
         super().__init__(("127.0.0.1", 0), FakeWeChatHandler)
         self.mch_public, self.platform_key = mch_public, platform_key
-        self.requests, self.bad_answer = [], False
+        self.requests, self.bad_answer, self.paid = [], False, {}
 
 
 class FakeWeChatHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+    def signed_by_us(self, method, body):
+        scheme, params = self.headers["Authorization"].split(" ", 1)
+        f = {k: v.strip('"') for k, v in (p.split("=", 1) for p in params.split(","))}
+        msg = "%s\n%s\n%s\n%s\n%s\n" % (method, self.path, f["timestamp"], f["nonce_str"], body)
+        try:
+            self.server.mch_public.verify(base64.b64decode(f["signature"]), msg.encode(), padding.PKCS1v15(),
+                                          hashes.SHA256())
+            return scheme == "WECHATPAY2-SHA256-RSA2048"
+        except Exception:  # noqa: BLE001
+            return False
+
+    def answer(self, status, obj):
+        out = json.dumps(obj).encode()
+        self.send_response(status)
+        ts, nonce = str(int(time.time())), "n-answer"
+        sig = sign(self.server.platform_key, ("%s\n%s\n%s\n" % (ts, nonce, out.decode())).encode())
+        for k, v in (("Content-Type", "application/json"), ("Wechatpay-Timestamp", ts), ("Wechatpay-Nonce", nonce),
+                     ("Wechatpay-Signature", sig), ("Wechatpay-Serial", "PUB_KEY_ID_01"),
+                     ("Content-Length", str(len(out)))):
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(out)
+
+    def do_GET(self):
+        """The order query: paid, for the amount the test set."""
+        ok = self.signed_by_us("GET", "")
+        no = self.path.split("/")[-1].split("?")[0]
+        self.server.requests.append((self.path, {}, {}, ok))
+        if not ok:
+            return self.answer(401, {"code": "SIGN_ERROR", "message": "signature"})
+        if no not in self.server.paid:
+            return self.answer(200, {"appid": "wx01", "mchid": "1900000001", "out_trade_no": no, "trade_state": "NOTPAY"})
+        self.answer(200, {"appid": "wx01", "mchid": "1900000001", "out_trade_no": no,
+                          "transaction_id": "4200000000202611280000000099", "trade_type": "NATIVE",
+                          "trade_state": "SUCCESS", "success_time": "2026-11-28T10:00:05+08:00",
+                          "amount": {"total": self.server.paid[no], "currency": "CNY"}})
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -224,9 +261,9 @@ class Notifications(BBTestCase):
         self.assertEqual(self.count("payment_notifications", "outcome = 'credited'"), 1)
         self.assertEqual(self.count("payment_notifications", "outcome = 'duplicate'"), 99)
 
-    def wechat(self, out_trade_no, amount, ts=None, tamper=False):
+    def wechat(self, out_trade_no, amount, ts=None, tamper=False, txn="4200000000202611280000000001"):
         resource = {"appid": "wx01", "mchid": "1900000001", "out_trade_no": out_trade_no,
-                    "transaction_id": "4200000000202611280000000001", "trade_type": "NATIVE", "trade_state": "SUCCESS",
+                    "transaction_id": txn, "trade_type": "NATIVE", "trade_state": "SUCCESS",
                     "success_time": "2026-11-28T10:00:05+08:00", "amount": {"total": amount, "currency": "CNY"}}
         nonce = "0123456789ab"
         ct = AESGCM(APIV3).encrypt(nonce.encode(), json.dumps(resource).encode(), b"transaction")
@@ -337,4 +374,27 @@ class Notifications(BBTestCase):
         self.assertError(r, 502, "channel_error")
         self.assertIn("signature", r.body["error"]["message"])
         self.assertEqual(self.ws.sql("SELECT status, pay_url FROM payment_orders ORDER BY id DESC LIMIT 1"), [("closed", None)])
+
+    def test_lost_notification_found_by_query(self):
+        paid = self.order("wechatpay")
+        unpaid = self.order("wechatpay")
+        self.wxapi.paid[paid] = self.gross
+        ini = self.ws.path("bandbill.ini")
+        # ten minutes without a notification: the job asks
+        self.ws.ok("jobs", "run", "payments.query", "--config", ini)
+        self.assertEqual(self.count("payments"), 0)
+        self.ws.sql("UPDATE payment_orders SET created_at = '2026-01-01T00:00:00.000Z'")
+        r = self.ws.ok("jobs", "run", "payments.query", "--config", ini)
+        self.assertIn("asked about 2 order(s), 1 found paid", r.out + r.err)
+        self.assertEqual(self.ws.sql("SELECT channel, channel_txn_id, amount FROM payments"),
+                         [("wechatpay", "4200000000202611280000000099", self.gross)])
+        self.assertEqual(self.ws.sql("SELECT out_trade_no, status FROM payment_orders ORDER BY id"),
+                         [(paid, "paid"), (unpaid, "open")])
+        self.assertTrue(all(ok for _, _, _, ok in self.wxapi.requests), self.wxapi.requests)
+        self.assertEqual(self.ws.sql("SELECT actor FROM audit_log WHERE action = 'payment.query'"), [("job:payments.query",)])
+        # the notification that comes late after all is a duplicate
+        body, h = self.wechat(paid, self.gross, txn="4200000000202611280000000099")
+        self.assertEqual(self.notify("wechatpay", body, h, content_type="application/json").status, 204)
+        self.assertEqual(self.count("payments"), 1)
+        self.ws.ok("ledger", "verify")
 
