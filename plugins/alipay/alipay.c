@@ -34,6 +34,7 @@ typedef struct alipay {
     char *privkey; /* NULL: no pay links */
     size_t privkey_len;
     char app_id[40];
+    char merchant_id[40];
     char gateway[256];
     char notify_url[512];
     char return_url[512];
@@ -81,6 +82,7 @@ static int open_alipay(const paychan_settings *s, void **handle, paychan_error *
         const char *key;
         size_t off, size;
     } text[] = {{"app_id", offsetof(alipay, app_id), sizeof a->app_id},
+                {"merchant_id", offsetof(alipay, merchant_id), sizeof a->merchant_id},
                 {"gateway", offsetof(alipay, gateway), sizeof a->gateway},
                 {"notify_url", offsetof(alipay, notify_url), sizeof a->notify_url},
                 {"return_url", offsetof(alipay, return_url), sizeof a->return_url}};
@@ -383,6 +385,155 @@ static int create_alipay(void *handle, const paychan_order *o, int64_t now, payc
     return 0;
 }
 
+/* ---------------------------------------------------------------- queries */
+
+/* The request parameters, signed, as a form body (sorted by name). */
+static int signed_form(alipay *a, const char *method, const char *biz, int64_t now, char *out, size_t cap, size_t *len,
+                       paychan_error *err)
+{
+    char ts[20];
+    beijing_time(now, ts);
+    const char *p[][2] = {{"app_id", a->app_id}, {"biz_content", biz},  {"charset", "utf-8"}, {"format", "JSON"},
+                          {"method", method},    {"sign_type", "RSA2"}, {"timestamp", ts},    {"version", "1.0"}};
+    enum { NP = sizeof p / sizeof *p };
+    char canon[2048];
+    size_t cl = 0;
+    for (int i = 0; i < NP; i++) {
+        int n = snprintf(canon + cl, sizeof canon - cl, "%s%s=%s", cl ? "&" : "", p[i][0], p[i][1]);
+        if (n < 0 || (size_t)n >= sizeof canon - cl) return fail(err, "format", NULL, 500, "the request does not fit");
+        cl += (size_t)n;
+    }
+    char sig[1024], why[200];
+    if (H->rsa_sha256_sign(a->privkey, a->privkey_len, canon, cl, sig, sizeof sig, why, sizeof why))
+        return fail(err, "settings", "app_private_key", 500, why);
+    size_t ol = 0;
+    out[0] = 0;
+    for (int i = 0; i < NP + 1; i++) {
+        const char *k = i < NP ? p[i][0] : "sign", *v = i < NP ? p[i][1] : sig;
+        int n = snprintf(out + ol, cap - ol, "%s%s=", ol ? "&" : "", k);
+        if (n < 0 || (size_t)n >= cap - ol) return fail(err, "format", NULL, 500, "the request does not fit");
+        ol += (size_t)n;
+        if (url_encode(out, cap, &ol, v)) return fail(err, "format", NULL, 500, "the request does not fit");
+    }
+    *len = ol;
+    return 0;
+}
+
+static int query_alipay(void *handle, const char *out_trade_no, int64_t now, paychan_http *out, paychan_error *err)
+{
+    alipay *a = handle;
+    memset(out, 0, sizeof *out);
+    if (!a->privkey) return fail(err, "settings", "app_private_key", 500, "queries need the app's private key");
+    if (strspn(out_trade_no, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(out_trade_no))
+        return fail(err, "format", "out_trade_no", 400, "not an order number of ours");
+    char biz[160], form[4096];
+    snprintf(biz, sizeof biz, "{\"out_trade_no\":\"%s\"}", out_trade_no);
+    size_t fl;
+    if (signed_form(a, "alipay.trade.query", biz, now, form, sizeof form, &fl, err)) return -1;
+    snprintf(out->method, sizeof out->method, "POST");
+    snprintf(out->url, sizeof out->url, "%s", a->gateway);
+    snprintf(out->headers, sizeof out->headers, "Content-Type: application/x-www-form-urlencoded;charset=utf-8\n");
+    if (!(out->body = H->alloc(fl))) return fail(err, "format", NULL, 500, "out of memory");
+    memcpy(out->body, form, fl);
+    out->body_len = fl;
+    return PAYCHAN_HTTP;
+}
+
+/* The exact text of the JSON object that follows "key": in body - what
+ * Alipay signs in an answer. NULL when it is not there. */
+static const char *object_text(const char *body, size_t len, const char *key, size_t *olen)
+{
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = body, *end = body + len;
+    size_t pl = strlen(pat);
+    for (; p + pl <= end && memcmp(p, pat, pl); p++) {}
+    if (p + pl > end) return NULL;
+    p += pl;
+    while (p < end && (*p == ' ' || *p == ':' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    if (p >= end || *p != '{') return NULL;
+    const char *start = p;
+    int depth = 0, in_str = 0;
+    for (; p < end; p++) {
+        if (in_str) {
+            if (*p == '\\') p++;
+            else if (*p == '"') in_str = 0;
+        } else if (*p == '"') {
+            in_str = 1;
+        } else if (*p == '{') {
+            depth++;
+        } else if (*p == '}' && --depth == 0) {
+            *olen = (size_t)(p + 1 - start);
+            return start;
+        }
+    }
+    return NULL;
+}
+
+static int query_response_alipay(void *handle, const char *out_trade_no, int status, const paychan_request *resp,
+                                 int64_t now, paychan_notice *out, paychan_error *err)
+{
+    (void)now;
+    alipay *a = handle;
+    memset(out, 0, sizeof *out);
+    if (status != 200) return fail(err, "query", "status", 502, "Alipay did not answer 200");
+    size_t ol = 0;
+    const char *obj = object_text(resp->body, resp->body_len, "alipay_trade_query_response", &ol);
+    char why[200];
+    void *doc = H->json_parse(resp->body, resp->body_len, why, sizeof why);
+    const char *sign = doc ? H->json_str(doc, "sign") : NULL;
+    int rc = 0;
+    if (!obj || !doc) rc = fail(err, "format", "alipay_trade_query_response", 502, "not an answer to alipay.trade.query");
+    else if (!sign) rc = fail(err, "signature", "sign", 502, "the answer is not signed");
+    if (!rc) {
+        unsigned char sig[1024];
+        size_t sl = 0;
+        if (H->b64_decode(sign, strlen(sign), sig, sizeof sig, &sl)) rc = fail(err, "signature", "sign", 502, "not base64");
+        else {
+            int v = H->rsa_sha256_verify(a->pubkey, a->pubkey_len, obj, ol, sig, sl, why, sizeof why);
+            if (v < 0) rc = fail(err, "settings", "public_key", 500, why);
+            else if (!v) rc = fail(err, "signature", "sign", 502, "the answer's signature does not match with Alipay's public key");
+        }
+    }
+    void *r = !rc ? H->json_parse(obj, ol, why, sizeof why) : NULL;
+    if (!rc && !r) rc = fail(err, "format", "alipay_trade_query_response", 502, why);
+    if (!rc) {
+        const char *code = H->json_str(r, "code"), *sub = H->json_str(r, "sub_code");
+        const char *st = H->json_str(r, "trade_status");
+        snprintf(out->event, sizeof out->event, "query");
+        rc = copy(out->out_trade_no, sizeof out->out_trade_no, out_trade_no, "out_trade_no", err);
+        if (!rc && code && !strcmp(code, "40004") && sub && !strcmp(sub, "ACQ.TRADE_NOT_EXIST")) {
+            out->state = PAYCHAN_NOT_PAID; /* never opened by the buyer */
+            snprintf(out->status, sizeof out->status, "TRADE_NOT_EXIST");
+        } else if (!rc && (!code || strcmp(code, "10000") || !st)) {
+            char m[200];
+            snprintf(m, sizeof m, "Alipay answered code %s %s", code ? code : "?", sub ? sub : "");
+            rc = fail(err, "query", "code", 502, m);
+        } else if (!rc) {
+            const char *got = H->json_str(r, "out_trade_no");
+            if (!got || strcmp(got, out_trade_no)) rc = fail(err, "query", "out_trade_no", 502, "the answer is about another order");
+            out->state = !strcmp(st, "TRADE_SUCCESS") || !strcmp(st, "TRADE_FINISHED") ? PAYCHAN_PAID : PAYCHAN_NOT_PAID;
+            if (!rc) rc = copy(out->status, sizeof out->status, st, "trade_status", err);
+            if (!rc && out->state == PAYCHAN_PAID) {
+                const char *amt = H->json_str(r, "total_amount"), *tn = H->json_str(r, "trade_no");
+                if (!amt || yuan_to_fen(amt, &out->amount)) rc = fail(err, "format", "total_amount", 502, "not an amount");
+                else if (!tn) rc = fail(err, "format", "trade_no", 502, "a required field is missing");
+                else rc = copy(out->channel_txn_id, sizeof out->channel_txn_id, tn, "trade_no", err);
+                /* the query's answer names no app or seller: ours, we asked with our key */
+                if (!rc) rc = copy(out->app_id, sizeof out->app_id, a->app_id, "app_id", err);
+                if (!rc) rc = copy(out->merchant_id, sizeof out->merchant_id, a->merchant_id, "merchant_id", err);
+                const char *buyer = H->json_str(r, "send_pay_date");
+                if (!rc) rc = copy(out->paid_at, sizeof out->paid_at, buyer, "send_pay_date", err);
+                memcpy(out->currency, "CNY", 4);
+            }
+        }
+        if (!rc && !(out->fields_json = H->json_text(r))) rc = fail(err, "format", NULL, 500, "out of memory");
+    }
+    H->json_free(r);
+    H->json_free(doc);
+    return rc;
+}
+
 /* Alipay reads the body only: `success` ends its retries, anything else
  * makes it try again later. */
 static void reply_alipay(void *handle, int ok, const paychan_error *why, paychan_reply *out)
@@ -406,6 +557,8 @@ static const paychan_plugin plugin = {
     .reply = reply_alipay,
     .settings = settings,
     .create_order = create_alipay,
+    .query_order = query_alipay,
+    .query_response = query_response_alipay,
 };
 
 EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)

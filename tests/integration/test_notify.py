@@ -136,6 +136,50 @@ class FakeWeChatHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(out)
 
 
+class FakeAlipay(http.server.ThreadingHTTPServer):
+    """Alipay's gateway on loopback for alipay.trade.query: checks our
+    request's RSA2 signature with the app's public key and answers signed
+    with Alipay's key over the exact text of the response object."""
+
+    def __init__(self, app_public, alipay_key):
+        super().__init__(("127.0.0.1", 0), FakeAlipayHandler)
+        self.app_public, self.alipay_key = app_public, alipay_key
+        self.requests, self.paid = [], {}
+
+
+class FakeAlipayHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+        sig = base64.b64decode(form.pop("sign"))
+        canon = "&".join("%s=%s" % (k, v) for k, v in sorted(form.items()) if v)
+        try:
+            self.server.app_public.verify(sig, canon.encode(), padding.PKCS1v15(), hashes.SHA256())
+            ok = form["method"] == "alipay.trade.query"
+        except Exception:  # noqa: BLE001
+            ok = False
+        no = json.loads(form["biz_content"])["out_trade_no"]
+        self.server.requests.append((no, ok))
+        if not ok:
+            obj = {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature"}
+        elif no not in self.server.paid:
+            obj = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST"}
+        else:
+            obj = {"code": "10000", "msg": "Success", "out_trade_no": no, "trade_no": "2026112822001400000000000777",
+                   "trade_status": "TRADE_SUCCESS", "total_amount": self.server.paid[no], "buyer_pay_amount": "0.00",
+                   "send_pay_date": "2026-11-28 10:00:00"}
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ": "))
+        out = ('{"alipay_trade_query_response": %s, "sign": "%s"}' % (text, sign(self.server.alipay_key, text.encode())))
+        out = out.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html;charset=utf-8")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+
 class Notifications(BBTestCase):
     def setUp(self):
         super().setUp()
@@ -153,14 +197,18 @@ class Notifications(BBTestCase):
         self.wxapi = FakeWeChatPay(self.mch.public_key(), self.wx)
         threading.Thread(target=self.wxapi.serve_forever, daemon=True).start()
         self.addCleanup(self.wxapi.shutdown)
+        self.aliapi = FakeAlipay(self.app.public_key(), self.ali)
+        threading.Thread(target=self.aliapi.serve_forever, daemon=True).start()
+        self.addCleanup(self.aliapi.shutdown)
+        self.gateway = "http://127.0.0.1:%d/gateway.do" % self.aliapi.server_address[1]
         ini = self.ws.path("bandbill.ini")
         bbtest.write(ini, "[channel.alipay]\npublic_key = %s\napp_id = %s\nmerchant_id = %s\n"
                           "app_private_key = %s\nnotify_url = https://isp.example/api/v1/notify/alipay\n"
-                          "gateway = https://openapi.alipaydev.com/gateway.do\n\n"
+                          "gateway = %s\n\n"
                           "[channel.wechatpay]\npublic_key = %s\napiv3_key = %s\nplatform_serial = PUB_KEY_ID_01\n"
                           "merchant_id = 1900000001\napp_id = wx01\nmch_private_key = %s\nmch_serial = MCH01\n"
                           "notify_url = https://isp.example/api/v1/notify/wechatpay\napi_base = http://127.0.0.1:%d\n"
-                     % (self.ws.path("alipay_pub.pem"), APP_ID, SELLER, self.ws.path("app_private.pem"),
+                     % (self.ws.path("alipay_pub.pem"), APP_ID, SELLER, self.ws.path("app_private.pem"), self.gateway,
                         self.ws.path("wechat_pub.pem"), APIV3.decode(), self.ws.path("mch_private.pem"),
                         self.wxapi.server_address[1]))
         seed(self.ws, 1, start="2026-10-01", next_bill="2026-11-01")
@@ -317,7 +365,7 @@ class Notifications(BBTestCase):
         self.assertRegex(no, r"^BB\d{16}$")
         # the Alipay pay link: alipay.trade.page.pay signed with the app's key over every parameter but sign
         url = r.body["pay_url"]
-        self.assertTrue(url.startswith("https://openapi.alipaydev.com/gateway.do?"), url)
+        self.assertTrue(url.startswith(self.gateway + "?"), url)
         q = dict(urllib.parse.parse_qsl(url.split("?", 1)[1], keep_blank_values=True))
         sig = base64.b64decode(q.pop("sign"))
         canon = "&".join("%s=%s" % (k, v) for k, v in sorted(q.items()) if v)
@@ -395,6 +443,23 @@ class Notifications(BBTestCase):
         # the notification that comes late after all is a duplicate
         body, h = self.wechat(paid, self.gross, txn="4200000000202611280000000099")
         self.assertEqual(self.notify("wechatpay", body, h, content_type="application/json").status, 204)
+        self.assertEqual(self.count("payments"), 1)
+        self.ws.ok("ledger", "verify")
+
+    def test_lost_alipay_notification_found_by_query(self):
+        paid, unpaid = self.order("alipay"), self.order("alipay")
+        self.aliapi.paid[paid] = "%d.%02d" % divmod(self.gross, 100)
+        self.ws.sql("UPDATE payment_orders SET created_at = '2026-01-01T00:00:00.000Z'")
+        r = self.ws.ok("jobs", "run", "payments.query", "--config", self.ws.path("bandbill.ini"))
+        self.assertIn("asked about 2 order(s), 1 found paid", r.out + r.err)
+        self.assertEqual(sorted(ok for _, ok in self.aliapi.requests), [True, True])
+        self.assertEqual(self.ws.sql("SELECT channel, channel_txn_id, amount FROM payments"),
+                         [("alipay", "2026112822001400000000000777", self.gross)])
+        self.assertEqual(self.ws.sql("SELECT out_trade_no, status FROM payment_orders ORDER BY id"),
+                         [(paid, "paid"), (unpaid, "open")])
+        # Alipay's notification for the same trade, late: acknowledged, not credited again
+        r = self.notify("alipay", self.trade(paid, trade_no="2026112822001400000000000777"))
+        self.assertEqual((r.status, r.body), (200, "success"))
         self.assertEqual(self.count("payments"), 1)
         self.ws.ok("ledger", "verify")
 
