@@ -309,7 +309,8 @@ static const command commands[] = {
     {"payment refund", cmd_payment_refund, "PAYMENT", 1, 1, opts_payment_refund, "record money paid back from a counter or bank payment",
      "Only what settles nothing can go back: the part of the payment no invoice took, within the\n"
      "customer's credit (credit an invoice first to refund more). A payment that came through a channel\n"
-     "(Alipay, WeChat Pay) is refunded through the channel."},
+     "(Alipay, WeChat Pay) is given back by the channel first (its plugin's refund call, with the\n"
+     "channel's settings from the config); only what the channel took is recorded."},
     {"payment record", cmd_payment_record, "CUSTOMER", 1, 1, opts_payment_record, "record a payment at the counter or by bank transfer", NULL},
     {"subscribe", cmd_subscribe, "CUSTOMER PLAN", 2, 2, opts_subscribe, "subscribe a customer to a plan", NULL},
     {"bench customers", cmd_bench_customers, "", 0, 0, opts_bench, "benchmark: create customers with accounts, devices and subscriptions",

@@ -11,6 +11,7 @@
 #include "channels.h"
 #include "cli.h"
 #include "date.h"
+#include "httpc.h"
 #include "json.h"
 #include "money.h"
 #include "payments.h"
@@ -163,6 +164,52 @@ int cmd_pay_inspect(cli *c, err *e)
     return rc;
 }
 
+/* Asks the payment's channel to give `amount` back. The refund number is
+ * ours and the same until a refund is recorded, so asking again after a
+ * failure here refunds once at the channel. */
+static int refund_through_channel(cli *c, const payment_refundable *pr, long long pid, int64_t amount, const char *reason,
+                                  paychan_refund_result *res, err *e)
+{
+    char dir[CFG_PATH];
+    if (c->cfg.plugins_dir[0]) snprintf(dir, sizeof dir, "%s", c->cfg.plugins_dir);
+    else channels_default_dir(dir, sizeof dir);
+    int rc = channels_load(dir, NULL, e);
+    if (rc) return rc;
+    paychan_kv kv[CFG_MAX_CHANNEL_SETTINGS];
+    paychan_settings set = {kv, channels_settings_of(&c->cfg, pr->channel, kv, CFG_MAX_CHANNEL_SETTINGS)};
+    channel_handle ch;
+    if ((rc = channel_open(pr->channel, &set, &ch, e))) return rc;
+    if (!ch.p->refund || !ch.p->refund_response) {
+        channel_close(&ch);
+        return err_set(e, ERR_CONFLICT, "channel %s gives no refunds through bandbill", pr->channel);
+    }
+    char no[48];
+    snprintf(no, sizeof no, "BBR%lldN%lld", pid, (long long)pr->refunds + 1);
+    paychan_refund r = {.out_trade_no = pr->out_trade_no[0] ? pr->out_trade_no : NULL, .channel_txn_id = pr->channel_txn_id,
+                        .out_refund_no = no, .amount = amount, .total = pr->amount, .reason = reason};
+    paychan_http h;
+    paychan_error pe;
+    memset(&pe, 0, sizeof pe);
+    char line[400];
+    if (ch.p->refund(ch.h, &r, (int64_t)time(NULL), &h, &pe) != PAYCHAN_HTTP) {
+        channels_describe(&pe, line, sizeof line);
+        channel_close(&ch);
+        return err_set(e, ERR_INVALID, "%s refund: %s", pr->channel, line);
+    }
+    httpc_answer ans;
+    rc = httpc_fetch(h.method, h.url, h.headers, h.body, h.body_len, 15, &ans, e);
+    free(h.body);
+    if (!rc && !ans.status) rc = err_set(e, ERR_IO, "%s did not answer: %s", pr->channel, ans.error);
+    paychan_request resp = {ans.headers, ans.nheaders, ans.body ? ans.body : "", ans.len};
+    if (!rc && ch.p->refund_response(ch.h, &r, ans.status, &resp, (int64_t)time(NULL), res, &pe)) {
+        channels_describe(&pe, line, sizeof line);
+        rc = err_set(e, ERR_CONFLICT, "%s refused the refund: %s", pr->channel, line);
+    }
+    httpc_answer_free(&ans);
+    channel_close(&ch);
+    return rc;
+}
+
 /* `payment refund ID --amount YUAN --reason TEXT [--date D]`: money paid
  * back at the counter or by transfer, recorded with its ledger entry. */
 int cmd_payment_refund(cli *c, err *e)
@@ -192,6 +239,22 @@ int cmd_payment_refund(cli *c, err *e)
     jv_arena a;
     jv_arena_init(&a, 0);
     jv *obj = NULL;
+    char noted[700];
+    payment_refundable pr;
+    if (!rc) rc = payments_refundable(d, pid, &pr, e);
+    if (!rc && strcmp(pr.channel, "counter") && strcmp(pr.channel, "bank")) {
+        /* the channel gives the money back first; only what it took is recorded */
+        if (amount > pr.refundable)
+            rc = err_field(e, ERR_CONFLICT, "exceeds_refundable", "amount", "at most %lld.%02lld can be refunded",
+                           (long long)(pr.refundable / 100), (long long)(pr.refundable % 100));
+        paychan_refund_result res;
+        if (!rc) rc = refund_through_channel(c, &pr, pid, amount, reason, &res, e);
+        if (!rc) {
+            snprintf(noted, sizeof noted, "%s (%s refund %s, %s)", reason, pr.channel, res.refund_id, res.status);
+            in.reason = noted;
+            in.via_channel = 1;
+        }
+    }
     if (!rc) rc = db_begin(d, e);
     if (!rc) rc = payments_refund(d, &in, e);
     if (!rc) rc = payments_get(d, pid, &a, &obj, e);

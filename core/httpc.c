@@ -164,3 +164,65 @@ int httpc_request(struct event_base *base, const char *method, const char *url, 
     evhttp_uri_free(u);
     return rc;
 }
+
+static void on_answer(void *arg, int status, const paychan_kv *headers, size_t nh, const char *body, size_t len,
+                      const char *error)
+{
+    httpc_answer *a = arg;
+    a->status = status;
+    if (error) snprintf(a->error, sizeof a->error, "%s", error);
+    size_t need = 0;
+    for (size_t i = 0; i < nh && i < 32; i++) need += strlen(headers[i].key) + strlen(headers[i].value) + 2;
+    a->names = malloc(need + 1);
+    a->body = malloc(len + 1);
+    if (!a->names || !a->body) {
+        a->status = 0;
+        snprintf(a->error, sizeof a->error, "out of memory");
+        return;
+    }
+    char *p = a->names;
+    for (size_t i = 0; i < nh && i < 32; i++) {
+        size_t kl = strlen(headers[i].key) + 1, vl = strlen(headers[i].value) + 1;
+        memcpy(p, headers[i].key, kl);
+        memcpy(p + kl, headers[i].value, vl);
+        a->headers[a->nheaders++] = (paychan_kv){p, p + kl};
+        p += kl + vl;
+    }
+    if (len) memcpy(a->body, body, len);
+    a->body[len] = 0;
+    a->len = len;
+}
+
+typedef struct waiter {
+    httpc_answer *a;
+    int done;
+} waiter;
+
+static void on_wait(void *arg, int status, const paychan_kv *headers, size_t nh, const char *body, size_t len,
+                    const char *error)
+{
+    waiter *w = arg;
+    on_answer(w->a, status, headers, nh, body, len, error);
+    w->done = 1;
+}
+
+int httpc_fetch(const char *method, const char *url, const char *headers, const char *body, size_t len, int timeout_s,
+                httpc_answer *a, err *e)
+{
+    memset(a, 0, sizeof *a);
+    struct event_base *base = event_base_new();
+    if (!base) return err_set(e, ERR_NOMEM, "cannot create an event loop");
+    waiter w = {a, 0};
+    int rc = httpc_request(base, method, url, headers, body, len, timeout_s, on_wait, &w, e);
+    while (!rc && !w.done) event_base_loop(base, EVLOOP_ONCE);
+    event_base_free(base);
+    return rc;
+}
+
+void httpc_answer_free(httpc_answer *a)
+{
+    free(a->names);
+    free(a->body);
+    a->names = a->body = NULL;
+}
+

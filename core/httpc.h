@@ -24,6 +24,24 @@ typedef void (*httpc_done)(void *arg, int status, const paychan_kv *headers, siz
 int httpc_request(struct event_base *base, const char *method, const char *url, const char *headers, const char *body,
                   size_t len, int timeout_s, httpc_done done, void *arg, err *e);
 
+/* A whole answer, for callers off the daemon's loop (jobs, the CLI). */
+typedef struct httpc_answer {
+    int status;              /* 0: no answer (error says why) */
+    char error[200];
+    paychan_kv headers[32];
+    size_t nheaders;
+    char *names;             /* storage of the headers */
+    char *body;              /* NUL-terminated */
+    size_t len;
+} httpc_answer;
+
+/* Sends one request on a loop of its own and waits for the answer (or the
+ * timeout). 0 with *a filled (free it with httpc_answer_free), or an error
+ * when the request could not be made. */
+int httpc_fetch(const char *method, const char *url, const char *headers, const char *body, size_t len, int timeout_s,
+                httpc_answer *a, err *e);
+void httpc_answer_free(httpc_answer *a);
+
 /* Frees the shared TLS context (shutdown). */
 void httpc_release(void);
 

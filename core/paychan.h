@@ -115,6 +115,21 @@ typedef struct paychan_link {
     paychan_http http;          /* with PAYCHAN_HTTP */
 } paychan_link;
 
+/* A refund to ask the channel for. */
+typedef struct paychan_refund {
+    const char *out_trade_no;   /* the order that was paid, or NULL */
+    const char *channel_txn_id; /* the channel's transaction id of the payment */
+    const char *out_refund_no;  /* ours, unique: asking twice with it refunds once */
+    int64_t amount;             /* fen to give back */
+    int64_t total;              /* fen of the payment */
+    const char *reason;
+} paychan_refund;
+
+typedef struct paychan_refund_result {
+    char refund_id[65];         /* the channel's id of the refund */
+    char status[32];            /* the channel's word: "SUCCESS", "PROCESSING", "10000" */
+} paychan_refund_result;
+
 typedef struct paychan_host {
     int abi;
     void *(*alloc)(size_t n);                 /* NULL when out of memory */
@@ -187,6 +202,12 @@ typedef struct paychan_plugin {
     int (*query_order)(void *handle, const char *out_trade_no, int64_t now, paychan_http *out, paychan_error *err);
     int (*query_response)(void *handle, const char *out_trade_no, int status, const paychan_request *resp, int64_t now,
                           paychan_notice *out, paychan_error *err);
+    /* Giving money back through the channel: the request for the core to
+     * send (PAYCHAN_HTTP), then the answer checked (0: the channel took
+     * the refund, out->refund_id its id; -1: refused). NULL: no refunds. */
+    int (*refund)(void *handle, const struct paychan_refund *r, int64_t now, paychan_http *out, paychan_error *err);
+    int (*refund_response)(void *handle, const struct paychan_refund *r, int status, const paychan_request *resp,
+                           int64_t now, struct paychan_refund_result *out, paychan_error *err);
 } paychan_plugin;
 
 typedef const paychan_plugin *(*paychan_entry_fn)(const paychan_host *host);

@@ -132,6 +132,47 @@ int payments_record(db *d, const payment_new *in, int64_t *id, err *e)
 
 /* --------------------------------------------------------------- refunds */
 
+int payments_refundable(db *d, int64_t payment_id, payment_refundable *out, err *e)
+{
+    memset(out, 0, sizeof *out);
+    db_stmt *s = db_prepare(d,
+                            "SELECT p.customer_id, p.channel, coalesce(p.channel_txn_id, ''), p.amount, p.refunded, "
+                            "p.amount - p.refunded - coalesce((SELECT sum(amount) FROM allocations "
+                            "WHERE payment_id = p.id AND reversed_at IS NULL), 0), p.status, p.entry_date, "
+                            "(SELECT count(*) FROM ledger_entries WHERE payment_id = p.id AND kind = 'refund'), "
+                            "(SELECT out_trade_no FROM payment_orders WHERE payment_id = p.id) FROM payments p WHERE p.id = ?",
+                            e);
+    if (!s) return e->code;
+    db_bind_int(s, 1, payment_id);
+    int rc = db_step(d, s, e);
+    int64_t free_part = 0;
+    if (rc == DB_ROW) {
+        out->customer_id = db_col_int(s, 0);
+        snprintf(out->channel, sizeof out->channel, "%s", db_col_text(s, 1));
+        snprintf(out->channel_txn_id, sizeof out->channel_txn_id, "%s", db_col_text(s, 2));
+        out->amount = db_col_int(s, 3);
+        out->refunded = db_col_int(s, 4);
+        free_part = db_col_int(s, 5);
+        snprintf(out->status, sizeof out->status, "%s", db_col_text(s, 6));
+        snprintf(out->entry_date, sizeof out->entry_date, "%s", db_col_text(s, 7));
+        out->refunds = db_col_int(s, 8);
+        if (!db_col_is_null(s, 9)) snprintf(out->out_trade_no, sizeof out->out_trade_no, "%s", db_col_text(s, 9));
+    }
+    db_done(s);
+    if (rc < 0) return rc;
+    if (rc == DB_DONE) return err_field(e, ERR_NOTFOUND, "not_found", "id", "no payment %lld", (long long)payment_id);
+    /* only what settles nothing can go back: the part of this payment no
+     * invoice took, and no more than the customer's credit (a bill may have
+     * taken credit since) - anything else needs a credit note first */
+    ledger_balance b;
+    if ((rc = ledger_balance_of(d, out->customer_id, &b, e))) return rc;
+    out->free_part = free_part;
+    out->credit = b.credit;
+    out->refundable = free_part < b.credit ? free_part : b.credit;
+    if (out->refundable < 0) out->refundable = 0;
+    return 0;
+}
+
 int payments_refund(db *d, const payment_refund *in, err *e)
 {
     if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "payments_refund needs the caller's transaction");
@@ -141,50 +182,28 @@ int payments_refund(db *d, const payment_refund *in, err *e)
     int32_t days;
     if (!in->entry_date || date_parse(in->entry_date, strlen(in->entry_date), &days, e))
         return err_field(e, ERR_INVALID, "invalid_date", "date", "the business day must be a date YYYY-MM-DD");
-    db_stmt *s = db_prepare(d,
-                            "SELECT p.customer_id, p.channel, p.amount - p.refunded - coalesce((SELECT sum(amount) FROM allocations "
-                            "WHERE payment_id = p.id AND reversed_at IS NULL), 0), p.status, p.entry_date FROM payments p "
-                            "WHERE p.id = ?",
-                            e);
-    if (!s) return e->code;
-    db_bind_int(s, 1, in->payment_id);
-    int rc = db_step(d, s, e);
-    int64_t customer = 0, free_part = 0;
-    char channel[40] = "", status[16] = "", paid_on[11] = "";
-    if (rc == DB_ROW) {
-        customer = db_col_int(s, 0);
-        snprintf(channel, sizeof channel, "%s", db_col_text(s, 1));
-        free_part = db_col_int(s, 2);
-        snprintf(status, sizeof status, "%s", db_col_text(s, 3));
-        snprintf(paid_on, sizeof paid_on, "%s", db_col_text(s, 4));
-    }
-    db_done(s);
-    if (rc < 0) return rc;
-    if (rc == DB_DONE) return err_field(e, ERR_NOTFOUND, "not_found", "id", "no payment %lld", (long long)in->payment_id);
+    payment_refundable r;
+    int rc = payments_refundable(d, in->payment_id, &r, e);
+    if (rc) return rc;
     /* money that came through a channel goes back through it (its plugin's
-     * refund call); the counter and bank transfers are paid back by staff,
-     * who record it here */
-    if (strcmp(channel, "counter") && strcmp(channel, "bank"))
+     * refund call, which the caller made: via_channel); the counter and
+     * bank transfers are paid back by staff, who record it here */
+    int counter = !strcmp(r.channel, "counter") || !strcmp(r.channel, "bank");
+    if (!counter && !in->via_channel)
         return err_field(e, ERR_CONFLICT, "refund_through_channel", "id",
-                         "payment %lld came through %s: it is refunded through the channel", (long long)in->payment_id, channel);
-    if (strcmp(status, "received"))
-        return err_field(e, ERR_CONFLICT, "not_refundable", "id", "payment %lld is %s", (long long)in->payment_id, status);
-    if (strcmp(in->entry_date, paid_on) < 0)
-        return err_field(e, ERR_INVALID, "invalid_date", "date", "a refund cannot come before the payment (%s)", paid_on);
-    /* only what settles nothing can go back: the part of this payment no
-     * invoice took, and no more than the customer's credit (a bill may have
-     * taken credit since) - anything else needs a credit note first */
-    ledger_balance b;
-    if ((rc = ledger_balance_of(d, customer, &b, e))) return rc;
-    int64_t refundable = free_part < b.credit ? free_part : b.credit;
-    if (in->amount > refundable)
+                         "payment %lld came through %s: it is refunded through the channel", (long long)in->payment_id, r.channel);
+    if (strcmp(r.status, "received"))
+        return err_field(e, ERR_CONFLICT, "not_refundable", "id", "payment %lld is %s", (long long)in->payment_id, r.status);
+    if (strcmp(in->entry_date, r.entry_date) < 0)
+        return err_field(e, ERR_INVALID, "invalid_date", "date", "a refund cannot come before the payment (%s)", r.entry_date);
+    if (in->amount > r.refundable)
         return err_field(e, ERR_CONFLICT, "exceeds_refundable", "amount",
                          "at most %lld.%02lld can be refunded (what no invoice took: %lld.%02lld of the payment, %lld.%02lld of "
                          "credit); credit an invoice first to refund more",
-                         (long long)(refundable / 100), (long long)(refundable % 100), (long long)(free_part / 100),
-                         (long long)(free_part % 100), (long long)(b.credit / 100), (long long)(b.credit % 100));
+                         (long long)(r.refundable / 100), (long long)(r.refundable % 100), (long long)(r.free_part / 100),
+                         (long long)(r.free_part % 100), (long long)(r.credit / 100), (long long)(r.credit % 100));
     rc = db_run(d, e, "UPDATE payments SET refunded = refunded + ? WHERE id = ?", "ii", in->amount, in->payment_id);
-    ledger_entry le = {.customer_id = customer, .kind = "refund", .amount = in->amount, .entry_date = in->entry_date,
+    ledger_entry le = {.customer_id = r.customer_id, .kind = "refund", .amount = in->amount, .entry_date = in->entry_date,
                        .payment_id = in->payment_id, .reason = in->reason, .by = in->by};
     if (!rc) rc = ledger_post(d, &le, NULL, e);
     return rc;

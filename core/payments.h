@@ -36,17 +36,31 @@ int payments_record(db *d, const payment_new *in, int64_t *id, err *e);
 typedef struct payment_refund {
     int64_t payment_id;
     int64_t amount;               /* fen, > 0 */
-    const char *reason;
+    const char *reason;           /* with the channel's refund id when it went through one */
     const char *entry_date;       /* business day */
     const char *by;
+    int via_channel;              /* the channel has taken the refund (its plugin's refund call) */
 } payment_refund;
+
+/* What a payment could give back now, and what the channel needs for it. */
+typedef struct payment_refundable {
+    int64_t customer_id;
+    char channel[40], channel_txn_id[65], out_trade_no[40], status[16], entry_date[11];
+    int64_t amount, refunded;
+    int64_t free_part;            /* of the payment, what no invoice took */
+    int64_t credit;               /* the customer's credit */
+    int64_t refundable;           /* the smaller of the two */
+    int64_t refunds;              /* refunds recorded so far */
+} payment_refundable;
+
+int payments_refundable(db *d, int64_t payment_id, payment_refundable *out, err *e);
 
 /* Records money paid back to the customer from a counter or bank payment,
  * inside the caller's transaction: the payment's refunded part and a
  * refund entry in the ledger. Only what settles nothing can go back (the
  * part of the payment no invoice took, within the customer's credit):
  * ERR_CONFLICT exceeds_refundable otherwise, refund_through_channel for
- * a channel's payment. */
+ * a channel's payment the channel has not taken back (via_channel). */
 int payments_refund(db *d, const payment_refund *in, err *e);
 
 /* The payment as an API object with its allocations. */

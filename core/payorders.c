@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include <event2/event.h>
-
 #include "audit.h"
 #include "cfg.h"
 #include "channels.h"
@@ -255,53 +253,6 @@ int payorders_expire(db *d, int *n, err *e)
 
 /* ------------------------------------------------------------- queries */
 
-typedef struct answer {
-    int done, status;
-    char error[200];
-    paychan_kv hdr[32];
-    size_t nh;
-    char *names, *body; /* copies: the client's buffers go with its callback */
-    size_t blen;
-} answer;
-
-static void on_answer(void *arg, int status, const paychan_kv *headers, size_t nh, const char *body, size_t len,
-                      const char *error)
-{
-    answer *a = arg;
-    a->done = 1;
-    a->status = status;
-    if (error) snprintf(a->error, sizeof a->error, "%s", error);
-    size_t need = 0;
-    for (size_t i = 0; i < nh && i < 32; i++) need += strlen(headers[i].key) + strlen(headers[i].value) + 2;
-    a->names = malloc(need + 1);
-    a->body = malloc(len + 1);
-    if (!a->names || !a->body) {
-        a->status = 0;
-        snprintf(a->error, sizeof a->error, "out of memory");
-        return;
-    }
-    char *p = a->names;
-    for (size_t i = 0; i < nh && i < 32; i++) {
-        size_t kl = strlen(headers[i].key) + 1, vl = strlen(headers[i].value) + 1;
-        memcpy(p, headers[i].key, kl);
-        memcpy(p + kl, headers[i].value, vl);
-        a->hdr[a->nh++] = (paychan_kv){p, p + kl};
-        p += kl + vl;
-    }
-    memcpy(a->body, body, len);
-    a->body[len] = 0;
-    a->blen = len;
-}
-
-/* One request, waited for on a loop of our own. */
-static int ask(struct event_base *base, const paychan_http *h, answer *a, err *e)
-{
-    memset(a, 0, sizeof *a);
-    int rc = httpc_request(base, h->method, h->url, h->headers, h->body, h->body_len, 10, on_answer, a, e);
-    while (!rc && !a->done) event_base_loop(base, EVLOOP_ONCE);
-    return rc;
-}
-
 int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, int limit, int *asked, int *credited,
                         err *e)
 {
@@ -335,8 +286,6 @@ int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, 
         else channels_default_dir(dir, sizeof dir);
         rc = channels_load(dir, NULL, e);
     }
-    struct event_base *base = !rc && n ? event_base_new() : NULL;
-    if (!rc && n && !base) rc = err_set(e, ERR_NOMEM, "cannot create an event loop");
     char today[11];
     date_format(date_of_time(time(NULL)), today);
     for (int i = 0; i < n && !rc; i++) {
@@ -348,17 +297,18 @@ int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, 
         paychan_http h;
         paychan_error pe;
         memset(&pe, 0, sizeof pe);
-        answer a = {0};
+        httpc_answer a;
+        memset(&a, 0, sizeof a);
         int64_t now = (int64_t)time(NULL);
         int q = ch.p->query_order && ch.p->query_response ? ch.p->query_order(ch.h, todo[i].no, now, &h, &pe) : 0;
         if (q == PAYCHAN_HTTP) {
             (*asked)++;
             err he;
-            int hr = ask(base, &h, &a, &he);
+            int hr = httpc_fetch(h.method, h.url, h.headers, h.body, h.body_len, 10, &a, &he);
             free(h.body);
             paychan_notice nt;
             memset(&nt, 0, sizeof nt);
-            paychan_request resp = {a.hdr, a.nh, a.body ? a.body : "", a.blen};
+            paychan_request resp = {a.headers, a.nheaders, a.body ? a.body : "", a.len};
             const char *expect[2] = {NULL, NULL};
             for (size_t k = 0; k < set.n; k++) {
                 if (!strcmp(kv[k].key, "app_id")) expect[0] = kv[k].value;
@@ -389,11 +339,9 @@ int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, 
             }
             free(nt.fields_json);
         }
-        free(a.names);
-        free(a.body);
+        httpc_answer_free(&a);
         channel_close(&ch);
     }
-    if (base) event_base_free(base);
     free(todo);
     return rc;
 }

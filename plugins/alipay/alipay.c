@@ -534,6 +534,84 @@ static int query_response_alipay(void *handle, const char *out_trade_no, int sta
     return rc;
 }
 
+/* ---------------------------------------------------------------- refunds */
+
+static int refund_alipay(void *handle, const paychan_refund *r, int64_t now, paychan_http *out, paychan_error *err)
+{
+    alipay *a = handle;
+    memset(out, 0, sizeof *out);
+    if (!a->privkey) return fail(err, "settings", "app_private_key", 500, "refunds need the app's private key");
+    char reason[160], biz[512], form[4096];
+    json_escape(reason, sizeof reason, r->reason ? r->reason : "");
+    snprintf(biz, sizeof biz, "{\"trade_no\":\"%s\",\"refund_amount\":\"%lld.%02lld\",\"out_request_no\":\"%s\","
+                              "\"refund_reason\":\"%s\"}",
+             r->channel_txn_id, (long long)(r->amount / 100), (long long)(r->amount % 100), r->out_refund_no, reason);
+    size_t fl;
+    if (signed_form(a, "alipay.trade.refund", biz, now, form, sizeof form, &fl, err)) return -1;
+    snprintf(out->method, sizeof out->method, "POST");
+    snprintf(out->url, sizeof out->url, "%s", a->gateway);
+    snprintf(out->headers, sizeof out->headers, "Content-Type: application/x-www-form-urlencoded;charset=utf-8\n");
+    if (!(out->body = H->alloc(fl))) return fail(err, "format", NULL, 500, "out of memory");
+    memcpy(out->body, form, fl);
+    out->body_len = fl;
+    return PAYCHAN_HTTP;
+}
+
+/* An answer of Alipay's gateway: the object named `key`, its signature
+ * checked over its exact text; parsed into *obj (json_free it). */
+static int signed_answer(alipay *a, const paychan_request *resp, const char *key, void **obj, paychan_error *err)
+{
+    size_t ol = 0;
+    const char *text = object_text(resp->body, resp->body_len, key, &ol);
+    char why[200];
+    void *doc = H->json_parse(resp->body, resp->body_len, why, sizeof why);
+    const char *sign = doc ? H->json_str(doc, "sign") : NULL;
+    int rc = 0;
+    if (!text || !doc) rc = fail(err, "format", key, 502, "not the answer expected");
+    else if (!sign) rc = fail(err, "signature", "sign", 502, "the answer is not signed");
+    if (!rc) {
+        unsigned char sig[1024];
+        size_t sl = 0;
+        if (H->b64_decode(sign, strlen(sign), sig, sizeof sig, &sl)) rc = fail(err, "signature", "sign", 502, "not base64");
+        else {
+            int v = H->rsa_sha256_verify(a->pubkey, a->pubkey_len, text, ol, sig, sl, why, sizeof why);
+            if (v < 0) rc = fail(err, "settings", "public_key", 500, why);
+            else if (!v) rc = fail(err, "signature", "sign", 502, "the answer's signature does not match with Alipay's public key");
+        }
+    }
+    H->json_free(doc);
+    *obj = !rc ? H->json_parse(text, ol, why, sizeof why) : NULL;
+    if (!rc && !*obj) rc = fail(err, "format", key, 502, why);
+    return rc;
+}
+
+static int refund_response_alipay(void *handle, const paychan_refund *r, int status, const paychan_request *resp,
+                                  int64_t now, paychan_refund_result *out, paychan_error *err)
+{
+    (void)now;
+    alipay *a = handle;
+    memset(out, 0, sizeof *out);
+    if (status != 200) return fail(err, "refund", "status", 502, "Alipay did not answer 200");
+    void *obj = NULL;
+    int rc = signed_answer(a, resp, "alipay_trade_refund_response", &obj, err);
+    if (!rc) {
+        const char *code = H->json_str(obj, "code"), *sub = H->json_str(obj, "sub_code");
+        const char *tn = H->json_str(obj, "trade_no");
+        if (!code || strcmp(code, "10000")) {
+            char m[200];
+            snprintf(m, sizeof m, "Alipay refused the refund: code %s %s", code ? code : "?", sub ? sub : "");
+            rc = fail(err, "refund", "code", 502, m);
+        } else if (!tn || strcmp(tn, r->channel_txn_id)) {
+            rc = fail(err, "refund", "trade_no", 502, "the answer is about another trade");
+        }
+        /* Alipay's refund has no id of its own: ours, with the trade */
+        if (!rc) rc = copy(out->refund_id, sizeof out->refund_id, r->out_refund_no, "out_request_no", err);
+        if (!rc) rc = copy(out->status, sizeof out->status, "10000", "code", err);
+    }
+    H->json_free(obj);
+    return rc;
+}
+
 /* Alipay reads the body only: `success` ends its retries, anything else
  * makes it try again later. */
 static void reply_alipay(void *handle, int ok, const paychan_error *why, paychan_reply *out)
@@ -559,6 +637,8 @@ static const paychan_plugin plugin = {
     .create_order = create_alipay,
     .query_order = query_alipay,
     .query_response = query_response_alipay,
+    .refund = refund_alipay,
+    .refund_response = refund_response_alipay,
 };
 
 EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)

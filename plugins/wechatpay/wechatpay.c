@@ -423,6 +423,54 @@ static int query_response_wechatpay(void *handle, const char *out_trade_no, int 
     return rc;
 }
 
+/* ---------------------------------------------------------------- refunds */
+
+static int refund_wechatpay(void *handle, const paychan_refund *r, int64_t now, paychan_http *out, paychan_error *err)
+{
+    wechatpay *w = handle;
+    memset(out, 0, sizeof *out);
+    char reason[160];
+    size_t n = 0;
+    for (const char *p = r->reason ? r->reason : ""; *p && n + 2 < sizeof reason; p++)
+        if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) reason[n++] = *p;
+    reason[n] = 0;
+    char body[1024];
+    int bl = snprintf(body, sizeof body,
+                      "{\"transaction_id\":\"%s\",\"out_refund_no\":\"%s\",\"reason\":\"%s\","
+                      "\"amount\":{\"refund\":%lld,\"total\":%lld,\"currency\":\"CNY\"}}",
+                      r->channel_txn_id, r->out_refund_no, reason, (long long)r->amount, (long long)r->total);
+    if (bl < 0 || (size_t)bl >= sizeof body) return fail(err, "format", NULL, 500, "the refund does not fit");
+    return signed_request(w, "POST", "/v3/refund/domestic/refunds", body, (size_t)bl, now, out, err);
+}
+
+static int refund_response_wechatpay(void *handle, const paychan_refund *r, int status, const paychan_request *resp,
+                                     int64_t now, paychan_refund_result *out, paychan_error *err)
+{
+    wechatpay *w = handle;
+    memset(out, 0, sizeof *out);
+    char jwhy[200];
+    void *doc = resp->body_len ? H->json_parse(resp->body, resp->body_len, jwhy, sizeof jwhy) : NULL;
+    int rc = 0;
+    if (status != 200) {
+        char m[256];
+        const char *code = doc ? H->json_str(doc, "code") : NULL, *msg = doc ? H->json_str(doc, "message") : NULL;
+        snprintf(m, sizeof m, "WeChat Pay answered %d %s: %s", status, code ? code : "", msg ? msg : "(no message)");
+        rc = fail(err, "refund", "status", 502, m);
+    } else if (!(rc = check_signed(w, resp, now, err))) {
+        const char *id = doc ? H->json_str(doc, "refund_id") : NULL, *st = doc ? H->json_str(doc, "status") : NULL;
+        const char *no = doc ? H->json_str(doc, "out_refund_no") : NULL;
+        if (!id || !st || !no || strcmp(no, r->out_refund_no))
+            rc = fail(err, "refund", "refund_id", 502, "the answer does not name this refund");
+        /* accepted: done at once, or on its way back to the payer */
+        else if (strcmp(st, "SUCCESS") && strcmp(st, "PROCESSING"))
+            rc = fail(err, "refund", "status", 502, "WeChat Pay did not take the refund");
+        if (!rc) rc = copy(out->refund_id, sizeof out->refund_id, id, "refund_id", err);
+        if (!rc) rc = copy(out->status, sizeof out->status, st, "status", err);
+    }
+    H->json_free(doc);
+    return rc;
+}
+
 /* 204 with no body once recorded; otherwise a 4xx/5xx with the code and
  * message WeChat shows in the merchant platform. */
 static void reply_wechatpay(void *handle, int ok, const paychan_error *why, paychan_reply *out)
@@ -456,6 +504,8 @@ static const paychan_plugin plugin = {
     .order_response = order_response_wechatpay,
     .query_order = query_wechatpay,
     .query_response = query_response_wechatpay,
+    .refund = refund_wechatpay,
+    .refund_response = refund_response_wechatpay,
 };
 
 EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)

@@ -105,6 +105,16 @@ class FakeWeChatHandler(http.server.BaseHTTPRequestHandler):
                           "amount": {"total": self.server.paid[no], "currency": "CNY"}})
 
     def do_POST(self):
+        if self.path == "/v3/refund/domestic/refunds":
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            ok = self.signed_by_us("POST", body.decode())
+            req = json.loads(body)
+            self.server.requests.append((self.path, {}, req, ok))
+            if not ok:
+                return self.answer(401, {"code": "SIGN_ERROR", "message": "signature"})
+            return self.answer(200, {"refund_id": "50000000382026112800000001", "out_refund_no": req["out_refund_no"],
+                                     "transaction_id": req["transaction_id"], "status": "SUCCESS",
+                                     "amount": {"refund": req["amount"]["refund"], "total": req["amount"]["total"]}})
         body = self.rfile.read(int(self.headers["Content-Length"]))
         auth = self.headers["Authorization"]
         scheme, params = auth.split(" ", 1)
@@ -157,10 +167,18 @@ class FakeAlipayHandler(http.server.BaseHTTPRequestHandler):
         canon = "&".join("%s=%s" % (k, v) for k, v in sorted(form.items()) if v)
         try:
             self.server.app_public.verify(sig, canon.encode(), padding.PKCS1v15(), hashes.SHA256())
-            ok = form["method"] == "alipay.trade.query"
+            ok = True
         except Exception:  # noqa: BLE001
             ok = False
-        no = json.loads(form["biz_content"])["out_trade_no"]
+        biz = json.loads(form["biz_content"])
+        if form.get("method") == "alipay.trade.refund":
+            self.server.requests.append((biz, True))
+            key = "alipay_trade_refund_response"
+            obj = {"code": "10000", "msg": "Success", "trade_no": biz["trade_no"], "refund_fee": biz["refund_amount"],
+                   "fund_change": "Y"}
+            return self.reply(key, obj)
+        ok = ok and form["method"] == "alipay.trade.query"
+        no = biz["out_trade_no"]
         self.server.requests.append((no, ok))
         if not ok:
             obj = {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature"}
@@ -170,9 +188,11 @@ class FakeAlipayHandler(http.server.BaseHTTPRequestHandler):
             obj = {"code": "10000", "msg": "Success", "out_trade_no": no, "trade_no": "2026112822001400000000000777",
                    "trade_status": "TRADE_SUCCESS", "total_amount": self.server.paid[no], "buyer_pay_amount": "0.00",
                    "send_pay_date": "2026-11-28 10:00:00"}
+        self.reply("alipay_trade_query_response", obj)
+
+    def reply(self, key, obj):
         text = json.dumps(obj, ensure_ascii=False, separators=(",", ": "))
-        out = ('{"alipay_trade_query_response": %s, "sign": "%s"}' % (text, sign(self.server.alipay_key, text.encode())))
-        out = out.encode()
+        out = ('{"%s": %s, "sign": "%s"}' % (key, text, sign(self.server.alipay_key, text.encode()))).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html;charset=utf-8")
         self.send_header("Content-Length", str(len(out)))
@@ -462,4 +482,40 @@ class Notifications(BBTestCase):
         self.assertEqual((r.status, r.body), (200, "success"))
         self.assertEqual(self.count("payments"), 1)
         self.ws.ok("ledger", "verify")
+
+    def refund_case(self, channel):
+        no = self.order(channel)
+        if channel == "alipay":
+            self.notify("alipay", self.trade(no))
+        else:
+            body, h = self.wechat(no, self.gross)
+            self.assertEqual(self.notify("wechatpay", body, h, content_type="application/json").status, 204)
+        pid = self.ws.sql("SELECT id FROM payments")[0][0]
+        ini = self.ws.path("bandbill.ini")
+        # all of it paid the invoice: nothing can go back yet
+        r = self.ws.run("payment", "refund", str(pid), "--amount", "10.00", "--reason", "outage", "--config", ini)
+        self.assertOneErrorLine(r, "at most 0.00 can be refunded")
+        # a credit note of 10.00 on the paid invoice leaves 10.00 of the payment free
+        self.ws.ok("invoice", "credit", self.number, "--lines", "1:10.00", "--reason", "outage")
+        r = self.ws.ok("payment", "refund", str(pid), "--amount", "10.00", "--reason", "outage", "--config", ini)
+        self.assertIn("10.00 refunded", r.out)
+        self.assertEqual(self.ws.sql("SELECT refunded FROM payments"), [(1000,)])
+        reason = self.ws.sql("SELECT reason FROM ledger_entries WHERE kind = 'refund'")[0][0]
+        self.assertIn("%s refund" % channel, reason)
+        self.ws.ok("ledger", "verify")
+        return pid
+
+    def test_wechatpay_refund(self):
+        self.refund_case("wechatpay")
+        path, _, req, ok = self.wxapi.requests[-1]
+        self.assertTrue(ok)
+        self.assertEqual((path, req["amount"], req["transaction_id"]),
+                         ("/v3/refund/domestic/refunds", {"refund": 1000, "total": self.gross, "currency": "CNY"},
+                          "4200000000202611280000000001"))
+        self.assertRegex(req["out_refund_no"], r"^BBR\d+N1$")
+
+    def test_alipay_refund(self):
+        self.refund_case("alipay")
+        biz, ok = self.aliapi.requests[-1]
+        self.assertEqual((biz["refund_amount"], biz["trade_no"]), ("10.00", "2026112822001400000000000001"))
 
