@@ -45,6 +45,7 @@ static const key keys[] = {
     {"audit.anchor_file", T_STR, S(audit_anchor), 0, 0, "where the audit trail's latest record is anchored (keep it off the database's disk)"},
     {"keys.file", T_STR, S(keys_file), 0, 0, "key file for encryption at rest (default: next to the database, mode 0600)"},
     {"plugins.dir", T_STR, S(plugins_dir), 0, 0, "folder of plugins such as payment channels (default: plugins beside the binary)"},
+    {"payments.query_after_min", T_INT, S(query_after_min), 1, 1440, "ask the channel about an order open this many minutes without a notification"},
     {"auth.session_idle_min", T_INT, S(session_idle_min), 1, 1440, "a console session ends after this many idle minutes"},
     {"auth.session_max_hours", T_INT, S(session_max_hours), 1, 720, "and after this many hours in any case"},
     {"tls.cert", T_STR, S(tls_cert), 0, 0, "PEM certificate chain: serve HTTPS instead of HTTP"},
@@ -72,6 +73,7 @@ void cfg_defaults(cfg *c)
     snprintf(c->invoice_prefix, sizeof c->invoice_prefix, "INV");
     snprintf(c->credit_note_prefix, sizeof c->credit_note_prefix, "CN");
     c->session_max_hours = 12;
+    c->query_after_min = 10;
 }
 
 static int set_job(cfg *c, const char *job, const char *value, const char *origin, err *e)

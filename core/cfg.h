@@ -48,6 +48,7 @@ typedef struct cfg {
     int64_t http_shutdown_s;
     char keys_file[CFG_PATH];
     char plugins_dir[CFG_PATH];  /* empty: `plugins` beside the binary */
+    int64_t query_after_min;     /* payments.query_after_min */
     char customer_prefix[8];     /* customer codes start with it */
     char audit_anchor[CFG_PATH]; /* the audit trail's anchor file (default: next to the database) */
     char invoice_prefix[8];      /* invoice numbers: PREFIX-YYYY-NNNNNN */

@@ -56,15 +56,16 @@ static int job_orders_expire(job_ctx *ctx, err *e)
     return rc;
 }
 
-/* Orders open for ten minutes without a notification: the channel is
- * asked, and what it says was paid is settled (a lost notification). */
+/* Orders open for payments.query_after_min (10) minutes without a
+ * notification: the channel is asked, and what it says was paid is
+ * settled (a lost notification). */
 static int job_orders_query(job_ctx *ctx, err *e)
 {
     vault *v;
     int rc = vault_open(ctx->cfg->keys_file, &v, e);
     if (rc) return rc;
     int asked = 0, credited = 0;
-    rc = payorders_query_due(ctx->db, v, ctx->cfg, 10, 200, &asked, &credited, e);
+    rc = payorders_query_due(ctx->db, v, ctx->cfg, ctx->cfg->query_after_min, 200, &asked, &credited, e);
     vault_close(v);
     if (!rc) snprintf(ctx->summary, sizeof ctx->summary, "asked about %d order(s), %d found paid", asked, credited);
     ctx->idle = !rc && asked == 0;
@@ -78,7 +79,7 @@ const job_def sched_jobs[] = {
     {"subscriptions.apply", "5 0 * * *", subs_job_apply, "apply scheduled subscription changes (downgrades, ends of suspension) that are due"},
     {"billing.run", "30 0 1 * *", billrun_job, "the monthly billing run: bill every subscription due on or before the day"},
     {"payments.expire", "*/5 * * * *", job_orders_expire, "mark payment orders nobody paid in time as expired"},
-    {"payments.query", "*/5 * * * *", job_orders_query, "ask the channels about orders open for 10 minutes without a notification, and settle what was paid"},
+    {"payments.query", "*/5 * * * *", job_orders_query, "ask the channels about orders open for payments.query_after_min minutes without a notification, and settle what was paid"},
     {"billing.renewals", "45 0 * * *", billrun_job, "bill what falls due between monthly runs (prepaid renewals, final bills)"},
 };
 const int sched_jobs_count = sizeof sched_jobs / sizeof *sched_jobs;

@@ -276,7 +276,8 @@ class ConfigLayering(BBTestCase):
                   "backup.dir": "/tmp/k/bk", "backup.keep": "9", "keys.file": "/tmp/k/keys",
                   "auth.session_idle_min": "11", "auth.session_max_hours": "13",
                   "customer.code_prefix": "HZ", "audit.anchor_file": "/tmp/k/anchor",
-                  "billing.invoice_prefix": "FP", "billing.credit_note_prefix": "HC", "plugins.dir": "/tmp/k/plugins"}
+                  "billing.invoice_prefix": "FP", "billing.credit_note_prefix": "HC", "plugins.dir": "/tmp/k/plugins",
+                  "payments.query_after_min": "15"}
         # tls.cert and tls.key only come in pairs (tested below)
         self.assertEqual(set(values) | {"tls.cert", "tls.key"}, set(self.config()), "a config key without a test value")
         for key, val in values.items():

@@ -448,9 +448,10 @@ class Notifications(BBTestCase):
         unpaid = self.order("wechatpay")
         self.wxapi.paid[paid] = self.gross
         ini = self.ws.path("bandbill.ini")
-        # ten minutes without a notification: the job asks
+        # ten minutes without a notification (payments.query_after_min): the job asks
         self.ws.ok("jobs", "run", "payments.query", "--config", ini)
         self.assertEqual(self.count("payments"), 0)
+        self.assertEqual(self.wxapi.requests[2:], [])   # two orders made, nobody asked yet
         self.ws.sql("UPDATE payment_orders SET created_at = '2026-01-01T00:00:00.000Z'")
         r = self.ws.ok("jobs", "run", "payments.query", "--config", ini)
         self.assertIn("asked about 2 order(s), 1 found paid", r.out + r.err)

@@ -693,18 +693,18 @@ static void test_dump_lists_every_key(void **state)
     cfg_defaults(&c);
     dump_acc d = {0};
     cfg_dump(&c, on_dump, &d);
-    /* 25 keys: db rules listen socket timezone log.level log.file customer.code_prefix
+    /* 26 keys: db rules listen socket timezone log.level log.file customer.code_prefix
      * billing.invoice_prefix billing.credit_note_prefix audit.anchor_file
      * rules.max_instructions rules.max_memory_mb rules.watch http.max_body_kb
-     * http.timeout_s http.shutdown_s keys.file plugins.dir auth.session_idle_min
-     * auth.session_max_hours tls.cert tls.key backup.dir backup.keep */
-    assert_int_equal(d.n, 25);
+     * http.timeout_s http.shutdown_s keys.file plugins.dir payments.query_after_min
+     * auth.session_idle_min auth.session_max_hours tls.cert tls.key backup.dir backup.keep */
+    assert_int_equal(d.n, 26);
     assert_string_equal(d.watch, "false");
     assert_string_equal(d.keep, "7");
     set_ok(&c, "jobs.backup", "0 4 * * *");
     memset(&d, 0, sizeof d);
     cfg_dump(&c, on_dump, &d);
-    assert_int_equal(d.n, 26);
+    assert_int_equal(d.n, 27);
     assert_string_equal(d.backup_job, "0 4 * * *");
 }
 
