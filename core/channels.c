@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <iconv.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <csv.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -318,6 +320,102 @@ static char *host_json_object_of(const paychan_kv *kv, size_t n)
 
 static int host_random(void *out, size_t n) { return crypto_random(out, n) ? -1 : 0; }
 
+/* ------------------------------------------------------------------- CSV */
+
+#define CSV_MAX_FIELDS 64
+
+typedef struct csv_ctx {
+    char *fields[CSV_MAX_FIELDS];
+    size_t n;
+    int overflow, stop;
+    int (*row)(void *arg, const char *const *fields, size_t n);
+    void *arg;
+} csv_ctx;
+
+static void csv_field(void *s, size_t len, void *data)
+{
+    csv_ctx *c = data;
+    if (c->n == CSV_MAX_FIELDS) {
+        c->overflow = 1;
+        return;
+    }
+    char *f = malloc(len + 1);
+    if (!f) {
+        c->overflow = 1;
+        return;
+    }
+    if (len) memcpy(f, s, len);
+    f[len] = 0;
+    c->fields[c->n++] = f;
+}
+
+static void csv_record(int term, void *data)
+{
+    (void)term;
+    csv_ctx *c = data;
+    if (!c->stop && !c->overflow && c->row(c->arg, (const char *const *)c->fields, c->n)) c->stop = 1;
+    for (size_t i = 0; i < c->n; i++) free(c->fields[i]);
+    c->n = 0;
+}
+
+/* GB18030 (a superset of GBK and GB2312) into UTF-8; NULL if it is not that either. */
+static char *from_gb18030(const char *in, size_t len, size_t *out_len)
+{
+    iconv_t cd = iconv_open("UTF-8", "GB18030");
+    if (cd == (iconv_t)-1) return NULL;
+    size_t cap = len * 2 + 16, left = cap;
+    char *out = malloc(cap), *w = out;
+    char *r = (char *)in;
+    size_t rl = len;
+    int bad = !out || iconv(cd, &r, &rl, &w, &left) == (size_t)-1;
+    iconv_close(cd);
+    if (bad) {
+        free(out);
+        return NULL;
+    }
+    *out_len = cap - left;
+    return out;
+}
+
+static int host_csv_rows(const char *text, size_t len, int (*row)(void *arg, const char *const *fields, size_t n), void *arg,
+                         char *why, size_t whylen)
+{
+    char *conv = NULL;
+    if (!json_utf8_valid(text, len)) {
+        size_t cl = 0;
+        if (!(conv = from_gb18030(text, len, &cl))) {
+            snprintf(why, whylen, "the statement is neither UTF-8 nor GB18030/GBK text");
+            return -1;
+        }
+        text = conv;
+        len = cl;
+    }
+    /* a UTF-8 byte order mark is not part of the first field */
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
+        text += 3;
+        len -= 3;
+    }
+    struct csv_parser p;
+    csv_ctx c = {.row = row, .arg = arg};
+    int rc = 0;
+    if (csv_init(&p, CSV_APPEND_NULL) != 0) {
+        snprintf(why, whylen, "out of memory");
+        rc = -1;
+    } else {
+        if (csv_parse(&p, text, len, csv_field, csv_record, &c) != len || csv_fini(&p, csv_field, csv_record, &c) != 0) {
+            snprintf(why, whylen, "not CSV: %s", csv_strerror(csv_error(&p)));
+            rc = -1;
+        } else if (c.overflow) {
+            snprintf(why, whylen, "a line with more than %d fields", CSV_MAX_FIELDS);
+            rc = -1;
+        }
+        for (size_t i = 0; i < c.n; i++) free(c.fields[i]);
+        csv_free(&p);
+    }
+    free(conv);
+    return rc;
+}
+
 static const paychan_host host = {
     .abi = PAYCHAN_ABI,
     .alloc = host_alloc,
@@ -335,6 +433,7 @@ static const paychan_host host = {
     .json_free = host_json_free,
     .json_object_of = host_json_object_of,
     .random = host_random,
+    .csv_rows = host_csv_rows,
 };
 
 const paychan_host *channels_host(void) { return &host; }

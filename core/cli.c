@@ -207,6 +207,11 @@ static const cli_opt opts_payment_refund[] = {
     {"date", 1, "DATE", "the business day (default today)"},
     {NULL, 0, NULL, NULL},
 };
+static const cli_opt opts_reconcile[] = {
+    {"channel", 1, "NAME", "alipay or wechatpay"},
+    {"date", 1, "DATE", "the business day of the statement"},
+    {NULL, 0, NULL, NULL},
+};
 static const cli_opt opts_bench_billrun[] = {
     {"customers", 1, "N", "how many customers to bill (default 100000, at most 10000000)"},
     {"dry-run", 0, NULL, "compute every bill and write nothing"},
@@ -321,6 +326,11 @@ static const command commands[] = {
      "CHECK constraints are enforced by the modules' validation during the load and verified afterwards\n"
      "(PRAGMA quick_check) unless --checks asks SQLite to evaluate them on every row. docs/BENCHMARKS.md\n"
      "has the figures."},
+    {"reconcile", cmd_reconcile, "FILE", 1, 1, opts_reconcile, "a channel's daily statement against the payments recorded here",
+     "Reads the statement a channel's merchant platform gives for a day (Alipay's trade statement in GBK,\n"
+     "WeChat Pay's trade bill; columns found by their names) and reports what matches, amounts that\n"
+     "differ, what the channel has and we do not (a lost notification), what we have and the channel\n"
+     "does not, and refunds that do not show here. Writes nothing."},
     {"pay inspect", cmd_pay_inspect, "", 0, 0, opts_pay_inspect, "verify a captured payment notification offline and say why it fails",
      "Runs exactly the checks of the live notification route on a captured request: the signature\n"
      "(Alipay RSA2 over the canonical string; WeChat Pay v3 over timestamp, nonce and body, with the\n"

@@ -15,6 +15,7 @@
 #include "json.h"
 #include "money.h"
 #include "payments.h"
+#include "reconcile.h"
 #include "vault.h"
 
 static int read_all(const char *path, buf *out, err *e)
@@ -284,5 +285,115 @@ int cmd_payment_refund(cli *c, err *e)
     jv_arena_free(&a);
     vault_close(v);
     db_close(d);
+    return rc;
+}
+
+typedef struct rows {
+    paychan_statement_row *v;
+    size_t n, cap;
+} rows;
+
+static int keep_row(void *arg, const paychan_statement_row *r)
+{
+    rows *rs = arg;
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 256;
+        paychan_statement_row *v = realloc(rs->v, cap * sizeof *v);
+        if (!v) return 1;
+        rs->v = v;
+        rs->cap = cap;
+    }
+    rs->v[rs->n++] = *r;
+    return 0;
+}
+
+static void print_items(const char *title, const jv *list)
+{
+    if (!jv_len(list)) return;
+    printf("%s:\n", title);
+    for (size_t i = 0; i < jv_len(list); i++) {
+        const jv *o = jv_at(list, i);
+        const jv *st = jv_get(o, "statement"), *here = jv_get(o, "here"), *pid = jv_get(o, "payment_id");
+        char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX];
+        money_format(st ? st->u.i : 0, a);
+        money_format(here ? here->u.i : 0, b);
+        printf("  %-32s", jv_get(o, "channel_txn_id") ? jv_get(o, "channel_txn_id")->u.str.s : "");
+        if (st) printf("  statement %10s", a);
+        if (here) printf("  here %10s", b);
+        if (pid) printf("  payment %lld", (long long)pid->u.i);
+        if (jv_get(o, "out_trade_no")) printf("  order %s", jv_get(o, "out_trade_no")->u.str.s);
+        printf("\n");
+    }
+}
+
+/* `reconcile --channel C --date D FILE`: the channel's daily statement
+ * against the payments recorded here. */
+int cmd_reconcile(cli *c, err *e)
+{
+    const char *name = cli_opt_value(c, "channel"), *date = cli_opt_value(c, "date");
+    if (!name) return err_set(e, ERR_USAGE, "--channel is required (alipay or wechatpay)");
+    int32_t dn;
+    if (!date || date_parse(date, strlen(date), &dn, e)) return err_set(e, ERR_USAGE, "--date must be a date YYYY-MM-DD");
+    buf text = {0};
+    int rc = read_all(c->argv[0], &text, e);
+    char dir[CFG_PATH];
+    if (c->cfg.plugins_dir[0]) snprintf(dir, sizeof dir, "%s", c->cfg.plugins_dir);
+    else channels_default_dir(dir, sizeof dir);
+    if (!rc) rc = channels_load(dir, NULL, e);
+    channel_handle ch = {0};
+    if (!rc) {
+        paychan_kv kv[CFG_MAX_CHANNEL_SETTINGS];
+        paychan_settings set = {kv, channels_settings_of(&c->cfg, name, kv, CFG_MAX_CHANNEL_SETTINGS)};
+        rc = channel_open(name, &set, &ch, e);
+    }
+    if (!rc && !ch.p->parse_statement) rc = err_set(e, ERR_USAGE, "channel %s reads no statements", name);
+    rows rs = {0};
+    paychan_error pe;
+    memset(&pe, 0, sizeof pe);
+    if (!rc && ch.p->parse_statement(ch.h, text.data ? text.data : "", text.len, keep_row, &rs, &pe)) {
+        char line[400];
+        channels_describe(&pe, line, sizeof line);
+        rc = err_set(e, ERR_INVALID, "%s: %s", c->argv[0], line);
+    }
+    db *d = NULL;
+    if (!rc) rc = cli_open_db(c, &d, e);
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *report = NULL;
+    reconcile_totals t;
+    if (!rc) rc = reconcile_run(d, name, date, rs.v, rs.n, &a, &report, &t, e);
+    if (!rc && c->json) {
+        jw w;
+        jw_init(&w, 1);
+        jw_obj_open(&w);
+        jw_kv_str(&w, "channel", name);
+        jw_kv_str(&w, "date", date);
+        jw_kv_int(&w, "lines", (int64_t)rs.n);
+        jw_kv_int(&w, "matched", t.matched);
+        jw_kv_int(&w, "matched_amount", t.matched_fen);
+        jw_kv_int(&w, "refunds_matched", t.refunds_matched);
+        for (size_t i = 0; i < report->u.obj.n; i++) {
+            jw_key(&w, report->u.obj.m[i].key);
+            jw_jv(&w, report->u.obj.m[i].val);
+        }
+        jw_obj_close(&w);
+        rc = cli_print_json(&w, e);
+    } else if (!rc) {
+        char m[MONEY_FMT_MAX];
+        money_format(t.matched_fen, m);
+        printf("%s statement of %s: %zu lines; %lld matched (%s), %lld refunds matched\n", name, date, rs.n,
+               (long long)t.matched, m, (long long)t.refunds_matched);
+        printf("%lld amount mismatches, %lld missing here, %lld missing there, %lld refund mismatches\n", (long long)t.mismatched,
+               (long long)t.missing_here, (long long)t.missing_there, (long long)t.refunds_mismatched);
+        print_items("amount mismatch", jv_get(report, "amount_mismatch"));
+        print_items("missing here (on the statement, not recorded: a lost notification?)", jv_get(report, "missing_here"));
+        print_items("missing there (recorded here, not on the statement)", jv_get(report, "missing_there"));
+        print_items("refund mismatch", jv_get(report, "refund_mismatch"));
+    }
+    jv_arena_free(&a);
+    free(rs.v);
+    buf_free(&text);
+    if (ch.p) channel_close(&ch);
+    if (d) db_close(d);
     return rc;
 }

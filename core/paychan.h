@@ -130,6 +130,16 @@ typedef struct paychan_refund_result {
     char status[32];            /* the channel's word: "SUCCESS", "PROCESSING", "10000" */
 } paychan_refund_result;
 
+/* One line of a channel's daily statement. */
+typedef struct paychan_statement_row {
+    int refund;                 /* 0 a payment, 1 a refund */
+    char channel_txn_id[65];    /* the channel's transaction id (of the payment a refund gives back) */
+    char refund_id[65];         /* a refund's own id, or "" */
+    char out_trade_no[65];
+    int64_t amount;             /* fen, > 0 */
+    char at[40];                /* when, as the statement says */
+} paychan_statement_row;
+
 typedef struct paychan_host {
     int abi;
     void *(*alloc)(size_t n);                 /* NULL when out of memory */
@@ -166,6 +176,13 @@ typedef struct paychan_host {
     char *(*json_object_of)(const paychan_kv *kv, size_t n);
     /* Cryptographically strong random bytes (nonces); 0, or -1. */
     int (*random)(void *out, size_t n);
+    /* Reads CSV (RFC 4180: quotes, embedded commas and line breaks), calling
+     * row() with each record's fields (NUL-terminated, valid during the
+     * call); row() returns 0 to go on. Text in GB18030/GBK (as Alipay's
+     * statements come) is read as such when it is not valid UTF-8. 0, or
+     * -1 with why in err. */
+    int (*csv_rows)(const char *text, size_t len, int (*row)(void *arg, const char *const *fields, size_t n), void *arg,
+                    char *why, size_t whylen);
 } paychan_host;
 
 typedef struct paychan_plugin {
@@ -208,6 +225,11 @@ typedef struct paychan_plugin {
     int (*refund)(void *handle, const struct paychan_refund *r, int64_t now, paychan_http *out, paychan_error *err);
     int (*refund_response)(void *handle, const struct paychan_refund *r, int status, const paychan_request *resp,
                            int64_t now, struct paychan_refund_result *out, paychan_error *err);
+    /* Reads the channel's daily statement (the file its merchant platform
+     * gives), calling row() for each payment and refund line. 0, or -1
+     * naming the line and column at fault. NULL: no statements. */
+    int (*parse_statement)(void *handle, const char *text, size_t len,
+                           int (*row)(void *arg, const paychan_statement_row *r), void *arg, paychan_error *err);
 } paychan_plugin;
 
 typedef const paychan_plugin *(*paychan_entry_fn)(const paychan_host *host);

@@ -612,6 +612,95 @@ static int refund_response_alipay(void *handle, const paychan_refund *r, int sta
     return rc;
 }
 
+/* ------------------------------------------------------------- statements */
+
+/* The trade statement (业务明细) as the merchant platform gives it, in
+ * GBK: comment lines starting with '#', a header line, one line a trade or
+ * refund (业务类型 交易 / 退款), values padded with spaces and tabs.
+ * Columns are found by their names. */
+typedef struct ali_bill {
+    int (*row)(void *arg, const paychan_statement_row *r);
+    void *arg;
+    int col[6]; /* trade no, out_trade_no, kind, finished, amount, refund request no */
+    int have_header, done, line, failed;
+    paychan_error *err;
+} ali_bill;
+
+static void trim_copy(char *dst, size_t cap, const char *src)
+{
+    while (*src == ' ' || *src == '\t') src++;
+    size_t n = strlen(src);
+    while (n && (src[n - 1] == ' ' || src[n - 1] == '\t' || src[n - 1] == '\r')) n--;
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+static int ali_row(void *arg, const char *const *f, size_t n)
+{
+    ali_bill *b = arg;
+    b->line++;
+    if (b->done || n == 0) return 0;
+    char first[64];
+    trim_copy(first, sizeof first, f[0]);
+    if (first[0] == '#') return 0;
+    if (!b->have_header) {
+        static const char *const names[6] = {"支付宝交易号", "商户订单号", "业务类型", "完成时间", "订单金额（元）", "退款批次号/请求号"};
+        for (int k = 0; k < 6; k++) {
+            b->col[k] = -1;
+            for (size_t i = 0; i < n; i++) {
+                char h[64];
+                trim_copy(h, sizeof h, f[i]);
+                if (!strcmp(h, names[k])) b->col[k] = (int)i;
+            }
+        }
+        for (int k = 0; k < 5; k++)
+            if (b->col[k] < 0) {
+                char m[120];
+                snprintf(m, sizeof m, "line %d: no column %s: not an Alipay trade statement", b->line, names[k]);
+                b->failed = fail(b->err, "format", names[k], 400, m);
+                return 1;
+            }
+        b->have_header = 1;
+        return 0;
+    }
+    char kind[32], amount[40];
+    trim_copy(kind, sizeof kind, (size_t)b->col[2] < n ? f[b->col[2]] : "");
+    paychan_statement_row r;
+    memset(&r, 0, sizeof r);
+    r.refund = !strcmp(kind, "退款");
+    if (!r.refund && strcmp(kind, "交易")) return 0;
+    trim_copy(amount, sizeof amount, (size_t)b->col[4] < n ? f[b->col[4]] : "");
+    const char *a = amount[0] == '-' ? amount + 1 : amount; /* refunds are written negative */
+    if (yuan_to_fen(a, &r.amount) || r.amount <= 0) {
+        char m[160];
+        snprintf(m, sizeof m, "line %d: the amount '%.40s' is not yuan with two decimals", b->line, amount);
+        b->failed = fail(b->err, "format", "订单金额（元）", 400, m);
+        return 1;
+    }
+    trim_copy(r.channel_txn_id, sizeof r.channel_txn_id, (size_t)b->col[0] < n ? f[b->col[0]] : "");
+    trim_copy(r.out_trade_no, sizeof r.out_trade_no, (size_t)b->col[1] < n ? f[b->col[1]] : "");
+    trim_copy(r.at, sizeof r.at, (size_t)b->col[3] < n ? f[b->col[3]] : "");
+    if (r.refund && b->col[5] >= 0 && (size_t)b->col[5] < n) trim_copy(r.refund_id, sizeof r.refund_id, f[b->col[5]]);
+    if (b->row(b->arg, &r)) {
+        b->done = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int statement_alipay(void *handle, const char *text, size_t len,
+                            int (*row)(void *arg, const paychan_statement_row *r), void *arg, paychan_error *err)
+{
+    (void)handle;
+    ali_bill b = {.row = row, .arg = arg, .err = err};
+    char why[200];
+    if (H->csv_rows(text, len, ali_row, &b, why, sizeof why)) return fail(err, "format", NULL, 400, why);
+    if (b.failed) return -1;
+    if (!b.have_header) return fail(err, "format", NULL, 400, "an empty statement");
+    return 0;
+}
+
 /* Alipay reads the body only: `success` ends its retries, anything else
  * makes it try again later. */
 static void reply_alipay(void *handle, int ok, const paychan_error *why, paychan_reply *out)
@@ -639,6 +728,7 @@ static const paychan_plugin plugin = {
     .query_response = query_response_alipay,
     .refund = refund_alipay,
     .refund_response = refund_response_alipay,
+    .parse_statement = statement_alipay,
 };
 
 EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)

@@ -144,6 +144,27 @@ static int copy(char *dst, size_t cap, const char *src, const char *field, paych
     return 0;
 }
 
+/* "129.00" -> 12900: digits, at most two decimals; no float ever. */
+static int yuan_fen(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    int digits = 0, decimals = -1;
+    for (const char *p = s; *p; p++) {
+        if (*p == '.') {
+            if (decimals >= 0 || !digits) return -1;
+            decimals = 0;
+            continue;
+        }
+        if (*p < '0' || *p > '9' || ++digits > 15) return -1;
+        if (decimals >= 0 && ++decimals > 2) return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (!digits || decimals == 0) return -1;
+    for (int d = decimals < 0 ? 0 : decimals; d < 2; d++) v *= 10;
+    *out = v;
+    return 0;
+}
+
 /* Decrypts resource into a parsed document (json_free it). */
 static void *decrypt_resource(wechatpay *w, const void *doc, paychan_error *err)
 {
@@ -471,6 +492,90 @@ static int refund_response_wechatpay(void *handle, const paychan_refund *r, int 
     return rc;
 }
 
+/* ------------------------------------------------------------- statements */
+
+/* The trade bill (交易账单, bill type ALL) as the merchant platform gives
+ * it: a header line, then one line a transaction with every value behind
+ * a backtick, then a summary from the line that starts with 总交易单数.
+ * Columns are found by their names. */
+typedef struct wx_bill {
+    int (*row)(void *arg, const paychan_statement_row *r);
+    void *arg;
+    int col[7]; /* time, txn, out_trade_no, state, amount, refund id, refund amount */
+    int have_header, done, line, failed;
+    paychan_error *err;
+} wx_bill;
+
+static const char *wx_value(const char *const *f, size_t n, int i)
+{
+    if (i < 0 || (size_t)i >= n) return "";
+    const char *v = f[i];
+    while (*v == '`' || *v == ' ') v++;
+    return v;
+}
+
+static int wx_row(void *arg, const char *const *f, size_t n)
+{
+    wx_bill *b = arg;
+    b->line++;
+    if (b->done || n == 0) return 0;
+    const char *first = wx_value(f, n, 0);
+    if (!b->have_header) {
+        static const char *const names[7] = {"交易时间", "微信订单号", "商户订单号", "交易状态", "应结订单金额", "微信退款单号", "退款金额"};
+        for (int k = 0; k < 7; k++) {
+            b->col[k] = -1;
+            for (size_t i = 0; i < n; i++)
+                if (!strcmp(wx_value(f, n, (int)i), names[k])) b->col[k] = (int)i;
+        }
+        for (int k = 0; k < 5; k++)
+            if (b->col[k] < 0) {
+                char m[120];
+                snprintf(m, sizeof m, "line %d: no column %s: not a WeChat Pay trade bill", b->line, names[k]);
+                b->failed = fail(b->err, "format", names[k], 400, m);
+                return 1;
+            }
+        b->have_header = 1;
+        return 0;
+    }
+    if (!strncmp(first, "总交易单数", strlen("总交易单数"))) {
+        b->done = 1; /* the summary follows */
+        return 0;
+    }
+    const char *state = wx_value(f, n, b->col[3]);
+    paychan_statement_row r;
+    memset(&r, 0, sizeof r);
+    r.refund = !strcmp(state, "REFUND");
+    if (!r.refund && strcmp(state, "SUCCESS")) return 0; /* not money moved */
+    const char *amount = wx_value(f, n, r.refund ? b->col[6] : b->col[4]);
+    char m[160];
+    if (yuan_fen(amount, &r.amount) || r.amount <= 0) {
+        snprintf(m, sizeof m, "line %d: the amount '%.40s' is not yuan with two decimals", b->line, amount);
+        b->failed = fail(b->err, "format", r.refund ? "退款金额" : "应结订单金额", 400, m);
+        return 1;
+    }
+    snprintf(r.channel_txn_id, sizeof r.channel_txn_id, "%s", wx_value(f, n, b->col[1]));
+    snprintf(r.out_trade_no, sizeof r.out_trade_no, "%s", wx_value(f, n, b->col[2]));
+    snprintf(r.at, sizeof r.at, "%s", wx_value(f, n, b->col[0]));
+    if (r.refund) snprintf(r.refund_id, sizeof r.refund_id, "%s", wx_value(f, n, b->col[5]));
+    if (b->row(b->arg, &r)) {
+        b->done = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int statement_wechatpay(void *handle, const char *text, size_t len,
+                               int (*row)(void *arg, const paychan_statement_row *r), void *arg, paychan_error *err)
+{
+    (void)handle;
+    wx_bill b = {.row = row, .arg = arg, .err = err};
+    char why[200];
+    if (H->csv_rows(text, len, wx_row, &b, why, sizeof why)) return fail(err, "format", NULL, 400, why);
+    if (b.failed) return -1;
+    if (!b.have_header) return fail(err, "format", NULL, 400, "an empty statement");
+    return 0;
+}
+
 /* 204 with no body once recorded; otherwise a 4xx/5xx with the code and
  * message WeChat shows in the merchant platform. */
 static void reply_wechatpay(void *handle, int ok, const paychan_error *why, paychan_reply *out)
@@ -506,6 +611,7 @@ static const paychan_plugin plugin = {
     .query_response = query_response_wechatpay,
     .refund = refund_wechatpay,
     .refund_response = refund_response_wechatpay,
+    .parse_statement = statement_wechatpay,
 };
 
 EXPORT const paychan_plugin *bandbill_paychan(const paychan_host *host)

@@ -520,3 +520,78 @@ class Notifications(BBTestCase):
         biz, ok = self.aliapi.requests[-1]
         self.assertEqual((biz["refund_amount"], biz["trade_no"]), ("10.00", "2026112822001400000000000001"))
 
+    WX_HEADER = ("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,"
+                 "货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,"
+                 "商户数据包,手续费,费率,订单金额,申请退款金额,费率备注")
+
+    def wx_line(self, txn, no, state, yuan, refund_id="0", refund="0.00"):
+        vals = ["2026-11-28 10:00:05", "wx01", "1900000001", "0", "", txn, no, "o-abc", "NATIVE", state, "CFT", "CNY",
+                yuan, "0.00", refund_id, "0", refund, "0.00", "", "", "宽带账单, 十一月", "", "0.77", "0.60%", yuan,
+                "0.00", ""]
+        return ",".join('"`%s"' % v if "," in v else "`" + v for v in vals)
+
+    def test_reconcile_wechatpay(self):
+        paid, lost = self.order("wechatpay"), self.order("wechatpay")
+        body, h = self.wechat(paid, self.gross)
+        self.assertEqual(self.notify("wechatpay", body, h, content_type="application/json").status, 204)
+        today = self.ws.sql("SELECT entry_date FROM payments")[0][0]
+        # recorded here, and the channel never heard of it
+        self.ws.sql("INSERT INTO payments (customer_id, channel, channel_txn_id, amount, entry_date, received_at, created_by) "
+                    "VALUES (1, 'wechatpay', '4200000000202611289999999999', 500, ?, 't', 't')", (today,))
+        yuan = "%d.%02d" % divmod(self.gross, 100)
+        lines = [self.WX_HEADER,
+                 self.wx_line("4200000000202611280000000001", paid, "SUCCESS", yuan),
+                 self.wx_line("4200000000202611280000000002", lost, "SUCCESS", yuan),
+                 self.wx_line("4200000000202611280000000001", paid, "REFUND", yuan, "50000000382026112800000009", "1.00"),
+                 "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额",
+                 "`2,`%s,`1.00,`0.00,`1.54,`%s,`1.00" % (yuan, yuan)]
+        path = self.ws.path("wx-bill.csv")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\ufeff" + "\r\n".join(lines) + "\r\n")
+        got = json.loads(self.ws.ok("reconcile", "--channel", "wechatpay", "--date", today, path, "--json",
+                                    "--config", self.ws.path("bandbill.ini")).out)
+        self.assertEqual((got["lines"], got["matched"], got["matched_amount"]), (3, 1, self.gross))
+        self.assertEqual([x["channel_txn_id"] for x in got["missing_here"]], ["4200000000202611280000000002"])
+        self.assertEqual(got["missing_here"][0]["out_trade_no"], lost)
+        self.assertEqual([x["channel_txn_id"] for x in got["missing_there"]], ["4200000000202611289999999999"])
+        self.assertEqual([x["channel_txn_id"] for x in got["refund_mismatch"]], ["4200000000202611280000000001"])
+        self.assertEqual(got["amount_mismatch"], [])
+        r = self.ws.ok("reconcile", "--channel", "wechatpay", "--date", today, path, "--config", self.ws.path("bandbill.ini"))
+        self.assertIn("1 missing here, 1 missing there, 1 refund mismatches", r.out)
+        # not a trade bill at all
+        bad = self.ws.path("bad.csv")
+        with open(bad, "w") as f:
+            f.write("a,b,c\n1,2,3\n")
+        r = self.ws.run("reconcile", "--channel", "wechatpay", "--date", today, bad, "--config", self.ws.path("bandbill.ini"))
+        self.assertOneErrorLine(r, "no column 交易时间")
+
+    def test_reconcile_alipay_gbk(self):
+        no = self.order("alipay")
+        self.notify("alipay", self.trade(no, total_amount="%d.%02d" % divmod(self.gross - 1, 100)))  # held: 1 fen short
+        no2 = self.order("alipay")
+        self.notify("alipay", self.trade(no2, trade_no="2026112822001400000000000002"))
+        today = self.ws.sql("SELECT entry_date FROM payments")[0][0]
+        yuan = "%d.%02d" % divmod(self.gross, 100)
+        head = ("支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,对方账户,"
+                "订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,商家优惠（元）,券核销金额（元）,券名称,"
+                "商家红包消费金额（元）,卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,备注")
+        def line(txn, order, kind, amount):
+            return ",".join([txn + "\t", order + "\t", kind, "宽带账单", "2026-11-28 10:00:00", "2026-11-28 10:00:05", "", "",
+                             "", "", "xud***@126.com", amount, amount, "0.00", "0.00", "0.00", "0.00", "0.00", "", "0.00",
+                             "0.00", "", "-0.77", "0.00", ""])
+        text = "\n".join(["#支付宝业务明细查询", "#账号：[20880000000000010156]", "#起始日期：[2026年11月28日 00:00:00]",
+                          "#-----------------------------------------业务明细列表----------------------------------------",
+                          head, line("2026112822001400000000000001", no, "交易", yuan),
+                          line("2026112822001400000000000002", no2, "交易", yuan),
+                          "#-----------------------------------------业务明细列表结束------------------------------------",
+                          "#交易合计：2笔，商家实收共%s元" % yuan]) + "\n"
+        path = self.ws.path("ali-bill.csv")
+        with open(path, "wb") as f:
+            f.write(text.encode("gbk"))
+        got = json.loads(self.ws.ok("reconcile", "--channel", "alipay", "--date", today, path, "--json",
+                                    "--config", self.ws.path("bandbill.ini")).out)
+        # the held notification credited nothing: on the statement, not recorded here
+        self.assertEqual((got["lines"], got["matched"]), (2, 1))
+        self.assertEqual([x["channel_txn_id"] for x in got["missing_here"]], ["2026112822001400000000000001"])
+        self.assertEqual(got["missing_there"], [])
+
