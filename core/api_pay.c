@@ -396,6 +396,65 @@ int api_pay_orders_get(http_req *q)
     return HTTP_DONE;
 }
 
+/* A refund the channel is giving back: recorded when it has. */
+typedef struct refund_call {
+    http_req *q;
+    const server_channel *sc;
+    payment_refund in;
+    paychan_refund r;
+    char out_refund_no[48], reason[520], date[11], by[96], noted[700];
+    payment_refundable pr;
+} refund_call;
+
+/* Records the refund (the channel's id in the reason when it went through
+ * one) with its audit record, and replies. */
+static void refund_record(http_req *q, payment_refund *in)
+{
+    db *d = server_db(http_server(q));
+    err e;
+    err_clear(&e);
+    jv *obj = NULL, *before = NULL;
+    jv_arena *a = http_arena(q);
+    int rc = payments_get(d, in->payment_id, a, &before, &e);
+    if (!rc) rc = db_begin(d, &e);
+    if (!rc) rc = payments_refund(d, in, &e);
+    if (!rc) rc = payments_get(d, in->payment_id, a, &obj, &e);
+    char oid[24];
+    snprintf(oid, sizeof oid, "%lld", (long long)in->payment_id);
+    audit_event ev = {.action = "payment.refund", .object_type = "payment", .object_id = oid, .before = before, .after = obj};
+    if (!rc) rc = http_audit(q, &ev, &e);
+    if (!rc) rc = db_commit(d, &e);
+    if (rc) {
+        http_fail(q, d, &e);
+        return;
+    }
+    http_reply_resource(q, 200, "payment", obj);
+}
+
+static void refund_answered(void *arg, int status, const paychan_kv *headers, size_t nh, const char *body, size_t len,
+                            const char *error)
+{
+    refund_call *rc = arg;
+    if (!status) {
+        http_reply_errf(rc->q, 502, "channel_error", "id", "%s did not answer the refund: %s", rc->sc->name, error);
+        return;
+    }
+    paychan_request resp = {headers, nh, body, len};
+    paychan_refund_result res;
+    paychan_error pe;
+    memset(&pe, 0, sizeof pe);
+    if (rc->sc->ch.p->refund_response(rc->sc->ch.h, &rc->r, status, &resp, (int64_t)time(NULL), &res, &pe)) {
+        char line[400];
+        channels_describe(&pe, line, sizeof line);
+        http_reply_errf(rc->q, 502, "channel_error", "id", "%s refused the refund: %s", rc->sc->name, line);
+        return;
+    }
+    snprintf(rc->noted, sizeof rc->noted, "%s (%s refund %s, %s)", rc->reason, rc->sc->name, res.refund_id, res.status);
+    rc->in.reason = rc->noted;
+    rc->in.via_channel = 1;
+    refund_record(rc->q, &rc->in);
+}
+
 int api_payments_refund(http_req *q)
 {
     static const http_field spec[] = {{"amount", 'm', 1}, {"reason", 's', 1}, {"date", 's', 0}, {NULL, 0, 0}};
@@ -415,30 +474,64 @@ int api_payments_refund(http_req *q)
         http_reply_errf(q, 400, "invalid_date", "date", "%s is in the future (today is %s)", date, today);
         return HTTP_DONE;
     }
-    db *d = server_db(http_server(q));
+    server *s = http_server(q);
+    db *d = server_db(s);
     err e;
     err_clear(&e);
-    char by[96];
-    audit_who who;
-    http_audit_who(q, &who, by, sizeof by);
-    const jv *amount = jv_get(body, "amount");
-    payment_refund in = {.payment_id = id, .amount = amount->u.i, .reason = http_str(body, "reason"), .entry_date = date,
-                         .by = by};
-    jv *obj = NULL, *before = NULL;
-    jv_arena *a = http_arena(q);
-    int rc = payments_get(d, id, a, &before, &e);
-    if (!rc) rc = db_begin(d, &e);
-    if (!rc) rc = payments_refund(d, &in, &e);
-    if (!rc) rc = payments_get(d, id, a, &obj, &e);
-    char oid[24];
-    snprintf(oid, sizeof oid, "%lld", id);
-    audit_event ev = {.action = "payment.refund", .object_type = "payment", .object_id = oid, .before = before, .after = obj};
-    if (!rc) rc = http_audit(q, &ev, &e);
-    if (!rc) rc = db_commit(d, &e);
-    if (rc) {
-        http_fail(q, d, &e);
+    refund_call *rc = jv_alloc(http_arena(q), sizeof *rc);
+    if (!rc) {
+        http_reply_errf(q, 500, "internal", "", "out of memory");
         return HTTP_DONE;
     }
-    http_reply_resource(q, 200, "payment", obj);
-    return HTTP_DONE;
+    memset(rc, 0, sizeof *rc);
+    audit_who who;
+    http_audit_who(q, &who, rc->by, sizeof rc->by);
+    snprintf(rc->reason, sizeof rc->reason, "%s", http_str(body, "reason"));
+    snprintf(rc->date, sizeof rc->date, "%s", date);
+    const jv *amount = jv_get(body, "amount");
+    rc->in = (payment_refund){.payment_id = id, .amount = amount->u.i, .reason = rc->reason, .entry_date = rc->date,
+                              .by = rc->by};
+    if (payments_refundable(d, id, &rc->pr, &e)) {
+        http_reply_error(q, 0, &e);
+        return HTTP_DONE;
+    }
+    if (!strcmp(rc->pr.channel, "counter") || !strcmp(rc->pr.channel, "bank")) {
+        refund_record(q, &rc->in);
+        return HTTP_DONE;
+    }
+    /* a channel's money goes back through the channel first; what it
+     * refuses is not recorded. The checks come before it is asked. */
+    rc->sc = server_channel_find(s, rc->pr.channel);
+    if (!rc->sc || !rc->sc->ch.p->refund || !rc->sc->ch.p->refund_response) {
+        http_reply_errf(q, 409, "refund_through_channel", "id", "payment %lld came through %s, which gives no refunds here", id,
+                        rc->pr.channel);
+        return HTTP_DONE;
+    }
+    if (strcmp(rc->pr.status, "received") || rc->in.amount > rc->pr.refundable) {
+        http_reply_errf(q, 409, strcmp(rc->pr.status, "received") ? "not_refundable" : "exceeds_refundable", "amount",
+                        "at most %lld.%02lld can be refunded", (long long)(rc->pr.refundable / 100),
+                        (long long)(rc->pr.refundable % 100));
+        return HTTP_DONE;
+    }
+    snprintf(rc->out_refund_no, sizeof rc->out_refund_no, "BBR%lldN%lld", id, (long long)rc->pr.refunds + 1);
+    rc->r = (paychan_refund){.out_trade_no = rc->pr.out_trade_no[0] ? rc->pr.out_trade_no : NULL,
+                             .channel_txn_id = rc->pr.channel_txn_id, .out_refund_no = rc->out_refund_no,
+                             .amount = rc->in.amount, .total = rc->pr.amount, .reason = rc->reason};
+    paychan_http h;
+    paychan_error pe;
+    memset(&pe, 0, sizeof pe);
+    if (rc->sc->ch.p->refund(rc->sc->ch.h, &rc->r, (int64_t)time(NULL), &h, &pe) != PAYCHAN_HTTP) {
+        char line[400];
+        channels_describe(&pe, line, sizeof line);
+        http_reply_errf(q, 502, "channel_error", "id", "%s refund: %s", rc->sc->name, line);
+        return HTTP_DONE;
+    }
+    rc->q = q;
+    int r = httpc_request(server_base(s), h.method, h.url, h.headers, h.body, h.body_len, 15, refund_answered, rc, &e);
+    free(h.body);
+    if (r) {
+        http_reply_error(q, 502, &e);
+        return HTTP_DONE;
+    }
+    return HTTP_DEFERRED;
 }

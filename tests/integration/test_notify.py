@@ -496,13 +496,20 @@ class Notifications(BBTestCase):
         # all of it paid the invoice: nothing can go back yet
         r = self.ws.run("payment", "refund", str(pid), "--amount", "10.00", "--reason", "outage", "--config", ini)
         self.assertOneErrorLine(r, "at most 0.00 can be refunded")
-        # a credit note of 10.00 on the paid invoice leaves 10.00 of the payment free
-        self.ws.ok("invoice", "credit", self.number, "--lines", "1:10.00", "--reason", "outage")
+        # a credit note of 20.00 on the paid invoice leaves 20.00 of the payment free
+        self.ws.ok("invoice", "credit", self.number, "--lines", "1:20.00", "--reason", "outage")
         r = self.ws.ok("payment", "refund", str(pid), "--amount", "10.00", "--reason", "outage", "--config", ini)
         self.assertIn("10.00 refunded", r.out)
         self.assertEqual(self.ws.sql("SELECT refunded FROM payments"), [(1000,)])
         reason = self.ws.sql("SELECT reason FROM ledger_entries WHERE kind = 'refund'")[0][0]
         self.assertIn("%s refund" % channel, reason)
+        # and over the API, through the daemon's own channel
+        path = "/api/v1/payments/%d/refunds" % pid
+        self.assertError(self.srv.post(path, {"amount": 1001, "reason": "x"}, token=self.token), 409, "exceeds_refundable")
+        r = self.srv.post(path, {"amount": 1000, "reason": "outage"}, token=self.token)
+        self.assertEqual((r.status, r.body["refunded"]), (200, 2000), r.body)
+        self.assertEqual(self.ws.sql("SELECT count(*) FROM ledger_entries WHERE kind = 'refund' AND reason LIKE ?",
+                                     ("%%%s refund%%" % channel,)), [(2,)])
         self.ws.ok("ledger", "verify")
         return pid
 
@@ -513,7 +520,7 @@ class Notifications(BBTestCase):
         self.assertEqual((path, req["amount"], req["transaction_id"]),
                          ("/v3/refund/domestic/refunds", {"refund": 1000, "total": self.gross, "currency": "CNY"},
                           "4200000000202611280000000001"))
-        self.assertRegex(req["out_refund_no"], r"^BBR\d+N1$")
+        self.assertRegex(req["out_refund_no"], r"^BBR\d+N2$")   # the second refund of the payment
 
     def test_alipay_refund(self):
         self.refund_case("alipay")
