@@ -296,6 +296,7 @@ typedef struct bctx {
     char as_of[11];
     const step_def *step;       /* the step being checked */
     char period_from[11], period_to[11];
+    char start[11];             /* the subscription's start: no line is dated before it */
     int64_t credit_available;
     const jv *charges, *deposits;
     unsigned char *charge_used, *deposit_used;
@@ -350,7 +351,12 @@ static const char *describe(const jv *v, char *out, size_t n)
     if (!v || v->kind == JV_NULL) snprintf(out, n, "nothing (nil)");
     else if (v->kind == JV_STR) snprintf(out, n, "a string (\"%.*s\")", (int)(v->u.str.len > 40 ? 40 : v->u.str.len), v->u.str.s);
     else if (v->kind == JV_INT) snprintf(out, n, "%lld", (long long)v->u.i);
-    else if (v->kind == JV_NUM) snprintf(out, n, "a float (%.17g)", v->u.num);
+    else if (v->kind == JV_NUM) {
+        /* 100.0 reads "a float (100.0)": a whole number that is still not an integer */
+        snprintf(out, n, "a float (%.17g", v->u.num);
+        if (!strpbrk(out + 9, ".eEni")) strncat(out, ".0", n - strlen(out) - 1);
+        strncat(out, ")", n - strlen(out) - 1);
+    }
     else if (v->kind == JV_BOOL) snprintf(out, n, "a boolean (%s)", v->u.b ? "true" : "false");
     else snprintf(out, n, "a table");
     return out;
@@ -643,9 +649,25 @@ static int read_changes(bctx *x, const subrow *r, jv *list)
     db_bind_int(s, 1, r->id);
     db_bind_text(s, 2, x->period_to);
     int rc;
-    size_t n = 0;
-    int64_t ids[256];
-    while ((rc = db_step(x->d, s, e)) == DB_ROW && n < 256) {
+    /* every change goes on the bill, however many: each one left out
+     * would stay unbilled for ever */
+    size_t n = 0, cap = 64;
+    int64_t *ids = jv_alloc(a, cap * sizeof *ids);
+    if (!ids) {
+        db_done(s);
+        return ERR_NOMEM_RET(e);
+    }
+    while ((rc = db_step(x->d, s, e)) == DB_ROW) {
+        if (n == cap) {
+            int64_t *more = jv_alloc(a, cap * 2 * sizeof *more);
+            if (!more) {
+                rc = ERR_NOMEM_RET(e);
+                break;
+            }
+            memcpy(more, ids, n * sizeof *ids);
+            ids = more;
+            cap *= 2;
+        }
         jv *o = jv_obj_sized(a, 5);
         const char *eff = db_col_text(s, 2);
         ids[n++] = db_col_int(s, 0);
@@ -667,9 +689,7 @@ static int read_changes(bctx *x, const subrow *r, jv *list)
     }
     db_done(s);
     if (rc < 0) return rc;
-    x->b->changes = jv_alloc(a, sizeof(int64_t) * (n ? n : 1));
-    if (!x->b->changes) return ERR_NOMEM_RET(e);
-    memcpy(x->b->changes, ids, n * sizeof(int64_t));
+    x->b->changes = ids;
     x->b->nchanges = n;
     return 0;
 }
@@ -812,6 +832,9 @@ static int check_line(bctx *x, const step_def *sd, const jv *in, size_t i, line 
     if (!strcmp(L->in.kind, "credit") && amount->u.i >= 0)
         return refuse(x, sd, "lines[%zu].amount: a credit line takes credit off the bill: below zero, got %lld", i,
                       (long long)amount->u.i);
+    if (!strcmp(L->in.kind, "discount") && amount->u.i > 0)
+        return refuse(x, sd, "lines[%zu].amount: a discount line takes money off the bill: zero or below, got %lld", i,
+                      (long long)amount->u.i);
     if (amount->u.i > INT64_C(100000000000000) || amount->u.i < -INT64_C(100000000000000))
         return refuse(x, sd, "lines[%zu].amount: %lld fen is beyond any bill", i, (long long)amount->u.i);
     L->in.quantity = 1;
@@ -830,6 +853,9 @@ static int check_line(bctx *x, const step_def *sd, const jv *in, size_t i, line 
         return refuse(x, sd, "lines[%zu].unit_price: required when amount %lld is not a multiple of quantity %lld", i,
                       (long long)L->in.amount, (long long)L->in.quantity);
     }
+    if ((__int128)L->in.quantity * L->in.unit_price != (__int128)L->in.amount)
+        return refuse(x, sd, "lines[%zu].amount: %lld is not quantity %lld x unit_price %lld", i, (long long)L->in.amount,
+                      (long long)L->in.quantity, (long long)L->in.unit_price);
     if (!cat || cat->kind != JV_STR || cat->u.str.len == 0)
         return refuse(x, sd, "lines[%zu].tax_category: expected a string, got %s", i, describe(cat, b, sizeof b));
     L->in.tax_category = cat->u.str.s;
@@ -857,6 +883,11 @@ static int check_line(bctx *x, const step_def *sd, const jv *in, size_t i, line 
             return refuse(x, sd, "lines[%zu].period: from %s is after to %s", i, f->u.str.s, t->u.str.s);
         if (strcmp(t->u.str.s, x->period_to) > 0)
             return refuse(x, sd, "lines[%zu].period: ends %s, after the bill's period (to %s)", i, t->u.str.s, x->period_to);
+        /* earlier billed periods may be corrected, but nothing before the
+         * subscription's first day was ever billable */
+        if (x->start[0] && strcmp(f->u.str.s, x->start) < 0)
+            return refuse(x, sd, "lines[%zu].period: starts %s, before the subscription's start date %s", i, f->u.str.s,
+                          x->start);
         L->in.period_from = f->u.str.s;
         L->in.period_to = t->u.str.s;
     }
@@ -924,6 +955,11 @@ static int check_tax(bctx *x, const step_def *sd, const jv *t, size_t i, line *l
         return refuse(x, sd, "taxes[%zu].rate: expected a whole percentage 0 to 100, got %s", i, describe(rate, b, sizeof b));
     if (!tax || tax->kind != JV_INT)
         return refuse(x, sd, "taxes[%zu].tax: expected an integer count of fen, got %s", i, describe(tax, b, sizeof b));
+    /* the rate is the category's in tax.rates, as the tax step reads it */
+    const jv *want = x->bc->rates ? jv_get(x->bc->rates, L->in.tax_category) : NULL;
+    if (want && want->kind == JV_INT && want->u.i != rate->u.i)
+        return refuse(x, sd, "taxes[%zu].rate: %lld%% for line %lld (%s), but tax.rates.%s is %lld%%", i, (long long)rate->u.i,
+                      (long long)ln->u.i, L->in.tax_category, L->in.tax_category, (long long)want->u.i);
     __int128 lhs = (__int128)tax->u.i * (100 + rate->u.i) - (__int128)L->in.amount * rate->u.i;
     if (lhs < 0) lhs = -lhs;
     if (lhs >= 100 + rate->u.i)
@@ -1042,6 +1078,7 @@ int billing_compute(db *d, ruleset *rs, billing_cache *bc, int64_t sub_id, const
     if (rc) return rc;
     out->subscription_id = r.id;
     out->customer_id = r.customer_id;
+    snprintf(x.start, sizeof x.start, "%s", r.start);
     snprintf(out->customer, sizeof out->customer, "%s", r.code);
     if (!strcmp(r.status, "terminated") && (!r.end[0] || (r.billed[0] && strcmp(r.billed, r.end) >= 0))) {
         out->finished = 1;

@@ -417,6 +417,9 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
                 int r2 = record_failure(P, sub_id, cid, code, b.period_from, rc == ERR_RULE ? f.code : err_tag(&be),
                                         rc == ERR_RULE ? &f : NULL, msg, e);
                 if (r2) return r2;
+                /* the periods billed before this one stand: they are in the
+                 * totals, so they count as invoiced too */
+                P->A.invoiced += issued;
             }
             return 0;
         }
@@ -459,6 +462,7 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
                          b.customer, (long long)sub_id, b.from, be.msg);
                 int r2 = record_failure(P, sub_id, b.customer_id, b.customer, b.from, err_tag(&be), NULL, msg, e);
                 if (r2) return r2;
+                P->A.invoiced += issued;
             }
             return 0;
         }

@@ -199,8 +199,15 @@ int cmd_bill_run(cli *c, err *e)
     vault *v = NULL;
     ruleset *live = NULL, *cand = NULL;
     if ((rc = cli_open_db(c, &d, e))) return rc;
-    rc = cli_open_vault(c, &v, e);
-    if (!rc) rc = live_rules(d, &live, e);
+    rc = live_rules(d, &live, e);
+    /* --rules on this command asks for a what-if, never for a real run:
+     * without a live version to compare with, the candidate would become
+     * the rules billed with and the run would write invoices */
+    if (!rc && explicit_rules && !live)
+        rc = err_set(e, ERR_CONFLICT,
+                     "a what-if compares candidate rules with the live ones, and none are recorded yet: start the "
+                     "daemon once, or run `bandbill bill run` without --rules to bill with the configured rules folder");
+    if (!rc) rc = cli_open_vault(c, &v, e);
     if (!rc && live && explicit_rules) {
         /* the what-if: candidate rules against the live version */
         rc = folder_rules(c->cfg.rules, &cand, e);

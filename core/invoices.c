@@ -583,7 +583,9 @@ static int issue_effects(db *d, const vault *v, const issue_in *in, const issue_
     snprintf(key, sizeof key, "invoice_issued:%s", p->number);
     if (!pl || jv_obj_set_str(&a, pl, "number", p->number) || jv_obj_set_str(&a, pl, "customer", p->code) ||
         jv_obj_set_int(&a, pl, "amount_due", in->t.gross - in->t.credit) || jv_obj_set_str(&a, pl, "due_date", in->due_date) ||
-        jv_obj_set(&a, pl, "period", period[0] ? jv_str(&a, period) : jv_null(&a)) || jv_obj_set_str(&a, pl, "pay_link", link))
+        jv_obj_set(&a, pl, "period", period[0] ? jv_str(&a, period) : jv_null(&a)) ||
+        /* a bill paid in full by credit still tells the customer, but asks for nothing */
+        jv_obj_set(&a, pl, "pay_link", in->t.gross - in->t.credit > 0 ? jv_str(&a, link) : jv_null(&a)))
         rc = ERR_NOMEM_RET(e);
     if (!rc)
         rc = outbox_enqueue(d, v, "invoice_issued", "log", in->customer_id, p->phone.len ? buf_cstr(&p->phone) : NULL, pl, key, e);
@@ -1016,6 +1018,19 @@ int invoices_void(db *d, int64_t id, const char *reason, const char *by, err *e)
     if (r.written_off) return err_field(e, ERR_CONFLICT, "invoice_settled", "number", "invoice %s is written off: it cannot be voided", r.number);
     if (settled_deposits)
         return err_field(e, ERR_CONFLICT, "deposit_settled", "number", "a deposit billed by invoice %s is settled: it cannot be voided", r.number);
+    /* the subscription can only go back to where its latest bill found it:
+     * an earlier bill voided would leave its period unbilled for ever */
+    if (r.subscription_id && r.period_from[0]) {
+        int64_t later = 0;
+        rc = db_get_int(d, e, &later,
+                        "SELECT COUNT(*) FROM invoices WHERE subscription_id = ? AND status <> 'void' AND period_from > ?", "is",
+                        r.subscription_id, r.period_from);
+        if (rc) return rc;
+        if (later)
+            return err_field(e, ERR_CONFLICT, "not_latest", "number",
+                             "invoice %s is not its subscription's latest bill: void only the subscription's latest bill; "
+                             "correct this one with a credit note", r.number);
+    }
     char day[11], now[25];
     today(day);
     db_now(now);

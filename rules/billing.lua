@@ -158,9 +158,25 @@ function M.one_time(ctx)
   return { lines = out }
 end
 
+local function is_plan_change(ch)
+  return (ch.kind == "upgrade" or ch.kind == "downgrade") and ch.from ~= nil and ch.to ~= nil
+end
+
 -- The plan in force on day d: the plan at the start of the period, moved on
--- by each plan change that took effect on or before d.
+-- by each plan change that took effect on or before d. For a day before the
+-- period (a change not billed yet inside the last billed period): the plan
+-- the first later change moved from, else the last earlier one moved to.
 local function plan_on(ctx, d)
+  if d < ctx.period.from then
+    local p
+    for _, ch in ipairs(ctx.changes) do
+      if is_plan_change(ch) then
+        if ch.effective_date <= d then p = ch.to
+        else return ch.from end
+      end
+    end
+    return p or ctx.plan
+  end
   local p = ctx.plan
   for _, ch in ipairs(ctx.changes) do
     if (ch.kind == "upgrade" or ch.kind == "downgrade") and ch.effective_date > ctx.period.from
@@ -171,20 +187,43 @@ local function plan_on(ctx, d)
   return p
 end
 
+-- The whole billing period of the last bill (ctx.previous holds the days it
+-- billed): its calendar block (postpaid) or its term (prepaid), so that
+-- days given back or charged inside it are priced as that bill priced them.
+-- nil when there is no earlier bill.
+local function previous_period(ctx)
+  local pv, sub = ctx.previous, ctx.subscription
+  if pv == nil or sub == nil or pv.to >= ctx.period.from then return nil end
+  local n = months_of(sub.period)
+  if sub.billing == "prepaid" then
+    return { from = pv.from, to = date.add_days(anchored(pv.from, n, sub.anchor_day), -1) }
+  end
+  local from = block_start(pv.from, n)
+  return { from = from, to = date.add_days(date.add_months(from, n), -1) }
+end
+
 -- proration: a plan change inside the period gives back the old plan from
 -- the day it took effect to the end of the service in the period and
 -- charges the new plan for the same days (the recurring line billed the
--- plan in force at the start of the period for all of them). Suspended
--- days are given back when M.suspended_days_free.
+-- plan in force at the start of the period for all of them). A change that
+-- took effect inside the last billed period and is not on a bill yet (a
+-- prepaid term is billed before it runs) does the same for the rest of that
+-- period, priced against it. Suspended days are given back when
+-- M.suspended_days_free, in this period and in the last billed one.
 function M.proration(ctx)
   local out, a = {}, ctx.active
+  local prev = previous_period(ctx)
   for _, ch in ipairs(ctx.changes) do
     local eff = ch.effective_date
-    if (ch.kind == "upgrade" or ch.kind == "downgrade") and eff > ctx.period.from and eff <= a.to
-      and ch.from ~= nil and ch.to ~= nil then
-      local r = { from = max_date(eff, a.from), to = a.to }
-      local old = price_of(ch.from, ctx.period, r)
-      local new = price_of(ch.to, ctx.period, r)
+    local r, per
+    if is_plan_change(ch) and eff > ctx.period.from and eff <= a.to then
+      r, per = { from = max_date(eff, a.from), to = a.to }, ctx.period
+    elseif is_plan_change(ch) and prev ~= nil and eff >= ctx.previous.from and eff <= ctx.previous.to then
+      r, per = { from = eff, to = ctx.previous.to }, prev
+    end
+    if r ~= nil then
+      local old = price_of(ch.from, per, r)
+      local new = price_of(ch.to, per, r)
       out[#out + 1] = {
         kind = "proration", description = ch.from.name .. " not used, " .. span(r) .. " (" .. ch.kind .. ")",
         amount = -old, tax_category = ch.from.tax_category, product = ch.from.code, version = ch.from.version,
@@ -203,11 +242,11 @@ function M.proration(ctx)
   -- the next resume (or the end of the service days)
   -- suspended since before the period: free from its first day
   local from = ctx.subscription.suspended_since and a.from or nil
-  local function give_back(f, t)
-    local r = { from = max_date(f, a.from), to = min_date(t, a.to) }
+  local function give_back_in(f, t, per, within)
+    local r = { from = max_date(f, within.from), to = min_date(t, within.to) }
     if r.from > r.to then return end
     local p = plan_on(ctx, r.from)
-    local amount = price_of(p, ctx.period, r)
+    local amount = price_of(p, per, r)
     if amount ~= 0 then
       out[#out + 1] = {
         kind = "proration", description = p.name .. " suspended, " .. span(r), amount = -amount,
@@ -216,15 +255,22 @@ function M.proration(ctx)
       }
     end
   end
+  -- a stretch that ended (resumed) gives back its days in the last billed
+  -- period too; one still running gives back this period's days only (the
+  -- bill cannot go below zero)
+  local function give_back(f, t, ended)
+    if ended and prev ~= nil then give_back_in(f, t, prev, ctx.previous) end
+    give_back_in(f, t, ctx.period, a)
+  end
   for _, ch in ipairs(ctx.changes) do
     if ch.kind == "suspend" then
       from = ch.effective_date
     elseif ch.kind == "resume" then
-      if from ~= nil then give_back(from, date.add_days(ch.effective_date, -1)) end
+      if from ~= nil then give_back(from, date.add_days(ch.effective_date, -1), true) end
       from = nil
     end
   end
-  if from ~= nil then give_back(from, a.to) end
+  if from ~= nil then give_back(from, a.to, false) end
   return { lines = out }
 end
 
@@ -288,10 +334,42 @@ local function call_promo(promo, c)
   return money.check(r.discount, promo.rule .. " discount"), r
 end
 
-local function promo_ctx(ctx, promo, l, base)
+-- The days of line l a discount works on: its period less the days that
+-- credits for the same product gave back (net_of takes their money off the
+-- base, so the days go too: a tag price is then prorated over the days the
+-- customer still pays for). Several stretches left (a suspension in the
+-- middle): from the first day left to the last, and the number of days
+-- left as a second result.
+local function covered(lines, l)
+  if l.period == nil then return nil, nil end
+  local left = { { from = l.period.from, to = l.period.to } }
+  for _, x in ipairs(lines) do
+    if x.kind == "proration" and x.amount < 0 and x.product == l.product and x.index > l.index and x.period ~= nil then
+      local keep = {}
+      for _, r in ipairs(left) do
+        if x.period.to < r.from or x.period.from > r.to then
+          keep[#keep + 1] = r
+        else
+          if x.period.from > r.from then keep[#keep + 1] = { from = r.from, to = date.add_days(x.period.from, -1) } end
+          if x.period.to < r.to then keep[#keep + 1] = { from = date.add_days(x.period.to, 1), to = r.to } end
+        end
+      end
+      left = keep
+    end
+  end
+  if #left == 0 then return l.period, nil end
+  local n = 0
+  for _, r in ipairs(left) do n = n + days(r) end
+  return { from = left[1].from, to = left[#left].to }, n
+end
+
+local function promo_ctx(ctx, promo, l, base, lines)
   local c = bandbill.copy(promo.params or {})
   c.base, c.price, c.period = base, promo.price, ctx.period
-  c.active = l.period or ctx.active
+  local span, n
+  if lines ~= nil then span, n = covered(lines, l) end
+  c.active = span or l.period or ctx.active
+  if span ~= nil and n < days(span) then c.active_days = n end
   c.start_date = ctx.subscription.start_date
   return c
 end
@@ -314,7 +392,7 @@ function M.promotions(ctx)
       local lines, total = {}, 0
       for _, t in ipairs(targets(all, promo)) do
         local l = t.line
-        local d, r = call_promo(promo, promo_ctx(ctx, promo, l, t.base))
+        local d, r = call_promo(promo, promo_ctx(ctx, promo, l, t.base, all))
         if d > t.base then d = t.base end
         if d > 0 then
           total = total + d
@@ -380,7 +458,7 @@ function M.tag_prices(ctx)
       end
       local best, best_d, why = nil, -1, {}
       for _, promo in ipairs(cands) do
-        local c = promo_ctx(ctx, promo, l, net)
+        local c = promo_ctx(ctx, promo, l, net, all)
         local d = call_promo(promo, c)
         why[#why + 1] = { promotion = promo.code, price = promo.price, discount = d }
         if d > best_d then best, best_d = promo, d end

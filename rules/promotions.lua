@@ -115,10 +115,13 @@ function M.fixed_off(ctx)
   return { discount = d }
 end
 
--- tag_price{base, period, active?, price} -> {discount, tag_amount, days_used, days_in_period}
+-- tag_price{base, period, active?, active_days?, price}
+--   -> {discount, tag_amount, days_used, days_in_period}
 -- A special price for customers with a tag (new user, VIP, staff): the
 -- line costs no more than `price` for the same days (prorated by days, half
 -- up); the discount is what the line costs above that, never below 0.
+-- `active_days`, when given, is how many days of `active` the base pays
+-- for (fewer when days in the middle were given back, a suspension).
 function M.tag_price(ctx)
   money.check(ctx.base, "base")
   money.check(ctx.price, "price")
@@ -128,6 +131,7 @@ function M.tag_price(ctx)
   local to = a.to < p.to and a.to or p.to
   local total = date.diff(p.from, p.to) + 1
   local used = overlap(from, to, from, to)
+  if ctx.active_days ~= nil and ctx.active_days < used then used = ctx.active_days end
   local tagged = money.prorate(ctx.price, used, total)
   local d = ctx.base - tagged
   if d < 0 then d = 0 end

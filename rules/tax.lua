@@ -56,6 +56,13 @@ M.examples = {
   { fn = "on_net", name = "half a fen rounds up: 25.25 at 6% is 151.5 fen",
     input = { net = 2525, category = "internet" },
     expect = { net = 2525, tax = 152, gross = 2677, rate = 6 } },
+  -- 151.5 rounds to 152 half even too (152 is even); 154.5 does not
+  { fn = "on_net", name = "half up, not half even: 25.75 at 6% is 154.5 fen, 155 (half even would say 154)",
+    input = { net = 2575, category = "internet" },
+    expect = { net = 2575, tax = 155, gross = 2730, rate = 6 } },
+  { fn = "split", name = "and back: 2730 at 6% is 154.53 fen of tax, 155, net 25.75 again",
+    input = { gross = 2730, category = "internet" },
+    expect = { net = 2575, tax = 155, rate = 6 } },
   { fn = "on_net", name = "just under half a fen rounds down: 25.24 at 6% is 151.44 fen",
     input = { net = 2524, category = "internet" },
     expect = { net = 2524, tax = 151, gross = 2675, rate = 6 } },

@@ -201,6 +201,28 @@ class WhatIf(BillCase):
         self.assertIn("difference 3.00", r.out)
         self.assertEqual(self.snapshot(), before)
 
+    def test_no_live_version_is_refused(self):
+        # nothing was ever loaded (no rule_loads row): --rules cannot be
+        # compared with anything, and must not become the rules billed with
+        seed(self.ws, 3)
+        cand = self.ws.copy_rules("candidate")
+        self.assertEqual(self.count("rule_loads"), 0)
+        before = self.snapshot()
+        for extra in ([], ["--json"], ["--dry-run"]):
+            r = self.ws.run("bill", "run", "--date", "2026-12-01", "--rules", cand, *extra)
+            self.assertEqual(r.rc, 1, str(r))
+            self.assertEqual(r.out, "")
+            lines = r.err.strip().splitlines()
+            self.assertEqual(len(lines), 1, r.err)
+            self.assertIn("a what-if compares candidate rules with the live ones, and none are recorded yet", lines[0])
+            self.assertIn("without --rules", lines[0])
+            self.assertEqual(self.snapshot(), before)
+        self.assertEqual(self.count("invoices"), 0)
+        self.assertEqual(self.count("bill_runs"), 0)
+        # the configured folder bills for real
+        j = json.loads(self.ws.ok("bill", "run", "--date", "2026-12-01", "--json").out)
+        self.assertEqual((j["status"], j["report"]["invoiced"]), ("done", 3))
+
     def test_largest_of_many(self):
         # 14 customers; customer i started on 15 - i November, so later ones
         # used more days: 16 + i of 30, live 12900 x (16 + i) / 30 = 430 x (16 + i)
@@ -285,9 +307,11 @@ class KillNine(BillCase):
     def test_kill_midway_and_run_again(self):
         # October and November are due: 2 invoices each, 4,000 in all
         seed(self.ws, self.N, start="2026-10-01", next_bill="2026-11-01")
-        args = [BIN, "bill", "run", "--date", "2026-12-01", "--db", self.ws.db, "--rules", self.ws.rules]
-        p = subprocess.Popen(args, cwd=self.ws.dir, env=clean_env(), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+        # the configured rules folder (BANDBILL_RULES), not --rules: on `bill
+        # run`, --rules asks for a what-if, which writes nothing
+        args = [BIN, "bill", "run", "--date", "2026-12-01", "--db", self.ws.db]
+        p = subprocess.Popen(args, cwd=self.ws.dir, env=clean_env({"BANDBILL_RULES": self.ws.rules}),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             poll(lambda: self.count("invoices") >= 300, timeout=120, interval=0.02, what="the run to be under way")
         finally:
@@ -300,7 +324,8 @@ class KillNine(BillCase):
         self.assertEqual(self.count("invoice_lines"), made)
         self.assertEqual(self.count("ledger_entries", "kind = 'invoice'"), made)
 
-        j = json.loads(self.ws.ok("bill", "run", "--date", "2026-12-01", "--json", timeout=300).out)
+        j = json.loads(self.ws.ok("bill", "run", "--date", "2026-12-01", "--set", "rules=" + self.ws.rules, "--json",
+                                  timeout=300).out)
         self.assertEqual(j["status"], "done")
         self.assertEqual(j["report"]["invoiced"], 2 * self.N - made)
         self.assertEqual(self.ws.sql("SELECT id, status FROM bill_runs ORDER BY id"), [(1, "interrupted"), (2, "done")])

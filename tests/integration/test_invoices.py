@@ -364,6 +364,29 @@ class Corrections(InvoiceCase):
         self.assertEqual((r.body["balance"], r.body["open"], r.body["credit"]), (-9100, 12900, 22000))
 
 
+class VoidLatest(InvoiceCase):
+    def test_void_only_the_latest_bill(self):
+        # the next month billed too: C2's first bill is no longer its latest,
+        # and voiding it would leave its period unbilled for ever
+        nxt = (AS_OF.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+        self.ws.ok("bill", "run", "--date", nxt.isoformat())
+        later = self.ws.sql("SELECT i.number FROM invoices i JOIN customers c ON c.id = i.customer_id "
+                            "WHERE c.code = ? AND i.period_from = ?", (C2, AS_OF.isoformat()))[0][0]
+        err = self.assertError(self.api("POST", "/invoices/%s/void" % INV2, {"reason": "wrong"}), 409, "not_latest")
+        self.assertIn("void only the subscription's latest bill; correct this one with a credit note", err["message"])
+        self.assertEqual(err["field"], "number")
+        self.assertOneErrorLine(self.ws.run("invoice", "void", INV2, "--reason", "wrong"),
+                                "void only the subscription's latest bill; correct this one with a credit note")
+        self.assertEqual(self.api("GET", "/invoices/" + INV2).body["status"], "open")
+        self.assertEqual(self.audit("invoice.void"), [])
+        # the latest first; then INV2 is the latest and may go too
+        self.assertEqual(self.api("POST", "/invoices/%s/void" % later, {"reason": "wrong"}).status, 200)
+        r = self.api("POST", "/invoices/%s/void" % INV2, {"reason": "wrong"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(self.ws.sql("SELECT billed_through FROM subscriptions s JOIN customers c ON c.id = s.customer_id "
+                                     "WHERE c.code = ?", (C2,)), [(None,)])
+
+
 class Cli(InvoiceCase):
     def test_cli_commands(self):
         ws = self.ws

@@ -441,6 +441,144 @@ static void test_annual_prepaid_renewal(void **state)
     assert_string_equal(sub_dates(f, s), "2027-03-25 2027-03-31");
 }
 
+/* YEAR2400: 2400.00 a year, prepaid (product 10). */
+static void add_year2400(fixture *f)
+{
+    sql(f, "INSERT INTO products (id, code, kind, name, status, created_at, created_by) VALUES "
+           "(10, 'YEAR2400', 'plan', 'Annual 2400', 'active', 't', 't');"
+           "INSERT INTO product_versions (product_id, version, effective_from, price, price_includes_tax, tax_category, rule, "
+           "params, attrs, regions, tags, created_at, created_by) VALUES (10, 1, '2020-01-01', 240000, 1, 'internet', "
+           "'tariffs.monthly', '{}', '{\"period\":\"year\",\"billing\":\"prepaid\",\"min_contract_months\":0}', "
+           "'[]', '[]', 't', 't')");
+}
+
+/* The term 1 April 2026 to 31 March 2027 is billed (in advance) on 25
+ * March 2026 at YEAR1200. On 1 October 2026 the customer upgrades to
+ * YEAR2400: 1 October 2026 to 31 March 2027 is 31+30+31+31+28+31 = 182 of
+ * the term's 365 days. The next bill (the renewal of 25 March 2027) gives
+ * them back and charges them at the new plan, priced against that term:
+ *   YEAR1200 back: -120000 x 182 / 365 = -59835.6 -> -59836;
+ *                  tax -59836 x 6 / 106 = -3386.94 -> -3387
+ *   YEAR2400:       240000 x 182 / 365 = 119671.2 -> 119671;
+ *                  tax 119671 x 6 / 106 = 6773.83 -> 6774
+ * and the new term, 1 April 2027 to 31 March 2028, at YEAR2400 in full:
+ *   240000; tax 240000 x 6 / 106 = 13584.91 -> 13585.
+ * gross 240000 - 59836 + 119671 = 299835; tax 13585 - 3387 + 6774 = 16972. */
+static void test_prepaid_upgrade_inside_billed_term(void **state)
+{
+    fixture *f = *state;
+    add_year2400(f);
+    int64_t s = subscription(f, customer(f, "", "2025-04-01"), 4, "prepaid", "year", "2025-04-01", 1, "2026-03-25",
+                             "2026-03-31");
+    run(f, "2026-03-25");
+    assert_string_equal(lines_of(f, s, "2026-04-01"), "recurring 120000 6792");
+    sql(f, "UPDATE subscriptions SET product_id = 10 WHERE id = %lld;"
+           "INSERT INTO subscription_changes (subscription_id, kind, effective_date, from_product_id, to_product_id, status, "
+           "requested_at, requested_by, applied_at) VALUES (%lld, 'upgrade', '2026-10-01', 4, 10, 'applied', 't', 't', 't')",
+        (long long)s, (long long)s);
+    assert_int_equal(run(f, "2026-10-01").invoiced, 0);
+    assert_int_equal(run(f, "2027-03-25").invoiced, 1);
+    assert_string_equal(lines_of(f, s, "2027-04-01"), "recurring 240000 13585|proration -59836 -3387|proration 119671 6774");
+    assert_string_equal(invoice_of(f, s, "2027-04-01"), "299835 282863 16972 open 2027-03-25 2027-04-01 2028-03-31");
+    /* dated inside the earlier term, by the products they price */
+    assert_string_equal(q1(f, "SELECT group_concat(l.product_code || ' ' || l.period_from || ' ' || l.period_to, '|') "
+                              "FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id WHERE i.subscription_id = %lld "
+                              "AND l.kind = 'proration'", (long long)s),
+                        "YEAR1200 2026-10-01 2027-03-31|YEAR2400 2026-10-01 2027-03-31");
+    /* on a bill now: never again */
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM subscription_changes WHERE subscription_id = %lld AND invoice_id IS NULL",
+                         (long long)s), 0);
+    run(f, "2028-03-25");
+    assert_string_equal(lines_of(f, s, "2028-04-01"), "recurring 240000 13585");
+}
+
+/* Suspended 1 to 30 June 2026 (resumed on 1 July) inside the term billed in
+ * advance: 30 of its 365 days come back on the renewal:
+ *   -120000 x 30 / 365 = -9863.01 -> -9863; tax -9863 x 6 / 106 = -558.28 -> -558
+ * gross 120000 - 9863 = 110137; tax 6792 - 558 = 6234. */
+static void test_prepaid_suspension_inside_billed_term(void **state)
+{
+    fixture *f = *state;
+    int64_t s = subscription(f, customer(f, "", "2025-04-01"), 4, "prepaid", "year", "2025-04-01", 1, "2026-03-25",
+                             "2026-03-31");
+    run(f, "2026-03-25");
+    sql(f, "INSERT INTO subscription_changes (subscription_id, kind, effective_date, status, requested_at, requested_by, "
+           "applied_at) VALUES (%lld, 'suspend', '2026-06-01', 'applied', 't', 't', 't'), "
+           "(%lld, 'resume', '2026-07-01', 'applied', 't', 't', 't')",
+        (long long)s, (long long)s);
+    run(f, "2027-03-25");
+    assert_string_equal(lines_of(f, s, "2027-04-01"), "recurring 120000 6792|proration -9863 -558");
+    assert_string_equal(invoice_of(f, s, "2027-04-01"), "110137 103903 6234 open 2027-03-25 2027-04-01 2028-03-31");
+    assert_string_equal(q1(f, "SELECT l.period_from || ' ' || l.period_to FROM invoice_lines l JOIN invoices i "
+                              "ON i.id = l.invoice_id WHERE i.subscription_id = %lld AND l.kind = 'proration'", (long long)s),
+                        "2026-06-01 2026-06-30");
+}
+
+/* A VIP customer (99.00 for FIB129) upgrades FIB129 -> FIB199 on 10
+ * November. FIB129 served 1 to 9 November: 12900 - 9030 = 3870 billed for
+ * it; the VIP price of those 9 days is 9900 x 9 / 30 = 2970, so the VIP
+ * discount is 3870 - 2970 = 900; tax -900 x 6 / 106 = -50.94 -> -51.
+ * (Prorated over the whole month the VIP price, 9900, is above the 3870
+ * and no discount was given: the customer paid full price for 9 days.)
+ * gross 12900 - 9030 + 13930 - 900 = 16900; tax 730 - 511 + 788 - 51 = 956. */
+static void test_vip_upgrade_mid_month(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "vip", "2026-01-01"), 2, "2026-01-01", "2026-12-01", "2026-10-31");
+    sql(f, "INSERT INTO subscription_changes (subscription_id, kind, effective_date, from_product_id, to_product_id, status, "
+           "requested_at, requested_by, applied_at) VALUES (%lld, 'upgrade', '2026-11-10', 1, 2, 'applied', 't', 't', 't')",
+        (long long)s);
+    run(f, "2026-12-01");
+    assert_string_equal(lines_of(f, s, "2026-11-01"),
+                        "recurring 12900 730|proration -9030 -511|proration 13930 788|discount -900 -51");
+    assert_string_equal(invoice_of(f, s, "2026-11-01"), "16900 15944 956 open 2026-12-01 2026-12-16 2026-11-30");
+    assert_string_equal(q1(f, "SELECT product_code FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id "
+                              "WHERE i.subscription_id = %lld AND l.kind = 'discount'", (long long)s), "VIP");
+}
+
+/* The same VIP customer on FIB129, suspended 11 to 20 November (resumed on
+ * the 21st): 10 of 30 days given back, 12900 x 10 / 30 = 4300 (tax
+ * -4300 x 6 / 106 = -243.40 -> -243); 12900 - 4300 = 8600 billed for the 20
+ * days left, whose VIP price is 9900 x 20 / 30 = 6600: discount 2000 (tax
+ * -2000 x 6 / 106 = -113.21 -> -113). (The 20 days are two stretches; taken
+ * from the first day left to the last they are the whole month, 9900, and
+ * no discount was given.) gross 12900 - 4300 - 2000 = 6600; tax 730 - 243 -
+ * 113 = 374. */
+static void test_vip_suspended_mid_month(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "vip", "2026-01-01"), 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    sql(f, "INSERT INTO subscription_changes (subscription_id, kind, effective_date, status, requested_at, requested_by, "
+           "applied_at) VALUES (%lld, 'suspend', '2026-11-11', 'applied', 't', 't', 't'), "
+           "(%lld, 'resume', '2026-11-21', 'applied', 't', 't', 't')",
+        (long long)s, (long long)s);
+    run(f, "2026-12-01");
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 12900 730|proration -4300 -243|discount -2000 -113");
+    assert_string_equal(invoice_of(f, s, "2026-11-01"), "6600 6226 374 open 2026-12-01 2026-12-16 2026-11-30");
+}
+
+/* A catch-up over October and November whose November bill is refused:
+ * October's invoice stands, and is counted as invoiced (it is in the
+ * totals). */
+static void test_catch_up_failure_counts_earlier_invoices(void **state);
+
+/* More changes than a bill used to take (256): every one goes on the bill,
+ * none is left unbilled. */
+static void test_many_changes_all_billed(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    sql(f, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
+           "INSERT INTO subscription_changes (subscription_id, kind, effective_date, status, requested_at, requested_by, "
+           "applied_at) SELECT %lld, 'addon_add', '2026-11-05', 'applied', 't', 't', 't' FROM n",
+        (long long)s);
+    outcome o = run(f, "2026-12-01");
+    assert_int_equal(o.invoiced, 1);
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 12900 730");
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM subscription_changes WHERE subscription_id = %lld AND invoice_id IS NOT NULL",
+                         (long long)s), 300);
+}
+
 static void test_credit_larger_than_the_bill(void **state)
 {
     fixture *f = *state;
@@ -480,6 +618,25 @@ static void test_tax_half_fen(void **state)
     assert_string_equal(invoice_of(f, s1, "2026-11-01"), "2677 2525 152 open 2026-12-01 2026-12-16 2026-11-30");
     /* 25.24 net: 151.44 -> 151; gross 2675; 2675 x 6 / 106 = 151.42 -> 151 */
     assert_string_equal(lines_of(f, s2, "2026-11-01"), "recurring 2675 151");
+}
+
+/* 151.5 above rounds to 152 half up and half even alike (152 is even): it
+ * cannot tell them apart. 25.75 net at 6% is 154.5 fen of tax: half up
+ * 155 (gross 2730), half even 154 (gross 2729). The tax step splits 2730:
+ * 2730 x 6 / 106 = 154.53 -> 155, net 2575 again (2729 would give 154). */
+static void test_tax_half_fen_half_up_not_half_even(void **state)
+{
+    fixture *f = *state;
+    sql(f, "INSERT INTO products (id, code, kind, name, status, created_at, created_by) VALUES "
+           "(11, 'NET2575', 'plan', 'Net 25.75', 'active', 't', 't');"
+           "INSERT INTO product_versions (product_id, version, effective_from, price, price_includes_tax, tax_category, rule, "
+           "params, attrs, regions, tags, created_at, created_by) VALUES (11, 1, '2020-01-01', 2575, 0, 'internet', "
+           "'tariffs.monthly', '{}', '{\"period\":\"month\",\"billing\":\"postpaid\",\"min_contract_months\":0}', "
+           "'[]', '[]', 't', 't')");
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 11, "2026-10-01", "2026-12-01", "2026-10-31");
+    run(f, "2026-12-01");
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 2730 155");
+    assert_string_equal(invoice_of(f, s, "2026-11-01"), "2730 2575 155 open 2026-12-01 2026-12-16 2026-11-30");
 }
 
 static void test_dry_run_and_preview_write_nothing(void **state)
@@ -584,9 +741,10 @@ static void bad_case_at(fixture *f, const char *body, const char *expect, const 
     if (located) {
         snprintf(where, sizeof where, "billing.lua:%d", line);
         assert_non_null(strstr(msg, where));
-        snprintf(where, sizeof where, "%s billing.lua %d", code, line);
-        assert_string_equal(q1(f, "SELECT code || ' ' || file || ' ' || line FROM bill_run_failures WHERE run_id = %lld",
-                               (long long)o.run_id), where);
+        snprintf(where, sizeof where, "%s billing.bad billing.lua %d", code, line);
+        assert_string_equal(q1(f, "SELECT code || ' ' || rule || ' ' || file || ' ' || line FROM bill_run_failures "
+                                  "WHERE run_id = %lld", (long long)o.run_id), where);
+        assert_non_null(strstr(o.report, "\"rule\":\"billing.bad\""));
     }
     assert_non_null(strstr(o.report, "\"failed\":1"));
     /* the customer code leads the message */
@@ -646,6 +804,72 @@ static void test_rule_other_contract_breaches(void **state)
     bad_case_at(f, "return { lines = { { kind = 'fee', description = 'late fee', amount = 500, tax_category = 'internet' } } }",
                 "lines[2] (fee, from steps.bad) has no tax", "bad_output", 0);
     bad_case(f, "error('the late fee table is empty')", "the late fee table is empty", "rule_failed");
+}
+
+/* Not a number, an infinite number, and a whole number as a float: a rule
+ * that computes 0/0, 1/0 or 100.0 has left integer fen behind. */
+static void test_rule_returns_nan_infinity_whole_float(void **state)
+{
+    fixture *f = *state;
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 0/0, tax_category = 'internet' } } }",
+             "NaN", "rule_failed");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 1/0, tax_category = 'internet' } } }",
+             "infinite", "rule_failed");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = -math.huge, tax_category = 'internet' } } }",
+             "infinite", "rule_failed");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 100.0, tax_category = 'internet' } } }",
+             "lines[1].amount: expected an integer count of fen, got a float (100.0)", "bad_output");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 100, quantity = 2.0, unit_price = 50, "
+                "tax_category = 'internet' } } }",
+             "lines[1].quantity: expected an integer from 1, got a float (2.0)", "bad_output");
+}
+
+/* The line checks: the tax rate is the category's, quantity x unit price
+ * is the amount, a discount takes money off, and nothing is dated before
+ * the subscription began (2026-10-01 here). */
+static void test_rule_line_checks(void **state)
+{
+    fixture *f = *state;
+    /* the recurring line is line 1 (taxed by the tax step); this is line 2 */
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 100, tax_category = 'internet' } }, "
+                "taxes = { { line = 2, rate = 0, tax = 0 } } }",
+             "taxes[1].rate: 0% for line 2 (internet), but tax.rates.internet is 6%", "bad_output");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 100, tax_category = 'installation' } }, "
+                "taxes = { { line = 2, rate = 6, tax = 6 } } }",
+             "taxes[1].rate: 6% for line 2 (installation), but tax.rates.installation is 9%", "bad_output");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 100, quantity = 2, unit_price = 40, "
+                "tax_category = 'internet' } } }",
+             "lines[1].amount: 100 is not quantity 2 x unit_price 40", "bad_output");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 100, unit_price = 99, "
+                "tax_category = 'internet' } } }",
+             "lines[1].amount: 100 is not quantity 1 x unit_price 99", "bad_output");
+    bad_case(f, "return { lines = { { kind = 'discount', description = 'x', amount = 100, tax_category = 'internet' } } }",
+             "lines[1].amount: a discount line takes money off the bill: zero or below, got 100", "bad_output");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 100, tax_category = 'internet', "
+                "period = { from = '1999-01-01', to = '1999-01-31' } } } }",
+             "lines[1].period: starts 1999-01-01, before the subscription's start date 2026-10-01", "bad_output");
+    bad_case(f, "return { lines = { { kind = 'fee', description = 'x', amount = 100, tax_category = 'internet', "
+                "period = { from = '2026-09-30', to = '2026-10-31' } } } }",
+             "lines[1].period: starts 2026-09-30, before the subscription's start date 2026-10-01", "bad_output");
+}
+
+static void test_catch_up_failure_counts_earlier_invoices(void **state)
+{
+    fixture *f = *state;
+    int line;
+    ruleset *rs = rules_with_bad_step(f, "if ctx.period.from == '2026-11-01' then return { lines = { { amount = 1.5 } } } end "
+                                         "return {}", &line);
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-09-01", "2026-11-01", "2026-09-30");
+    outcome o = run_with(f, rs, "2026-12-01");
+    ruleset_unref(rs);
+    assert_string_equal(lines_of(f, s, "2026-10-01"), "recurring 12900 730");
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "");
+    assert_int_equal(o.failed, 1);
+    assert_int_equal(o.invoiced, 1);
+    assert_non_null(strstr(o.report, "\"invoiced\":1"));
+    assert_non_null(strstr(o.report, "\"gross\":12900"));
+    assert_string_equal(q1(f, "SELECT status || ' ' || invoiced || ' ' || failed FROM bill_runs WHERE id = %lld",
+                           (long long)o.run_id), "done 1 1");
 }
 
 static void test_failure_is_isolated(void **state)
@@ -848,14 +1072,23 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vip_beats_new_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_addon_removed_mid_month, setup, teardown),
         cmocka_unit_test_setup_teardown(test_annual_prepaid_renewal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepaid_upgrade_inside_billed_term, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepaid_suspension_inside_billed_term, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vip_upgrade_mid_month, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vip_suspended_mid_month, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_changes_all_billed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_larger_than_the_bill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tax_half_fen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tax_half_fen_half_up_not_half_even, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_and_preview_write_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rule_returns_float, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rule_returns_string, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rule_returns_negative, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rule_returns_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rule_other_contract_breaches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_returns_nan_infinity_whole_float, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_line_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_failure_counts_earlier_invoices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_is_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_property_24_months, setup, teardown),
         cmocka_unit_test_setup_teardown(test_property_ledger_verify, setup, teardown),

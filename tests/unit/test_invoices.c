@@ -552,6 +552,8 @@ static void test_credit_line(void **state)
     assert_int_equal(lb.open, 7900);
     assert_int_equal(lb.credit, 0);
     assert_non_null(strstr(q1(f, "SELECT payload FROM outbox WHERE customer_id = ?", f->c1), "\"amount_due\":7900"));
+    /* something is due: the e-bill carries the pay link */
+    assert_non_null(strstr(q1(f, "SELECT payload FROM outbox WHERE customer_id = ?", f->c1), "\"pay_link\":\"/pay/"));
     /* no credit left: a second credit line is refused */
     assert_int_equal(issue_b(f, &b, lines, 2, &id, num, &e), ERR_CONFLICT);
     assert_string_equal(e.tag, "credit_exceeded");
@@ -561,7 +563,61 @@ static void test_credit_line(void **state)
     assert_string_equal(e.field, "lines[1].amount");
 }
 
+/* A bill paid in full by credit: the e-bill still goes out (the customer
+ * learns of the bill) but with nothing to pay, so no pay link. */
+static void test_ebill_without_pay_link_when_nothing_due(void **state)
+{
+    fixture *f = *state;
+    err e;
+    pay_ok(f, f->c2, 20000, "R-9", 0);
+    invoice_line_in lines[2] = {L("recurring", "Fiber", 12900, "internet", 6, 730),
+                                L("credit", "Credit applied", -12900, "credit", 0, 0)};
+    bill b = {.customer = f->c2};
+    int64_t id;
+    char num[INVOICE_NUMBER_MAX];
+    assert_int_equal(issue_b(f, &b, lines, 2, &id, num, &e), 0);
+    assert_string_equal(INV("status", id), "paid");
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM outbox WHERE event = 'invoice_issued' AND customer_id = ?", f->c2), 1);
+    const char *payload = q1(f, "SELECT payload FROM outbox WHERE event = 'invoice_issued' AND customer_id = ?", f->c2);
+    assert_non_null(strstr(payload, "\"amount_due\":0"));
+    assert_non_null(strstr(payload, "\"pay_link\":null"));
+    assert_null(strstr(payload, "/pay/"));
+}
+
 /* ----------------------------------------------------------------- voids */
+
+/* Two bills of one subscription, October then November: the October one
+ * cannot be voided (its period would never be billed again: the
+ * subscription only goes back to where its latest bill found it); the
+ * November one can, and then October is the latest and can be too. */
+static void test_void_only_the_latest(void **state)
+{
+    fixture *f = *state;
+    err e;
+    invoice_line_in oct = L("recurring", "Fiber October", 12900, "internet", 6, 730);
+    invoice_line_in nov = L("recurring", "Fiber November", 12900, "internet", 6, 730);
+    bill b1 = {.customer = f->c1, .sub = f->sub1, .from = "2026-10-01", .to = "2026-10-31", .billed_through = "2026-10-31"};
+    bill b2 = {.customer = f->c1, .sub = f->sub1, .from = "2026-11-01", .to = "2026-11-30", .billed_through = "2026-11-30"};
+    int64_t id1, id2;
+    char num[INVOICE_NUMBER_MAX];
+    assert_int_equal(db_run(f->d, &e, "UPDATE subscriptions SET billed_through = '2026-09-30' WHERE id = 1", ""), 0);
+    assert_int_equal(issue_b(f, &b1, &oct, 1, &id1, num, &e), 0);
+    assert_int_equal(issue_b(f, &b2, &nov, 1, &id2, num, &e), 0);
+    assert_int_equal(void_inv(f, id1, &e), ERR_CONFLICT);
+    assert_string_equal(e.tag, "not_latest");
+    assert_string_equal(e.field, "number");
+    assert_non_null(strstr(e.msg, "void only the subscription's latest bill; correct this one with a credit note"));
+    /* nothing moved */
+    assert_string_equal(INV("status", id1), "open");
+    assert_string_equal(q1(f, "SELECT billed_through FROM subscriptions WHERE id = ?", 1), "2026-11-30");
+    assert_int_equal(bal(f, f->c1).balance, 25800);
+    /* the latest goes, then the one before it is the latest */
+    assert_int_equal(void_inv(f, id2, &e), 0);
+    assert_string_equal(q1(f, "SELECT billed_through FROM subscriptions WHERE id = ?", 1), "2026-10-31");
+    assert_int_equal(void_inv(f, id1, &e), 0);
+    assert_string_equal(q1(f, "SELECT billed_through FROM subscriptions WHERE id = ?", 1), "2026-09-30");
+    assert_int_equal(bal(f, f->c1).balance, 0);
+}
 
 static void test_void(void **state)
 {
@@ -891,6 +947,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_payment_allocation_and_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_void, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_void_only_the_latest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ebill_without_pay_link_when_nothing_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_note_tax_per_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_note_excess_back_to_credit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_off, setup, teardown),
