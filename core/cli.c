@@ -212,6 +212,13 @@ static const cli_opt opts_reconcile[] = {
     {"date", 1, "DATE", "the business day of the statement"},
     {NULL, 0, NULL, NULL},
 };
+static const cli_opt opts_sandbox[] = {
+    {"listen", 1, "HOST:PORT", "where the sandbox serves (default 127.0.0.1:8090)"},
+    {"daemon", 1, "URL", "where bandbill serves, for the notifications (default http://127.0.0.1:8080)"},
+    {"dir", 1, "DIR", "its keys and channels.ini (default the database's folder/sandbox)"},
+    {"init-only", 0, NULL, "make the keys and channels.ini, do not serve"},
+    {NULL, 0, NULL, NULL},
+};
 static const cli_opt opts_bench_billrun[] = {
     {"customers", 1, "N", "how many customers to bill (default 100000, at most 10000000)"},
     {"dry-run", 0, NULL, "compute every bill and write nothing"},
@@ -331,6 +338,11 @@ static const command commands[] = {
      "WeChat Pay's trade bill; columns found by their names) and reports what matches, amounts that\n"
      "differ, what the channel has and we do not (a lost notification), what we have and the channel\n"
      "does not, and refunds that do not show here. Writes nothing."},
+    {"sandbox", cmd_sandbox, "", 0, 0, opts_sandbox, "play Alipay and WeChat Pay offline, for the demo and for trying payments",
+     "Makes both sides' keys and the channels' settings once (DIR/channels.ini: serve bandbill with\n"
+     "--config DIR/channels.ini), then serves the channels' pay pages and order API: a pay link of a\n"
+     "payment order opens a page whose button sends bandbill the notification, signed (and for WeChat\n"
+     "Pay encrypted) as the real channel would. No real money moves."},
     {"pay inspect", cmd_pay_inspect, "", 0, 0, opts_pay_inspect, "verify a captured payment notification offline and say why it fails",
      "Runs exactly the checks of the live notification route on a captured request: the signature\n"
      "(Alipay RSA2 over the canonical string; WeChat Pay v3 over timestamp, nonce and body, with the\n"

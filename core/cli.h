@@ -125,5 +125,6 @@ int cmd_bench_billrun(cli *c, err *e); /* cmd_billing.c */
 int cmd_pay_inspect(cli *c, err *e);   /* cmd_pay.c */
 int cmd_payment_refund(cli *c, err *e);
 int cmd_reconcile(cli *c, err *e);
+int cmd_sandbox(cli *c, err *e);
 
 #endif

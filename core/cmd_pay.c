@@ -16,6 +16,7 @@
 #include "money.h"
 #include "payments.h"
 #include "reconcile.h"
+#include "sandbox.h"
 #include "vault.h"
 
 static int read_all(const char *path, buf *out, err *e)
@@ -397,3 +398,20 @@ int cmd_reconcile(cli *c, err *e)
     if (d) db_close(d);
     return rc;
 }
+
+/* `sandbox [--listen HOST:PORT] [--daemon URL] [--dir DIR]`: makes the
+ * keys and channels.ini once, then plays Alipay and WeChat Pay. */
+int cmd_sandbox(cli *c, err *e)
+{
+    const char *listen = cli_opt_value(c, "listen") ? cli_opt_value(c, "listen") : "127.0.0.1:8090";
+    const char *daemon = cli_opt_value(c, "daemon") ? cli_opt_value(c, "daemon") : "http://127.0.0.1:8080";
+    char dir[CFG_PATH];
+    if (cli_opt_value(c, "dir")) snprintf(dir, sizeof dir, "%s", cli_opt_value(c, "dir"));
+    else snprintf(dir, sizeof dir, "%s/sandbox", c->cfg.var_dir);
+    int rc = sandbox_init(dir, listen, daemon, e);
+    if (rc) return rc;
+    fprintf(stderr, "sandbox: the channels' settings are in %s/channels.ini: serve with --config %s/channels.ini\n", dir, dir);
+    if (cli_opt_value(c, "init-only")) return 0;
+    return sandbox_serve(dir, listen, e);
+}
+

@@ -12,6 +12,11 @@ cmake --build build -j"$(nproc)"
 echo "==> database and demo data in ./var"
 ./build/bandbill init
 ./build/bandbill demo
+echo "==> last month's bills (a second run finds them made)"
+./build/bandbill bill run --period "$(date -d "$(date +%Y-%m-01) -1 day" +%Y-%m)"
+echo "==> the payment sandbox (Alipay and WeChat Pay played offline) on http://127.0.0.1:8090"
+./build/bandbill sandbox --init-only
+./build/bandbill sandbox &
 echo "==> serving on http://127.0.0.1:8080 (Ctrl-C stops)"
 echo "    try: curl -H \"Authorization: Bearer \$(cat var/demo-admin.token)\" http://127.0.0.1:8080/api/v1/rules"
-exec ./build/bandbill serve
+exec ./build/bandbill serve --config var/sandbox/channels.ini
