@@ -18,6 +18,7 @@
 #include "ledger.h"
 #include "money.h"
 #include "payments.h"
+#include "rules.h"
 #include "server.h"
 #include "users.h"
 
@@ -537,11 +538,13 @@ int api_payments_record(http_req *q)
     }
     char by[96];
     by_of(q, by, sizeof by);
+    ruleset *rs = rules_live();
     payment_new in = {.customer_id = customer, .channel = channel, .channel_txn_id = receipt, .amount = amount, .invoice_id = invoice,
-                      .entry_date = day, .note = http_str(body, "note"), .by = by};
+                      .entry_date = day, .note = http_str(body, "note"), .by = by, .rules = rs};
     jv *obj = NULL;
     int rc = db_begin(d, &e);
     if (!rc) rc = payments_record(d, &in, &pid, &e);
+    if (rs) ruleset_unref(rs);
     if (!rc) rc = payments_get(d, pid, a, &obj, &e);
     char oid[24];
     snprintf(oid, sizeof oid, "%lld", (long long)pid);

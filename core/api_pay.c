@@ -15,6 +15,7 @@
 #include "log.h"
 #include "payments.h"
 #include "payorders.h"
+#include "rules.h"
 #include "server.h"
 #include "vault.h"
 
@@ -65,9 +66,10 @@ static int settle_one(server *s, pending *p, const char *today, payorder_result 
 {
     db *d = server_db(s);
     const char *name = p->sc->name;
-    payorder_expect x = {p->sc->app_id, p->sc->merchant_id};
+    payorder_expect x = {p->sc->app_id, p->sc->merchant_id, rules_live()};
     payorder_raw raw = {p->headers, p->body, p->blen, http_source(p->q)};
     int rc = payorders_settle(d, server_vault(s), name, &x, &p->nt, &raw, today, r, e);
+    if (x.rules) ruleset_unref(x.rules);
     if (rc) return rc;
     jv_arena *a = http_arena(p->q);
     jv *detail = jv_obj(a);

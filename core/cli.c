@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "migrate.h"
+#include "rules.h"
 
 static const cli_opt opts_serve[] = {
     {"listen", 1, "HOST:PORT", "address to serve HTTP on (default 127.0.0.1:8080; port 0 picks a free one)"},
@@ -382,6 +383,8 @@ void cli_actor(char *out, size_t n)
     if (getpwuid_r(getuid(), &pw, pbuf, sizeof pbuf, &res) == 0 && res) snprintf(out, n, "cli:%s", res->pw_name);
     else snprintf(out, n, "cli:uid%u", (unsigned)getuid());
 }
+
+int cli_open_rules(cli *c, struct ruleset **out, err *e) { return rules_load_folder(c->cfg.rules, out, e); }
 
 int cli_open_db(cli *c, db **out, err *e)
 {

@@ -51,6 +51,10 @@ void cli_anchor(cli *c);
 const char *cli_opt_value(const cli *c, const char *name);
 /* Opens the configured database (must exist and be migrated). */
 int cli_open_db(cli *c, db **out, err *e);
+/* The rules of the configured folder (--rules), loaded without running
+ * their examples; ruleset_unref it. */
+struct ruleset;
+int cli_open_rules(cli *c, struct ruleset **out, err *e);
 /* Who runs the command, for records: "cli:USER". */
 void cli_actor(char *out, size_t n);
 struct vault;

@@ -36,16 +36,7 @@ static int live_rules(db *d, ruleset **out, err *e)
     return rc;
 }
 
-static int folder_rules(const char *dir, ruleset **out, err *e)
-{
-    rules_snapshot *snap;
-    int rc = rules_snapshot_read(dir, &snap, e);
-    if (rc) return err_prefix(e, "rules folder %s", dir);
-    rule_error re;
-    rc = ruleset_load(snap, rules_limits(), 0, out, &re, e);
-    rules_snapshot_unref(snap);
-    return rc;
-}
+static int folder_rules(const char *dir, ruleset **out, err *e) { return rules_load_folder(dir, out, e); }
 
 static void today_str(char out[11]) { date_format(date_of_time(time(NULL)), out); }
 

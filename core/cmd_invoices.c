@@ -19,6 +19,7 @@
 #include "ledger.h"
 #include "money.h"
 #include "payments.h"
+#include "rules.h"
 #include "privacy.h"
 #include "vault.h"
 
@@ -577,11 +578,14 @@ int cmd_payment_record(cli *c, err *e)
     cli_actor(by, sizeof by);
     rc = customers_id_by_code(x.d, c->argv[0], &customer, e);
     if (!rc && cli_opt_value(c, "invoice")) rc = invoices_id_by_number(x.d, cli_opt_value(c, "invoice"), &invoice, e);
+    ruleset *rs = NULL;
+    if (!rc) rc = cli_open_rules(c, &rs, e);
     payment_new in = {.customer_id = customer, .channel = channel, .channel_txn_id = receipt, .amount = amount, .invoice_id = invoice,
-                      .entry_date = date, .note = cli_opt_value(c, "note"), .by = by};
+                      .entry_date = date, .note = cli_opt_value(c, "note"), .by = by, .rules = rs};
     jv *obj = NULL;
     if (!rc) rc = db_begin(x.d, e);
     if (!rc) rc = payments_record(x.d, &in, &pid, e);
+    if (rs) ruleset_unref(rs);
     if (!rc) rc = payments_get(x.d, pid, &x.a, &obj, e);
     char oid[24];
     snprintf(oid, sizeof oid, "%lld", (long long)pid);

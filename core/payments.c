@@ -8,7 +8,9 @@
 #include "date.h"
 #include "invoices.h"
 #include "ledger.h"
+#include "log.h"
 #include "money.h"
+#include "rules.h"
 
 #define PAYMENT_MAX 10000000000000LL
 
@@ -20,42 +22,143 @@ static int channel_ok(const char *c)
     return n >= 1 && n <= 32 && strspn(c, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
-/* Settles open invoices with what is left of payment `pid`: first the one
- * it was made for, then the oldest. */
-static int allocate_payment(db *d, int64_t customer_id, int64_t pid, int64_t amount, int64_t invoice_id, err *e)
+/* The order in which the rest of a payment settles the customer's other
+ * open invoices is the rule payments.allocation_order's. A rule that fails,
+ * or no rule set, settles nothing more: the money stays the customer's
+ * credit (the next bill takes it) - money received is never refused for
+ * want of an order. Returns the invoice ids in *ids (malloc'd). */
+static int allocation_order(db *d, ruleset *rs, const payment_new *in, int64_t **ids, size_t *n, err *e)
 {
-    int64_t left = amount;
+    *ids = NULL;
+    *n = 0;
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *ctx = jv_obj(&a), *open = jv_arr(&a), *pay = jv_obj(&a);
+    int rc = ctx && open && pay ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+    db_stmt *s = rc ? NULL : db_prepare(d,
+                                        "SELECT id, number, issue_date, due_date, gross - paid - credited - written_off FROM invoices "
+                                        "WHERE customer_id = ? AND status IN ('open', 'partially_paid') AND id <> ? "
+                                        "AND gross - paid - credited - written_off > 0 ORDER BY id",
+                                        e);
+    if (!rc && !s) rc = e->code;
+    size_t count = 0, cap = 0;
+    int64_t *all = NULL;
+    char **numbers = NULL;
+    if (s) {
+        db_bind_int(s, 1, in->customer_id);
+        db_bind_int(s, 2, in->invoice_id);
+        int st;
+        while (!rc && (st = db_step(d, s, e)) == DB_ROW) {
+            if (count == cap) {
+                cap = cap ? cap * 2 : 16;
+                int64_t *na = realloc(all, cap * sizeof *na);
+                char **nn = na ? realloc(numbers, cap * sizeof *nn) : NULL;
+                if (na) all = na;
+                if (nn) numbers = nn;
+                if (!na || !nn) {
+                    rc = err_set(e, ERR_NOMEM, "out of memory");
+                    break;
+                }
+            }
+            jv *o = jv_obj(&a);
+            all[count] = db_col_int(s, 0);
+            numbers[count] = jv_strdup(&a, db_col_text(s, 1), strlen(db_col_text(s, 1)));
+            if (!o || !numbers[count] || jv_obj_set_str(&a, o, "number", db_col_text(s, 1)) ||
+                jv_obj_set_str(&a, o, "issue_date", db_col_text(s, 2)) || jv_obj_set_str(&a, o, "due_date", db_col_text(s, 3)) ||
+                jv_obj_set_int(&a, o, "balance_due", db_col_int(s, 4)) || jv_arr_push(&a, open, o))
+                rc = err_set(e, ERR_NOMEM, "out of memory");
+            count++;
+        }
+        if (!rc && st < 0) rc = st;
+        db_done(s);
+    }
+    if (!rc && count && !rs) {
+        log_msg(LOG_WARN, "allocation_skipped", "no rule set to order the allocation: %s stays credit", in->channel);
+    } else if (!rc && count) {
+        if (jv_obj_set_int(&a, pay, "amount", in->amount) || jv_obj_set_str(&a, pay, "channel", in->channel) ||
+            jv_obj_set(&a, ctx, "payment", pay) || jv_obj_set(&a, ctx, "open", open))
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+        if (!rc && in->invoice_id) {
+            /* settled first already; the rule may want to know which it was */
+            db_stmt *m = db_prepare(d, "SELECT number FROM invoices WHERE id = ?", e);
+            if (!m) rc = e->code;
+            else {
+                db_bind_int(m, 1, in->invoice_id);
+                if (db_step(d, m, e) == DB_ROW && jv_obj_set_str(&a, ctx, "made_for", db_col_text(m, 0)))
+                    rc = err_set(e, ERR_NOMEM, "out of memory");
+                db_done(m);
+            }
+        }
+        jv *res = NULL;
+        err re;
+        const jv *args[1] = {ctx};
+        if (!rc && rules_call(rs, "payments.allocation_order", args, 1, &a, &res, &re)) {
+            log_msg(LOG_WARN, "allocation_rule_failed", "payments.allocation_order: %s (the rest stays credit)", re.msg);
+        } else if (!rc) {
+            const jv *order = jv_get(res, "order");
+            if (!order || order->kind != JV_ARR) {
+                log_msg(LOG_WARN, "allocation_rule_failed", "payments.allocation_order returned no order list (the rest stays credit)");
+            } else if (!(*ids = calloc(jv_len(order) + 1, sizeof **ids))) {
+                rc = err_set(e, ERR_NOMEM, "out of memory");
+            } else {
+                /* only the open invoices offered, each once: anything else is the rule's error */
+                for (size_t i = 0; i < jv_len(order) && !rc; i++) {
+                    const jv *num = jv_at(order, i);
+                    size_t k = count;
+                    if (num && num->kind == JV_STR)
+                        for (k = 0; k < count && strcmp(numbers[k], num->u.str.s); k++) {}
+                    int dup = 0;
+                    for (size_t j = 0; k < count && j < *n && !dup; j++) dup = (*ids)[j] == all[k];
+                    if (k == count || dup) {
+                        log_msg(LOG_WARN, "allocation_rule_failed",
+                                "payments.allocation_order: order[%zu] is %s (the rest stays credit)", i + 1,
+                                k == count ? "not one of the open invoices offered" : "given twice");
+                        *n = 0;
+                        break;
+                    }
+                    (*ids)[(*n)++] = all[k];
+                }
+            }
+        }
+    }
+    free(all);
+    free(numbers);
+    jv_arena_free(&a);
+    return rc;
+}
+
+/* Settles open invoices with payment `pid`: first the one it was made for,
+ * then the others in the rule's order. */
+static int allocate_payment(db *d, const payment_new *in, int64_t pid, err *e)
+{
+    int64_t left = in->amount;
     int rc = 0;
-    if (invoice_id) {
+    if (in->invoice_id) {
         int64_t due = 0;
         rc = db_get_int(d, e, &due,
                         "SELECT gross - paid - credited - written_off FROM invoices WHERE id = ? AND status IN ('open', 'partially_paid')",
-                        "i", invoice_id);
+                        "i", in->invoice_id);
         if (rc == ERR_NOTFOUND) rc = 0, due = 0;
         if (!rc && due > 0) {
             int64_t take = due < left ? due : left;
-            rc = invoices_allocate(d, invoice_id, pid, take, e);
+            rc = invoices_allocate(d, in->invoice_id, pid, take, e);
             left -= take;
         }
     }
-    while (!rc && left > 0) {
-        /* the oldest open invoice; one at a time, as each allocation
-         * changes what is open */
-        db_stmt *s = db_prepare(d,
-                                "SELECT id, gross - paid - credited - written_off FROM invoices "
-                                "WHERE customer_id = ? AND status IN ('open', 'partially_paid') ORDER BY issue_date, id LIMIT 1",
-                                e);
-        if (!s) return e->code;
-        db_bind_int(s, 1, customer_id);
-        int r = db_step(d, s, e);
-        int64_t inv = r == DB_ROW ? db_col_int(s, 0) : 0, due = r == DB_ROW ? db_col_int(s, 1) : 0;
-        db_done(s);
-        if (r < 0) return r;
-        if (!inv || due <= 0) break;
-        int64_t take = due < left ? due : left;
-        rc = invoices_allocate(d, inv, pid, take, e);
-        left -= take;
+    if (rc || left <= 0) return rc;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    rc = allocation_order(d, in->rules, in, &ids, &n, e);
+    for (size_t i = 0; i < n && !rc && left > 0; i++) {
+        int64_t due = 0;
+        rc = db_get_int(d, e, &due, "SELECT gross - paid - credited - written_off FROM invoices WHERE id = ?", "i", ids[i]);
+        if (!rc && due > 0) {
+            int64_t take = due < left ? due : left;
+            rc = invoices_allocate(d, ids[i], pid, take, e);
+            left -= take;
+        }
     }
+    free(ids);
     return rc;
 }
 
@@ -123,7 +226,7 @@ int payments_record(db *d, const payment_new *in, int64_t *id, err *e)
     ledger_entry le = {.customer_id = in->customer_id, .kind = "payment", .amount = -in->amount, .entry_date = in->entry_date,
                        .payment_id = pid, .by = in->by};
     if (!rc) rc = ledger_post(d, &le, NULL, e);
-    if (!rc) rc = allocate_payment(d, in->customer_id, pid, in->amount, in->invoice_id, e);
+    if (!rc) rc = allocate_payment(d, in, pid, e);
     if (!rc) rc = db_commit(d, e);
     else db_rollback(d);
     if (!rc && id) *id = pid;

@@ -26,7 +26,11 @@ typedef struct payment_new {
     const char *entry_date;       /* business day */
     const char *note;             /* or NULL */
     const char *by;
+    struct ruleset *rules;        /* orders what is left after invoice_id (payments.allocation_order);
+                                   * NULL: what is left stays credit */
 } payment_new;
+
+struct ruleset;
 
 /* Records and allocates a payment inside the caller's transaction. The
  * same channel and channel_txn_id again is ERR_CONFLICT tagged

@@ -18,6 +18,7 @@
 #include "date.h"
 #include "log.h"
 #include "payments.h"
+#include "rules.h"
 #include "vault.h"
 
 int payorders_create(db *d, const payorder_new *in, int64_t *id, char out_trade_no[PAYORDER_NO_MAX], err *e)
@@ -207,7 +208,8 @@ int payorders_settle(db *d, const vault *v, const char *channel, const payorder_
         char by[48];
         snprintf(by, sizeof by, "channel:%s", channel);
         payment_new p = {.customer_id = o.customer_id, .channel = channel, .channel_txn_id = nt->channel_txn_id,
-                         .amount = nt->amount, .invoice_id = o.invoice_id, .entry_date = today, .note = note, .by = by};
+                         .amount = nt->amount, .invoice_id = o.invoice_id, .entry_date = today, .note = note, .by = by,
+                         .rules = x->rules};
         rc = payments_record(d, &p, &r->payment_id, e);
         if (rc == ERR_CONFLICT && !strcmp(err_tag(e), "duplicate")) {
             /* the same money told again (a retry, TRADE_FINISHED after TRADE_SUCCESS): credited once */
@@ -280,6 +282,11 @@ int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, 
         db_done(s);
         rc = rc < 0 ? rc : 0;
     }
+    ruleset *rs = NULL;
+    if (!rc && n) {
+        if (rules_load_folder(c->rules, &rs, e)) rs = NULL;
+        err_clear(e); /* without rules a payment still goes in; what is left stays credit */
+    }
     if (!rc && n) {
         char dir[CFG_PATH];
         if (c->plugins_dir[0]) snprintf(dir, sizeof dir, "%s", c->plugins_dir);
@@ -321,7 +328,7 @@ int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, 
                 channels_describe(&pe, line, sizeof line);
                 log_msg(LOG_WARN, "payment_query_failed", "%s order %s: %s", todo[i].channel, todo[i].no, line);
             } else if (nt.state == PAYCHAN_PAID) {
-                payorder_expect x = {expect[0], expect[1]};
+                payorder_expect x = {expect[0], expect[1], rs};
                 payorder_raw raw = {"{}", resp.body, resp.body_len, "query"};
                 payorder_result r;
                 rc = db_begin(d, e);
@@ -342,6 +349,7 @@ int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, 
         httpc_answer_free(&a);
         channel_close(&ch);
     }
+    if (rs) ruleset_unref(rs);
     free(todo);
     return rc;
 }

@@ -44,6 +44,7 @@ int payorders_get(db *d, const char *out_trade_no, jv_arena *a, jv **out, err *e
 typedef struct payorder_expect {
     const char *app_id;
     const char *merchant_id;
+    struct ruleset *rules;   /* orders what a payment settles beyond its order's invoice (payments.h) */
 } payorder_expect;
 
 /* The notification as received, kept with its outcome. */

@@ -536,3 +536,14 @@ void rules_write_files(jw *w, const rules_snapshot *s)
     jw_arr_close(w);
     jw_obj_close(w);
 }
+
+int rules_load_folder(const char *dir, ruleset **out, err *e)
+{
+    rules_snapshot *snap;
+    int rc = rules_snapshot_read(dir, &snap, e);
+    if (rc) return err_prefix(e, "rules folder %s", dir);
+    rc = ruleset_load(snap, rules_limits(), 0, out, NULL, e);
+    rules_snapshot_unref(snap);
+    return rc;
+}
+

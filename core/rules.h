@@ -60,6 +60,9 @@ void rules_version_of(const rule_file *files, size_t n, char out[RULES_VERSION_L
  * be NULL) holds the located error. */
 int ruleset_load(rules_snapshot *snap, const lhost_limits *lim, int check, ruleset **out,
                  rule_error *detail, err *e);
+/* Loads the rules of a folder with the configured limits, without running
+ * their examples (a command or job that only calls them). */
+int rules_load_folder(const char *dir, ruleset **out, err *e);
 ruleset *ruleset_ref(ruleset *rs);
 void ruleset_unref(ruleset *rs);
 

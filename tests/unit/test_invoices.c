@@ -27,6 +27,7 @@
 #include "ledger.h"
 #include "migrate.h"
 #include "payments.h"
+#include "rules.h"
 #include "vault.h"
 
 typedef struct fixture {
@@ -184,15 +185,21 @@ static int64_t simple(fixture *f, int64_t c, const char *date, int64_t amount, i
     return id;
 }
 
+
 static int pay(fixture *f, int64_t c, int64_t amount, const char *txn, int64_t invoice, int64_t *id, err *e)
 {
+    /* the project's rules order what a payment settles beyond its own invoice */
+    ruleset *rs = NULL;
+    err re;
+    if (rules_load_folder(BB_SOURCE_DIR "/rules", &rs, &re)) fail_msg("rules: %s", re.msg);
     payment_new p = {.customer_id = c, .channel = "counter", .channel_txn_id = txn, .amount = amount, .invoice_id = invoice,
-                     .entry_date = "2026-12-05", .by = "test"};
+                     .entry_date = "2026-12-05", .by = "test", .rules = rs};
     err_clear(e);
     int rc = db_begin(f->d, e);
     if (!rc) rc = payments_record(f->d, &p, id, e);
     if (!rc) rc = db_commit(f->d, e);
     else db_rollback(f->d);
+    ruleset_unref(rs);
     return rc;
 }
 

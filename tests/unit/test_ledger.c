@@ -27,6 +27,7 @@
 #include "ledger.h"
 #include "migrate.h"
 #include "payments.h"
+#include "rules.h"
 
 typedef struct fixture {
     char dir[64], dbpath[128];
@@ -147,12 +148,19 @@ static int64_t invoice(fixture *f, int64_t c, const char *date, int64_t amount, 
     return id;
 }
 
+
 static int64_t pay(fixture *f, int64_t c, const char *date, int64_t amount, const char *txn)
 {
-    payment_new p = {.customer_id = c, .channel = "counter", .channel_txn_id = txn, .amount = amount, .entry_date = date, .by = "test"};
+    /* the project's rules order what a payment settles beyond its own invoice */
+    ruleset *rs = NULL;
+    err re;
+    if (rules_load_folder(BB_SOURCE_DIR "/rules", &rs, &re)) fail_msg("rules: %s", re.msg);
+    payment_new p = {.customer_id = c, .channel = "counter", .channel_txn_id = txn, .amount = amount, .entry_date = date, .by = "test",
+                     .rules = rs};
     err e;
     int64_t id = 0;
     if (db_begin(f->d, &e) || payments_record(f->d, &p, &id, &e) || db_commit(f->d, &e)) fail_msg("pay: %s", e.msg);
+    ruleset_unref(rs);
     return id;
 }
 
