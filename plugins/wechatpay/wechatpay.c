@@ -35,6 +35,11 @@ typedef struct wechatpay {
     char *key;
     size_t key_len;
     char serial[80];
+    /* the platform's next key, for the weeks WeChat Pay signs with either
+     * while it rotates them: each notification names its key's serial */
+    char *key2;
+    size_t key2_len;
+    char serial2[80];
     unsigned char apiv3[32];
     size_t apiv3_len;
     char *mch_key; /* NULL: no pay links */
@@ -63,6 +68,7 @@ static void close_wechatpay(void *handle)
     wechatpay *w = handle;
     if (!w) return;
     H->free(w->mch_key);
+    H->free(w->key2);
     H->free(w->key);
     memset(w->apiv3, 0, sizeof w->apiv3);
     H->free(w);
@@ -90,6 +96,19 @@ static int open_wechatpay(const paychan_settings *s, void **handle, paychan_erro
         return fail(err, "settings", "public_key", 500, why);
     }
     snprintf(w->serial, sizeof w->serial, "%s", serial ? serial : "");
+    const char *path2 = setting(s, "next_public_key"), *serial2 = setting(s, "next_platform_serial");
+    if (path2 && path2[0]) {
+        if (!serial2 || !serial2[0] || strlen(serial2) >= sizeof w->serial2 || !w->serial[0]) {
+            close_wechatpay(w);
+            return fail(err, "settings", "next_platform_serial", 500,
+                        "a next key needs its serial, and the current key its platform_serial");
+        }
+        if (!(w->key2 = H->read_file(path2, &w->key2_len, why, sizeof why))) {
+            close_wechatpay(w);
+            return fail(err, "settings", "next_public_key", 500, why);
+        }
+        snprintf(w->serial2, sizeof w->serial2, "%s", serial2);
+    }
     memcpy(w->apiv3, apiv3, alen);
     w->apiv3_len = alen;
     static const struct {
@@ -226,9 +245,16 @@ static int check_signed(wechatpay *w, const paychan_request *req, int64_t now, p
                  (long long)(t > now ? t - now : now - t), (long long)now, WINDOW_SECONDS);
         return fail(err, "timestamp", "Wechatpay-Timestamp", 401, m);
     }
-    if (w->serial[0] && strcmp(w->serial, serial)) {
+    /* the key the notification names */
+    const char *key = w->key;
+    size_t key_len = w->key_len;
+    if (w->key2 && !strcmp(w->serial2, serial)) {
+        key = w->key2;
+        key_len = w->key2_len;
+    } else if (w->serial[0] && strcmp(w->serial, serial)) {
         char m[200];
-        snprintf(m, sizeof m, "signed under platform key %.60s, not the configured %.60s", serial, w->serial);
+        snprintf(m, sizeof m, "signed under platform key %.60s, not a configured one (%.60s%s%.60s)", serial, w->serial,
+                 w->key2 ? ", " : "", w->key2 ? w->serial2 : "");
         return fail(err, "serial", "Wechatpay-Serial", 401, m);
     }
     size_t tl = strlen(ts), nl = strlen(nonce), mlen = tl + nl + req->body_len + 3;
@@ -247,7 +273,7 @@ static int check_signed(wechatpay *w, const paychan_request *req, int64_t now, p
     if (H->b64_decode(sig64, strlen(sig64), sig, sizeof sig, &slen)) {
         rc = fail(err, "signature", "Wechatpay-Signature", 401, "the signature is not base64");
     } else {
-        int v = H->rsa_sha256_verify(w->key, w->key_len, msg, mlen, sig, slen, why, sizeof why);
+        int v = H->rsa_sha256_verify(key, key_len, msg, mlen, sig, slen, why, sizeof why);
         if (v < 0) rc = fail(err, "settings", "public_key", 500, why);
         else if (v == 0)
             rc = fail(err, "signature", "Wechatpay-Signature", 401,
@@ -593,7 +619,8 @@ static void reply_wechatpay(void *handle, int ok, const paychan_error *why, payc
              why && why->check[0] ? why->check : "refused");
 }
 
-static const char *const settings[] = {"public_key", "platform_serial", "apiv3_key", "mch_private_key", "mch_serial",
+static const char *const settings[] = {"public_key", "platform_serial", "next_public_key", "next_platform_serial", "apiv3_key",
+                                       "mch_private_key", "mch_serial",
                                        "notify_url", "api_base", NULL};
 
 static const paychan_plugin plugin = {

@@ -533,6 +533,23 @@ static void test_wechatpay_own_keys(void **state)
     assert_string_equal(pe.field, "Wechatpay-Serial");
     channel_close(&ch);
 
+    /* a rotation: the current key is another, the next one (ours) signed it, named by its serial */
+    {
+        paychan_kv kv[5] = {{"public_key", K.other_pub}, {"platform_serial", "OLD_SERIAL"}, {"apiv3_key", APIV3},
+                            {"next_public_key", K.pub}, {"next_platform_serial", "PUB_KEY_ID_0001"}};
+        paychan_settings set = {kv, 5};
+        err oe;
+        channel_handle ch2;
+        if (channel_open("wechatpay", &set, &ch2, &oe)) fail_msg("%s", oe.msg);
+        assert_int_equal(check(&ch2, r.h, 4, body, strlen(body), now, &nt, &pe), 0);
+        free(nt.fields_json);
+        wx_req other = r;
+        other.h[3].value = "NOT_A_SERIAL";
+        assert_int_equal(check(&ch2, other.h, 4, body, strlen(body), now, &nt, &pe), -1);
+        assert_string_equal(pe.check, "serial");
+        channel_close(&ch2);
+    }
+
     /* the wrong key */
     ch = open_channel("wechatpay", K.other_pub, APIV3, NULL);
     assert_int_equal(check(&ch, r.h, 4, body, strlen(body), now, &nt, &pe), -1);
