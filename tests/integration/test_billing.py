@@ -78,6 +78,38 @@ class BillCase(BBTestCase):
 
 
 class Cli(BillCase):
+    def test_progress_bar_on_a_terminal(self):
+        """On a terminal the run draws a bar with its rate and ETA, ending
+        at 100% (stderr is a pseudo-terminal here, as in an operator's shell)."""
+        import pty
+        seed(self.ws, 300)
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen([BIN, "bill", "run", "--period", "2026-11", "--db", self.ws.db],
+                                 stdout=subprocess.PIPE, stderr=slave, env=clean_env({"BANDBILL_RULES": self.ws.rules}),
+                                 cwd=self.ws.dir)
+            os.close(slave)
+            slave = None
+            seen = b""
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:   # the run ended and closed its end
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            out, _ = p.communicate(timeout=60)
+        finally:
+            os.close(master)
+            if slave is not None:
+                os.close(slave)
+        text = seen.decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, text)
+        self.assertRegex(text, r"\r\[#{40}\] 100% 300/300  \d+/s  ETA 0:00  0 failed")
+        self.assertNotIn("billing: ", text)   # the plain lines are for pipes and logs
+        self.assertEqual(self.count("invoices"), 300)
+
     def test_run_show_runs_preview(self):
         seed(self.ws, 3)
         r = self.ws.ok("bill", "preview", code_of(1))
