@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -382,6 +383,44 @@ void cli_actor(char *out, size_t n)
     char pbuf[1024];
     if (getpwuid_r(getuid(), &pw, pbuf, sizeof pbuf, &res) == 0 && res) snprintf(out, n, "cli:%s", res->pw_name);
     else snprintf(out, n, "cli:uid%u", (unsigned)getuid());
+}
+
+/* Columns a code point takes on a terminal: the wide East Asian ranges 2. */
+static int cols_of(uint32_t cp)
+{
+    return (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) || (cp >= 0xAC00 && cp <= 0xD7A3) ||
+                   (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
+                   (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x20000 && cp <= 0x3FFFD)
+               ? 2
+               : 1;
+}
+
+const char *cli_fit(const char *s, int cols, char *out, size_t n)
+{
+    size_t o = 0;
+    int used = 0;
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    while (*p && o + 8 < n) {
+        int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 1;
+        uint32_t cp = len == 1 ? *p : (uint32_t)(*p & (0x3F >> (len - 1)));
+        for (int i = 1; i < len; i++) {
+            if ((p[i] & 0xC0) != 0x80) {
+                len = 1; /* not UTF-8: one byte, one column */
+                cp = *p;
+                break;
+            }
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        int w = cols_of(cp);
+        if (used + w > cols) break;
+        memcpy(out + o, p, (size_t)len);
+        o += (size_t)len;
+        used += w;
+        p += len;
+    }
+    while (used < cols && o + 1 < n) out[o++] = ' ', used++;
+    out[o] = 0;
+    return out;
 }
 
 int cli_open_rules(cli *c, struct ruleset **out, err *e) { return rules_load_folder(c->cfg.rules, out, e); }

@@ -51,6 +51,9 @@ void cli_anchor(cli *c);
 const char *cli_opt_value(const cli *c, const char *name);
 /* Opens the configured database (must exist and be migrated). */
 int cli_open_db(cli *c, db **out, err *e);
+/* s cut to whole characters and padded with spaces to `cols` terminal
+ * columns (a Chinese character takes two), in out (n bytes); returns out. */
+const char *cli_fit(const char *s, int cols, char *out, size_t n);
 /* The rules of the configured folder (--rules), loaded without running
  * their examples; ruleset_unref it. */
 struct ruleset;

@@ -374,8 +374,9 @@ int cmd_bill_preview(cli *c, err *e)
                     const jv *l = jv_at(ls, k);
                     fen(iget(l, "amount"), n1);
                     fen(iget(l, "tax"), n2);
-                    printf("  %2lld %-10s %-56.56s %12s  tax %9s (%lld%%)\n", (long long)iget(l, "seq"), sget(l, "kind"),
-                           sget(l, "description"), n1, n2, (long long)iget(l, "tax_rate"));
+                    char desc[240];
+                    printf("  %2lld %-10s %s %12s  tax %9s (%lld%%)\n", (long long)iget(l, "seq"), sget(l, "kind"),
+                           cli_fit(sget(l, "description"), 56, desc, sizeof desc), n1, n2, (long long)iget(l, "tax_rate"));
                 }
                 fen(iget(b, "net"), n1);
                 fen(iget(b, "tax"), n2);

@@ -333,8 +333,9 @@ int cmd_customer_find(cli *c, err *e)
             buf addr = {0};
             address_line(jv_get(o, "address"), &addr);
             const char *ph = s_of(o, "phone");
-            printf("%-12s %-10s %-16s %-14s %s\n", s_of(o, "code"), s_of(o, "status"), s_of(o, "name") ? s_of(o, "name") : "",
-                   ph ? ph : "-", buf_cstr(&addr));
+            char name[96];
+            printf("%-12s %-10s %s %-14s %s\n", s_of(o, "code"), s_of(o, "status"),
+                   cli_fit(s_of(o, "name") ? s_of(o, "name") : "", 16, name, sizeof name), ph ? ph : "-", buf_cstr(&addr));
             buf_free(&addr);
         }
         if (next[0]) printf("(more than %lld: narrow the search or raise --limit)\n", (long long)cq.limit);
