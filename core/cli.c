@@ -221,6 +221,11 @@ static const cli_opt opts_sandbox[] = {
     {"init-only", 0, NULL, "make the keys and channels.ini, do not serve"},
     {NULL, 0, NULL, NULL},
 };
+static const cli_opt opts_dunning_run[] = {
+    {"date", 1, "DATE", "the business day of the pass (default today)"},
+    {"dry-run", 0, NULL, "say what would be done, write nothing"},
+    {NULL, 0, NULL, NULL},
+};
 static const cli_opt opts_bench_billrun[] = {
     {"customers", 1, "N", "how many customers to bill (default 100000, at most 10000000)"},
     {"dry-run", 0, NULL, "compute every bill and write nothing"},
@@ -340,6 +345,10 @@ static const command commands[] = {
      "WeChat Pay's trade bill; columns found by their names) and reports what matches, amounts that\n"
      "differ, what the channel has and we do not (a lost notification), what we have and the channel\n"
      "does not, and refunds that do not show here. Writes nothing."},
+    {"dunning run", cmd_dunning_run, "", 0, 0, opts_dunning_run, "the collection pass: each unpaid bill's due stage of rules/dunning.lua, once",
+     "Asks rules/dunning.lua (the folder of --rules) which stage of the ladder is due for each unpaid\n"
+     "bill and carries it out once: notices and line changes through the outbox, the customer's status,\n"
+     "a collection task. Stages passed over are recorded as skipped. Running it twice acts once."},
     {"sandbox", cmd_sandbox, "", 0, 0, opts_sandbox, "play Alipay and WeChat Pay offline, for the demo and for trying payments",
      "Makes both sides' keys and the channels' settings once (DIR/channels.ini: serve bandbill with\n"
      "--config DIR/channels.ini), then serves the channels' pay pages and order API: a pay link of a\n"

@@ -133,5 +133,6 @@ int cmd_pay_inspect(cli *c, err *e);   /* cmd_pay.c */
 int cmd_payment_refund(cli *c, err *e);
 int cmd_reconcile(cli *c, err *e);
 int cmd_sandbox(cli *c, err *e);
+int cmd_dunning_run(cli *c, err *e);
 
 #endif

@@ -1,8 +1,12 @@
 /* jobs.c - the table of scheduled jobs. Each subsystem that needs a
  * schedule adds its entry here; the config names jobs by these names. */
 #include <stdio.h>
+#include <time.h>
 
 #include "backup.h"
+#include "rules.h"
+#include "dunning.h"
+#include "date.h"
 #include "billrun.h"
 #include "outbox.h"
 #include "payorders.h"
@@ -72,12 +76,35 @@ static int job_orders_query(job_ctx *ctx, err *e)
     return rc;
 }
 
+/* The collection ladder, once a day: 09:00 by default, inside the hours
+ * customers may be messaged. */
+static int job_dunning(job_ctx *ctx, err *e)
+{
+    vault *v;
+    int rc = vault_open(ctx->cfg->keys_file, &v, e);
+    if (rc) return rc;
+    ruleset *rs = NULL;
+    rc = rules_load_folder(ctx->cfg->rules, &rs, e);
+    char day[11];
+    date_format(date_of_time(ctx->scheduled_for ? ctx->scheduled_for : time(NULL)), day);
+    dunning_report r;
+    if (!rc) rc = dunning_pass(ctx->db, v, rs, rs->snap->version, day, 0, &r, e);
+    if (!rc)
+        snprintf(ctx->summary, sizeof ctx->summary, "%lld unpaid bills: %lld stages acted, %lld skipped, %lld failed",
+                 (long long)r.invoices, (long long)r.acted, (long long)r.skipped, (long long)r.failed);
+    if (!rc) ctx->idle = r.acted == 0 && r.skipped == 0 && r.failed == 0;
+    if (rs) ruleset_unref(rs);
+    vault_close(v);
+    return rc;
+}
+
 const job_def sched_jobs[] = {
     {"backup", "0 3 * * *", job_backup, "online backup of the database into backup.dir, keeping backup.keep copies"},
     {"db.optimize", "30 4 * * 0", job_optimize, "refresh query planner statistics and checkpoint the WAL"},
     {"outbox.deliver", "* * * * *", job_outbox_deliver, "deliver pending outbox messages of the log channel (as log lines)"},
     {"subscriptions.apply", "5 0 * * *", subs_job_apply, "apply scheduled subscription changes (downgrades, ends of suspension) that are due"},
     {"billing.run", "30 0 1 * *", billrun_job, "the monthly billing run: bill every subscription due on or before the day"},
+    {"dunning.run", "0 9 * * *", job_dunning, "the collection ladder: each unpaid bill's due stage of rules/dunning.lua, once"},
     {"payments.expire", "*/5 * * * *", job_orders_expire, "mark payment orders nobody paid in time as expired"},
     {"payments.query", "*/5 * * * *", job_orders_query, "ask the channels about orders open for payments.query_after_min minutes without a notification, and settle what was paid"},
     {"billing.renewals", "45 0 * * *", billrun_job, "bill what falls due between monthly runs (prepaid renewals, final bills)"},

@@ -171,7 +171,7 @@ class JsonOutput(BBTestCase):
 
         v = self.j("jobs", "list")
         self.assertEqual({x["name"] for x in v}, {"backup", "db.optimize", "outbox.deliver", "subscriptions.apply", "billing.run", "billing.renewals",
-                                                  "payments.expire", "payments.query"})
+                                                  "payments.expire", "payments.query", "dunning.run"})
 
         v = self.j("rules", "check")
         self.assertTrue(v["ok"])

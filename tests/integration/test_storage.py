@@ -140,7 +140,7 @@ class Jobs(BBTestCase):
         self.assertIn("db.optimize", r.out)
         jobs = {j["name"]: j for j in json.loads(self.ws.ok("jobs", "list", "--json").out)}
         self.assertEqual(set(jobs), {"backup", "db.optimize", "outbox.deliver", "subscriptions.apply", "billing.run", "billing.renewals",
-                                      "payments.expire", "payments.query"})
+                                      "payments.expire", "payments.query", "dunning.run"})
         # the monthly billing run: the 1st at 00:30 in the operator's time zone (Asia/Shanghai by default)
         self.assertEqual(jobs["billing.run"]["schedule"], "30 0 1 * *")
         self.assertEqual(jobs["billing.renewals"]["schedule"], "45 0 * * *")

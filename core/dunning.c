@@ -1,0 +1,286 @@
+/* dunning.c - the daily collection pass (see dunning.h). */
+#include "dunning.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "customers.h"
+#include "date.h"
+#include "json.h"
+#include "log.h"
+#include "outbox.h"
+#include "rules.h"
+
+/* The earliest stage is some days before the due date; no ladder starts
+ * earlier than this. */
+#define LOOKAHEAD_DAYS 31
+#define BATCH 512
+
+typedef struct bill {
+    int64_t id, customer_id, balance_due;
+    char number[40], due[11], code[24], status[16];
+} bill;
+
+static const char *str_of(const jv *o, const char *k)
+{
+    const jv *v = jv_get(o, k);
+    return v && v->kind == JV_STR ? v->u.str.s : NULL;
+}
+
+/* What the rule may ask; anything else refuses that bill's stage. */
+static int check_action(const jv *a, char *why, size_t n)
+{
+    const char *kind = str_of(a, "kind");
+    if (!kind) return snprintf(why, n, "an action without a kind"), -1;
+    if (!strcmp(kind, "notify")) {
+        const char *t = str_of(a, "template");
+        if (!t || !t[0] || strlen(t) > 40 || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(t))
+            return snprintf(why, n, "notify needs a template (a-z 0-9 _)"), -1;
+        return 0;
+    }
+    if (!strcmp(kind, "status")) {
+        const char *to = str_of(a, "to");
+        if (!to || (strcmp(to, "overdue") && strcmp(to, "suspended")))
+            return snprintf(why, n, "status goes to overdue or suspended"), -1;
+        return 0;
+    }
+    if (!strcmp(kind, "network")) {
+        const char *st = str_of(a, "state");
+        if (!st || (strcmp(st, "throttled") && strcmp(st, "suspended")))
+            return snprintf(why, n, "network state is throttled or suspended"), -1;
+        return 0;
+    }
+    if (!strcmp(kind, "task")) {
+        const char *p = str_of(a, "priority");
+        if (!p || (strcmp(p, "low") && strcmp(p, "high"))) return snprintf(why, n, "task priority is low or high"), -1;
+        return 0;
+    }
+    return snprintf(why, n, "unknown action kind '%.20s'", kind), -1;
+}
+
+/* The first column of every row of `sql` (a literal: statements are
+ * cached by its address) for `id`, appended to arr. */
+static int texts(db *d, const char *sql, int64_t id, jv_arena *a, jv *arr, err *e)
+{
+    db_stmt *s = db_prepare(d, sql, e);
+    if (!s) return e->code;
+    db_bind_int(s, 1, id);
+    int rc = 0, st;
+    while (!rc && (st = db_step(d, s, e)) == DB_ROW) rc = jv_arr_push(a, arr, jv_str(a, db_col_text(s, 0))) ? ERR_NOMEM : 0;
+    db_done(s);
+    if (rc) return err_set(e, ERR_NOMEM, "out of memory");
+    return st < 0 ? st : 0;
+}
+
+static int build_ctx(db *d, const bill *b, const char *as_of, int32_t days, jv_arena *a, jv **out, err *e)
+{
+    jv *ctx = jv_obj(a), *inv = jv_obj(a), *cust = jv_obj(a), *tags = jv_arr(a), *done = jv_arr(a);
+    if (!ctx || !inv || !cust || !tags || !done) return err_set(e, ERR_NOMEM, "out of memory");
+    int rc = jv_obj_set_str(a, inv, "number", b->number) || jv_obj_set_str(a, inv, "due_date", b->due) ||
+             jv_obj_set_int(a, inv, "balance_due", b->balance_due) || jv_obj_set_str(a, cust, "code", b->code) ||
+             jv_obj_set_str(a, cust, "status", b->status);
+    if (!rc) rc = texts(d, "SELECT tag FROM customer_tags WHERE customer_id = ? ORDER BY tag", b->customer_id, a, tags, e);
+    if (!rc) rc = texts(d, "SELECT stage FROM dunning_actions WHERE invoice_id = ? ORDER BY id", b->id, a, done, e);
+    if (rc) return rc < 0 ? rc : err_set(e, ERR_NOMEM, "out of memory");
+    db_stmt *s = db_prepare(d, "SELECT promised_until FROM collection_tasks WHERE invoice_id = ? AND promised_until IS NOT NULL", e);
+    if (!s) return e->code;
+    db_bind_int(s, 1, b->id);
+    if (db_step(d, s, e) == DB_ROW) rc = jv_obj_set_str(a, ctx, "promised_until", db_col_text(s, 0));
+    db_done(s);
+    if (!rc)
+        rc = jv_obj_set(a, cust, "tags", tags) || jv_obj_set(a, ctx, "invoice", inv) || jv_obj_set(a, ctx, "customer", cust) ||
+             jv_obj_set(a, ctx, "done", done) || jv_obj_set_int(a, ctx, "days", days) || jv_obj_set_str(a, ctx, "today", as_of);
+    if (rc) return err_set(e, ERR_NOMEM, "out of memory");
+    *out = ctx;
+    return 0;
+}
+
+static int record(db *d, const bill *b, const char *stage, const char *status, const char *actions, const char *version,
+                  const char *as_of, int *inserted, err *e)
+{
+    char now[25];
+    db_now(now);
+    int rc = db_run(d, e,
+                    "INSERT INTO dunning_actions (invoice_id, customer_id, stage, status, actions, rules_version, acted_on, at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (invoice_id, stage) DO NOTHING",
+                    "iissssss", b->id, b->customer_id, stage, status, actions, version, as_of, now);
+    if (!rc) *inserted = db_changes(d) > 0;
+    return rc;
+}
+
+/* Carries out one action of a stage, inside the bill's transaction. */
+static int act(db *d, const vault *v, const bill *b, const char *stage, const jv *a, dunning_report *r, err *e)
+{
+    const char *kind = str_of(a, "kind");
+    jv_arena ar;
+    jv_arena_init(&ar, 0);
+    int rc = 0;
+    if (!strcmp(kind, "notify") || !strcmp(kind, "network")) {
+        /* messages and line changes go out through the outbox, in this
+         * transaction: the delivery and the network plugin take them */
+        jv *p = jv_copy(&ar, a);
+        char event[64];
+        if (!strcmp(kind, "notify")) snprintf(event, sizeof event, "dunning.%s", str_of(a, "template"));
+        else snprintf(event, sizeof event, "service.%s", str_of(a, "state"));
+        if (!p || jv_obj_set_str(&ar, p, "invoice", b->number) || jv_obj_set_str(&ar, p, "due_date", b->due) ||
+            jv_obj_set_int(&ar, p, "amount", b->balance_due) || jv_obj_set_str(&ar, p, "stage", stage))
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+        char key[96];
+        snprintf(key, sizeof key, "dunning:%lld:%s:%s", (long long)b->id, stage, event);
+        if (!rc) rc = outbox_enqueue(d, v, event, "log", b->customer_id, NULL, p, key, e);
+        if (!rc && !strcmp(kind, "notify")) r->notices++;
+        if (!rc && !strcmp(kind, "network")) r->network++;
+    } else if (!strcmp(kind, "status")) {
+        const char *to = str_of(a, "to");
+        char from[16] = "";
+        db_stmt *s = db_prepare(d, "SELECT status FROM customers WHERE id = ?", e);
+        if (!s) rc = e->code;
+        else {
+            db_bind_int(s, 1, b->customer_id);
+            if (db_step(d, s, e) == DB_ROW) snprintf(from, sizeof from, "%s", db_col_text(s, 0));
+            db_done(s);
+        }
+        /* already there, or further along (suspended is past overdue): nothing to do */
+        if (!rc && strcmp(from, to) && customers_transition_ok(from, to)) {
+            rc = customers_set_status(d, b->customer_id, to, e);
+            if (!rc) r->status_changes++;
+        }
+    } else if (!strcmp(kind, "task")) {
+        char now[25];
+        db_now(now);
+        rc = db_run(d, e,
+                    "INSERT INTO collection_tasks (customer_id, invoice_id, priority, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (invoice_id) DO UPDATE SET priority = excluded.priority, updated_at = excluded.updated_at",
+                    "iisss", b->customer_id, b->id, str_of(a, "priority"), now, now);
+        if (!rc) r->tasks++;
+    }
+    jv_arena_free(&ar);
+    return rc;
+}
+
+static int one_bill(db *d, const vault *v, ruleset *rs, const char *version, const char *as_of, int32_t today, const bill *b,
+                    int dry_run, dunning_report *r, err *e)
+{
+    int32_t due;
+    err pe;
+    if (date_parse(b->due, strlen(b->due), &due, &pe)) return 0; /* not a bill of the ladder */
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *ctx = NULL, *res = NULL;
+    int rc = build_ctx(d, b, as_of, today - due, &a, &ctx, e);
+    if (rc) {
+        jv_arena_free(&a);
+        return rc;
+    }
+    const jv *args[1] = {ctx};
+    err re;
+    char why[160] = "";
+    if (rules_call(rs, "dunning.plan", args, 1, &a, &res, &re)) {
+        snprintf(why, sizeof why, "%s", re.msg);
+    } else if (res->kind != JV_OBJ || (jv_get(res, "actions") && jv_get(res, "actions")->kind != JV_ARR) ||
+               (jv_get(res, "skip") && jv_get(res, "skip")->kind != JV_ARR)) {
+        snprintf(why, sizeof why, "dunning.plan must return {stage?, actions = {...}, skip = {...}}");
+    } else {
+        const jv *acts = jv_get(res, "actions");
+        for (size_t i = 0; i < jv_len(acts) && !why[0]; i++)
+            if (check_action(jv_at(acts, i), why, sizeof why)) {
+                char tmp[160];
+                snprintf(tmp, sizeof tmp, "actions[%zu]: %s", i + 1, why);
+                snprintf(why, sizeof why, "%s", tmp);
+            }
+        const jv *skip = jv_get(res, "skip");
+        for (size_t i = 0; i < jv_len(skip) && !why[0]; i++)
+            if (jv_at(skip, i)->kind != JV_STR) snprintf(why, sizeof why, "skip[%zu] is not a stage name", i + 1);
+        if (!why[0] && jv_len(acts) && !str_of(res, "stage")) snprintf(why, sizeof why, "actions without a stage");
+    }
+    if (why[0]) {
+        /* one bill's rule failure is the rule's: logged and counted, the pass goes on */
+        r->failed++;
+        log_msg(LOG_WARN, "dunning_rule_failed", "%s (customer %s): %s", b->number, b->code, why);
+        jv_arena_free(&a);
+        return 0;
+    }
+    const char *stage = str_of(res, "stage");
+    const jv *skip = jv_get(res, "skip"), *acts = jv_get(res, "actions");
+    if (dry_run) {
+        r->skipped += (int64_t)jv_len(skip);
+        if (stage) r->acted++;
+        jv_arena_free(&a);
+        return 0;
+    }
+    rc = db_begin(d, e);
+    for (size_t i = 0; !rc && i < jv_len(skip); i++) {
+        int ins = 0;
+        rc = record(d, b, jv_at(skip, i)->u.str.s, "skipped", "[]", version, as_of, &ins, e);
+        if (!rc && ins) r->skipped++;
+    }
+    if (!rc && stage) {
+        buf text = {0};
+        int ins = 0;
+        rc = json_write(&text, acts) ? err_set(e, ERR_NOMEM, "out of memory") : 0;
+        if (!rc) rc = record(d, b, stage, "done", buf_cstr(&text), version, as_of, &ins, e);
+        buf_free(&text);
+        /* done already (a pass that ran twice): nothing again */
+        for (size_t i = 0; !rc && ins && i < jv_len(acts); i++) rc = act(d, v, b, stage, jv_at(acts, i), r, e);
+        if (!rc && ins) r->acted++;
+    }
+    if (!rc) rc = db_commit(d, e);
+    else db_rollback(d);
+    jv_arena_free(&a);
+    return rc;
+}
+
+int dunning_pass(db *d, const vault *v, ruleset *rs, const char *rules_version, const char *as_of, int dry_run,
+                 dunning_report *r, err *e)
+{
+    memset(r, 0, sizeof *r);
+    int32_t today;
+    if (date_parse(as_of, strlen(as_of), &today, e)) return err_field(e, ERR_INVALID, "invalid_date", "date", "not a date: %s", as_of);
+    char horizon[11];
+    date_format(today + LOOKAHEAD_DAYS, horizon);
+    bill *batch = calloc(BATCH, sizeof *batch);
+    if (!batch) return err_set(e, ERR_NOMEM, "out of memory");
+    int64_t after = 0;
+    int rc = 0;
+    for (;;) {
+        /* the statement is done before any bill is written */
+        db_stmt *s = db_prepare(d,
+                                "SELECT i.id, i.customer_id, i.gross - i.paid - i.credited - i.written_off, i.number, i.due_date, "
+                                "c.code, c.status FROM invoices i JOIN customers c ON c.id = i.customer_id "
+                                "WHERE i.status IN ('open', 'partially_paid') AND i.id > ? AND i.due_date <= ? "
+                                "ORDER BY i.id LIMIT ?",
+                                e);
+        if (!s) {
+            rc = e->code;
+            break;
+        }
+        db_bind_int(s, 1, after);
+        db_bind_text(s, 2, horizon);
+        db_bind_int(s, 3, BATCH);
+        int n = 0, st;
+        while ((st = db_step(d, s, e)) == DB_ROW) {
+            bill *b = &batch[n++];
+            b->id = db_col_int(s, 0);
+            b->customer_id = db_col_int(s, 1);
+            b->balance_due = db_col_int(s, 2);
+            snprintf(b->number, sizeof b->number, "%s", db_col_text(s, 3));
+            snprintf(b->due, sizeof b->due, "%s", db_col_text(s, 4) ? db_col_text(s, 4) : "");
+            snprintf(b->code, sizeof b->code, "%s", db_col_text(s, 5));
+            snprintf(b->status, sizeof b->status, "%s", db_col_text(s, 6));
+        }
+        db_done(s);
+        if (st < 0) {
+            rc = st;
+            break;
+        }
+        for (int i = 0; i < n && !rc; i++) {
+            r->invoices++;
+            rc = one_bill(d, v, rs, rules_version, as_of, today, &batch[i], dry_run, r, e);
+        }
+        if (rc || n < BATCH) break;
+        after = batch[n - 1].id;
+    }
+    free(batch);
+    return rc;
+}

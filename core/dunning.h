@@ -1,0 +1,30 @@
+/* dunning.h - the daily collection pass: for each unpaid bill, the stage
+ * rules/dunning.lua says is due, carried out once. C checks what the rule
+ * returns and records it; which stage, when and what it does is the
+ * rule's. A paid bill is not open, so a payment stops the ladder. */
+#ifndef BB_DUNNING_H
+#define BB_DUNNING_H
+
+#include <stdint.h>
+
+#include "db.h"
+#include "err.h"
+#include "vault.h"
+
+struct ruleset;
+
+typedef struct dunning_report {
+    int64_t invoices;        /* unpaid bills looked at */
+    int64_t acted;           /* stages carried out */
+    int64_t skipped;         /* stages passed over (recorded as skipped) */
+    int64_t notices, status_changes, network, tasks;
+    int64_t failed;          /* bills whose rule failed (logged, the pass goes on) */
+} dunning_report;
+
+/* One pass as of business day as_of (YYYY-MM-DD) with rule set rs (its
+ * version recorded with each action). Each bill in a transaction of its
+ * own; dry_run computes and counts, and writes nothing. */
+int dunning_pass(db *d, const vault *v, struct ruleset *rs, const char *rules_version, const char *as_of, int dry_run,
+                 dunning_report *r, err *e);
+
+#endif

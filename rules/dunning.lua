@@ -1,0 +1,88 @@
+-- dunning.lua: the collection ladder.
+--
+-- For each unpaid bill the daily pass asks `plan` which stage is due
+-- today, given the stages already done. Only the latest due stage acts;
+-- stages it passed over (the pass did not run, or the customer was
+-- paused) are recorded as skipped, so a late pass never fires every
+-- missed reminder. The core records each (bill, stage) once, whatever
+-- happens to the pass, and carries out the actions: a message through the
+-- outbox, the customer's status, the line's state for the network, a
+-- collection task.
+local M = {}
+
+-- The ladder of the requirements, in days from the due date.
+M.stages = {
+  { name = "reminder_5", day = -5, actions = { { kind = "notify", template = "renewal_reminder" } } },
+  { name = "reminder_3", day = -3, actions = { { kind = "notify", template = "renewal_reminder" } } },
+  { name = "due",        day = 0,  actions = { { kind = "notify", template = "due_reminder" } } },
+  { name = "overdue_1",  day = 1,  actions = { { kind = "status", to = "overdue" },
+                                               { kind = "notify", template = "overdue_notice" },
+                                               { kind = "task", priority = "low" } } },
+  { name = "throttle_3", day = 3,  actions = { { kind = "notify", template = "suspension_warning", suspend_in_days = 4 },
+                                               { kind = "network", state = "throttled", rate = "2M/2M" } } },
+  { name = "suspend_7",  day = 7,  actions = { { kind = "status", to = "suspended" },
+                                               { kind = "network", state = "suspended" },
+                                               { kind = "task", priority = "high" } } },
+}
+
+M.vip_grace_days = 5     -- VIP customers: every overdue stage this much later
+M.min_balance = 100      -- fen: never chase less than this
+
+-- plan{invoice = {number, due_date, balance_due}, customer = {code, status, tags},
+--      days = today - due_date, done = {stage names}, promised_until = "YYYY-MM-DD" or nil, today}
+--   -> {stage = name or nil, actions = {...}, skip = {names}}
+function M.plan(ctx)
+  if ctx.invoice.balance_due < M.min_balance then return { actions = {}, skip = {} } end
+  if ctx.promised_until and ctx.today <= ctx.promised_until then return { actions = {}, skip = {} } end
+  local grace = 0
+  for _, t in ipairs(ctx.customer.tags) do
+    if t == "vip" then grace = M.vip_grace_days end
+  end
+  local done = {}
+  for _, n in ipairs(ctx.done) do done[n] = true end
+  local latest, skip = nil, {}
+  for _, st in ipairs(M.stages) do
+    local day = st.day > 0 and st.day + grace or st.day
+    if ctx.days >= day and not done[st.name] then
+      if latest then skip[#skip + 1] = latest.name end
+      latest = st
+    end
+  end
+  if not latest then return { actions = {}, skip = {} } end
+  return { stage = latest.name, actions = latest.actions, skip = skip }
+end
+
+local function ctx(days, done, tags, extra)
+  local c = { invoice = { number = "INV-2026-000001", due_date = "2026-11-16", balance_due = 12900 },
+              customer = { code = "C000000013", status = "active", tags = tags or {} },
+              days = days, done = done or {}, today = "2026-11-20" }
+  for k, v in pairs(extra or {}) do c[k] = v end
+  return c
+end
+
+M.examples = {
+  { fn = "plan", name = "five days before: the first reminder", input = ctx(-5),
+    expect = { stage = "reminder_5", actions = { { kind = "notify", template = "renewal_reminder" } }, skip = {} } },
+  { fn = "plan", name = "six days before: nothing yet", input = ctx(-6), expect = { actions = {}, skip = {} } },
+  { fn = "plan", name = "the same day again: done, nothing more", input = ctx(-5, { "reminder_5" }),
+    expect = { actions = {}, skip = {} } },
+  { fn = "plan", name = "a pass that missed a week acts the latest stage only",
+    input = ctx(3, { "reminder_5" }),
+    expect = { stage = "throttle_3", actions = M.stages[5].actions, skip = { "reminder_3", "due", "overdue_1" } } },
+  { fn = "plan", name = "VIP: not suspended on day 8 (day 12 for them)",
+    input = ctx(8, { "reminder_5", "reminder_3", "due", "overdue_1", "throttle_3" }, { "vip" }),
+    expect = { actions = {}, skip = {} } },
+  { fn = "plan", name = "VIP: suspended on day 12",
+    input = ctx(12, { "reminder_5", "reminder_3", "due", "overdue_1", "throttle_3" }, { "vip" }),
+    expect = { stage = "suspend_7", actions = M.stages[6].actions, skip = {} } },
+  { fn = "plan", name = "VIP: overdue on day 6", input = ctx(6, { "reminder_5", "reminder_3", "due" }, { "vip" }),
+    expect = { stage = "overdue_1", actions = M.stages[4].actions, skip = {} } },
+  { fn = "plan", name = "a promise to pay pauses the ladder", input = ctx(8, {}, {}, { promised_until = "2026-11-25" }),
+    expect = { actions = {}, skip = {} } },
+  { fn = "plan", name = "less than the minimum is not chased",
+    input = { invoice = { number = "X", due_date = "2026-11-16", balance_due = 50 },
+              customer = { code = "C", status = "active", tags = {} }, days = 10, done = {}, today = "2026-11-26" },
+    expect = { actions = {}, skip = {} } },
+}
+
+return M
