@@ -1746,10 +1746,33 @@ int customers_overview(db *d, const vault *v, int64_t id, const char *today, jv_
     jv *invoices = NULL, *payments = NULL;
     if (!rc) rc = invoices_overview_parts(d, id, OV_LATEST, a, &bal, &invoices, &payments, e);
     if (rc) return rc;
-    /* dunning and tickets do not exist yet: their empty shapes, so that the
-     * console can be written against them now */
+    /* where the collection ladder stands: its latest stage for this
+     * customer (none: never chased) and the open collection tasks;
+     * tickets do not exist yet: their empty shape */
     jv *dunning = jv_obj(a);
-    if (!dunning || jv_obj_set_str(a, dunning, "state", "none") || jv_obj_set_int(a, o, "balance", bal.balance) ||
+    if (!dunning) return ERR_NOMEM_RET(e);
+    db_stmt *s = db_prepare(d,
+                            "SELECT a.stage, a.status, a.acted_on, i.number FROM dunning_actions a "
+                            "JOIN invoices i ON i.id = a.invoice_id WHERE a.customer_id = ? AND a.status = 'done' "
+                            "ORDER BY a.id DESC LIMIT 1",
+                            e);
+    if (!s) return e->code;
+    db_bind_int(s, 1, id);
+    int st = db_step(d, s, e);
+    if (st == DB_ROW) {
+        if (jv_obj_set_str(a, dunning, "state", db_col_text(s, 0)) || jv_obj_set_str(a, dunning, "on", db_col_text(s, 2)) ||
+            jv_obj_set_str(a, dunning, "invoice", db_col_text(s, 3)))
+            st = ERR_NOMEM_RET(e);
+    } else if (st == DB_DONE && jv_obj_set_str(a, dunning, "state", "none")) {
+        st = ERR_NOMEM_RET(e);
+    }
+    db_done(s);
+    if (st < 0) return st;
+    int64_t tasks = 0;
+    if ((rc = db_get_int(d, e, &tasks, "SELECT count(*) FROM collection_tasks WHERE customer_id = ? AND status = 'open'", "i",
+                         id)))
+        return rc;
+    if (jv_obj_set_int(a, dunning, "open_tasks", tasks) || jv_obj_set_int(a, o, "balance", bal.balance) ||
         jv_obj_set_int(a, o, "credit", bal.credit) || jv_obj_set_int(a, o, "deposits_held", bal.deposits_held) ||
         jv_obj_set(a, o, "latest_invoices", invoices) || jv_obj_set(a, o, "latest_payments", payments) ||
         jv_obj_set(a, o, "dunning", dunning) || jv_obj_set(a, o, "tickets", jv_arr(a)))

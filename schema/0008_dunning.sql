@@ -29,3 +29,4 @@ CREATE TABLE collection_tasks (
     updated_at      TEXT NOT NULL
 );
 CREATE INDEX collection_tasks_open ON collection_tasks(status, priority) WHERE status = 'open';
+CREATE INDEX collection_tasks_customer ON collection_tasks(customer_id, status);

@@ -50,6 +50,11 @@ class Ladder(BBTestCase):
         self.assertEqual(self.ws.sql("SELECT DISTINCT status FROM customers"), [("suspended",)])
         self.assertEqual(self.ws.sql("SELECT DISTINCT priority, status FROM collection_tasks"), [("high", "open")])
         self.assertEqual(self.run_on("2026-11-30")["acted"], 0)   # the end of the ladder
+        # the 360-degree view says where the ladder stands
+        srv = self.ws.serve()
+        r = srv.get("/api/v1/customers/C000000013/overview", token=self.ws.token())
+        self.assertEqual(r.body["dunning"], {"state": "suspend_7", "on": "2026-11-23", "invoice": "INV-2026-000001",
+                                             "open_tasks": 1})
 
     def test_paid_bills_and_vips(self):
         # customer 1 pays; customer 2 is a VIP
@@ -57,6 +62,10 @@ class Ladder(BBTestCase):
         self.ws.sql("INSERT INTO customer_tags (customer_id, tag) VALUES (2, 'vip')")
         self.run_on("2026-11-11")
         self.assertEqual(self.stages(1), [])
+        srv = self.ws.serve()
+        r = srv.get("/api/v1/customers/C000000013/overview", token=self.ws.token())
+        self.assertEqual(r.body["dunning"], {"state": "none", "open_tasks": 0})
+        srv.stop()
         self.assertEqual(self.stages(2), [("reminder_5", "done")])
         self.run_on("2026-11-17")   # one day over: the VIP has five more days
         self.assertEqual(self.stages(2)[-1], ("due", "done"))
