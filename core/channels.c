@@ -25,6 +25,7 @@
 #include "cfg.h"
 #include "crypto.h"
 #include "json.h"
+#include "money.h"
 
 /* ------------------------------------------------------------ host table */
 
@@ -434,6 +435,7 @@ static const paychan_host host = {
     .json_object_of = host_json_object_of,
     .random = host_random,
     .csv_rows = host_csv_rows,
+    .yuan_to_fen = money_parse_plain,
 };
 
 const paychan_host *channels_host(void) { return &host; }
@@ -449,7 +451,8 @@ static struct {
 static int nloaded;
 static char loaded_dir[PATH_MAX];
 
-void channels_default_dir(char *out, size_t n)
+/* `plugins` beside the running binary. */
+static void channels_default_dir(char *out, size_t n)
 {
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -590,12 +593,38 @@ void channel_close(channel_handle *c)
     c->h = NULL;
 }
 
-size_t channels_settings_of(const cfg *c, const char *name, paychan_kv *kv, size_t max)
+/* The settings of channel `name` from the config (channel.NAME.*), up to
+ * max; the strings belong to the config. */
+static size_t channels_settings_of(const cfg *c, const char *name, paychan_kv *kv, size_t max)
 {
     size_t n = 0;
     for (int j = 0; j < c->nchset && n < max; j++)
         if (!strcmp(c->chset[j].channel, name)) kv[n++] = (paychan_kv){c->chset[j].key, c->chset[j].value};
     return n;
+}
+
+void channels_dir(const cfg *c, char *out, size_t n)
+{
+    if (c->plugins_dir[0]) snprintf(out, n, "%s", c->plugins_dir);
+    else channels_default_dir(out, n);
+}
+
+int channel_open_configured(const cfg *c, const char *name, channel_handle *out, err *e)
+{
+    char dir[CFG_PATH];
+    channels_dir(c, dir, sizeof dir);
+    int rc = channels_load(dir, NULL, e);
+    if (rc) return rc;
+    paychan_kv kv[CFG_MAX_CHANNEL_SETTINGS];
+    paychan_settings set = {kv, channels_settings_of(c, name, kv, CFG_MAX_CHANNEL_SETTINGS)};
+    return channel_open(name, &set, out, e);
+}
+
+const char *channels_setting(const cfg *c, const char *name, const char *key)
+{
+    for (int j = 0; j < c->nchset; j++)
+        if (!strcmp(c->chset[j].channel, name) && !strcmp(c->chset[j].key, key)) return c->chset[j].value;
+    return NULL;
 }
 
 void channels_describe(const paychan_error *pe, char *out, size_t n)

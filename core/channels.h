@@ -18,8 +18,6 @@ const paychan_host *channels_host(void);
  * the file. Loading the same folder again is a no-op. Returns how many
  * channels are known in *count (may be NULL). */
 int channels_load(const char *dir, int *count, err *e);
-/* The default plugins folder: `plugins` beside the running binary. */
-void channels_default_dir(char *out, size_t n);
 /* The plugin of that name, or NULL. */
 const paychan_plugin *channels_find(const char *name);
 /* Names of the loaded channels, in load order. */
@@ -40,9 +38,15 @@ int channel_open(const char *name, const paychan_settings *s, channel_handle *ou
 void channel_close(channel_handle *c);
 
 struct cfg;
-/* The settings of channel `name` from the config (channel.NAME.*), up to
- * max; returns how many. The strings belong to the config. */
-size_t channels_settings_of(const struct cfg *c, const char *name, paychan_kv *kv, size_t max);
+
+/* The plugins folder of the config: plugins.dir, else `plugins` beside
+ * the binary. */
+void channels_dir(const struct cfg *c, char *out, size_t n);
+/* Loads the configured plugins folder and opens channel `name` with its
+ * settings from the config (channel.NAME.*). */
+int channel_open_configured(const struct cfg *c, const char *name, channel_handle *out, err *e);
+/* One setting of a channel from the config, or NULL. */
+const char *channels_setting(const struct cfg *c, const char *name, const char *key);
 
 /* Formats a plugin's error as one line: "signature (Wechatpay-Signature): ...". */
 void channels_describe(const paychan_error *pe, char *out, size_t n);

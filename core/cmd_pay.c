@@ -79,8 +79,7 @@ int cmd_pay_inspect(cli *c, err *e)
         now = v;
     }
     char dir[CFG_PATH];
-    if (c->cfg.plugins_dir[0]) snprintf(dir, sizeof dir, "%s", c->cfg.plugins_dir);
-    else channels_default_dir(dir, sizeof dir);
+    channels_dir(&c->cfg, dir, sizeof dir);
     int rc = channels_load(dir, NULL, e);
     if (rc) return rc;
     if (!channels_find(name)) return err_set(e, ERR_USAGE, "no payment channel '%s' in %s", name, dir);
@@ -174,15 +173,9 @@ int cmd_pay_inspect(cli *c, err *e)
 static int refund_through_channel(cli *c, const payment_refundable *pr, long long pid, int64_t amount, const char *reason,
                                   paychan_refund_result *res, err *e)
 {
-    char dir[CFG_PATH];
-    if (c->cfg.plugins_dir[0]) snprintf(dir, sizeof dir, "%s", c->cfg.plugins_dir);
-    else channels_default_dir(dir, sizeof dir);
-    int rc = channels_load(dir, NULL, e);
-    if (rc) return rc;
-    paychan_kv kv[CFG_MAX_CHANNEL_SETTINGS];
-    paychan_settings set = {kv, channels_settings_of(&c->cfg, pr->channel, kv, CFG_MAX_CHANNEL_SETTINGS)};
     channel_handle ch;
-    if ((rc = channel_open(pr->channel, &set, &ch, e))) return rc;
+    int rc = channel_open_configured(&c->cfg, pr->channel, &ch, e);
+    if (rc) return rc;
     if (!ch.p->refund || !ch.p->refund_response) {
         channel_close(&ch);
         return err_set(e, ERR_CONFLICT, "channel %s gives no refunds through bandbill", pr->channel);
@@ -339,16 +332,8 @@ int cmd_reconcile(cli *c, err *e)
     if (!date || date_parse(date, strlen(date), &dn, e)) return err_set(e, ERR_USAGE, "--date must be a date YYYY-MM-DD");
     buf text = {0};
     int rc = read_all(c->argv[0], &text, e);
-    char dir[CFG_PATH];
-    if (c->cfg.plugins_dir[0]) snprintf(dir, sizeof dir, "%s", c->cfg.plugins_dir);
-    else channels_default_dir(dir, sizeof dir);
-    if (!rc) rc = channels_load(dir, NULL, e);
     channel_handle ch = {0};
-    if (!rc) {
-        paychan_kv kv[CFG_MAX_CHANNEL_SETTINGS];
-        paychan_settings set = {kv, channels_settings_of(&c->cfg, name, kv, CFG_MAX_CHANNEL_SETTINGS)};
-        rc = channel_open(name, &set, &ch, e);
-    }
+    if (!rc) rc = channel_open_configured(&c->cfg, name, &ch, e);
     if (!rc && !ch.p->parse_statement) rc = err_set(e, ERR_USAGE, "channel %s reads no statements", name);
     rows rs = {0};
     paychan_error pe;

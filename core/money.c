@@ -144,3 +144,24 @@ int money_add(int64_t a, int64_t b, int64_t *out, err *e)
     if (__builtin_add_overflow(a, b, out)) return err_set(e, ERR_INVALID, "amount out of range");
     return 0;
 }
+
+int money_parse_plain(const char *s, int64_t *fen)
+{
+    int64_t v = 0;
+    int digits = 0, decimals = -1;
+    for (const char *p = s ? s : ""; *p; p++) {
+        if (*p == '.') {
+            if (decimals >= 0 || !digits) return -1;
+            decimals = 0;
+            continue;
+        }
+        if (*p < '0' || *p > '9' || ++digits > 15) return -1;
+        if (decimals >= 0 && ++decimals > 2) return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (!digits || decimals == 0) return -1;
+    for (int d = decimals < 0 ? 0 : decimals; d < 2; d++) v *= 10;
+    *fen = v;
+    return 0;
+}
+

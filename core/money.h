@@ -26,6 +26,10 @@ typedef enum {
  * At most two decimals (never rounds silently); thousands separators must be
  * well placed. Returns 0 or ERR_INVALID with a message. */
 int money_parse(const char *s, size_t n, int64_t *fen, err *e);
+/* A payment channel's amount: "0.10" -> 10, "7" -> 700; digits with at
+ * most two decimals, nothing else (no sign, separator or symbol): what a
+ * channel states is never guessed at. 0, or -1. */
+int money_parse_plain(const char *s, int64_t *fen);
 /* "129.00", "-0.50". `out` must hold MONEY_FMT_MAX bytes. */
 void money_format(int64_t fen, char *out);
 /* "¥1,290.00", "-¥0.50". `out` must hold MONEY_FMT_MAX bytes. */

@@ -183,6 +183,9 @@ typedef struct paychan_host {
      * -1 with why in err. */
     int (*csv_rows)(const char *text, size_t len, int (*row)(void *arg, const char *const *fields, size_t n), void *arg,
                     char *why, size_t whylen);
+    /* A channel's amount in yuan ("0.10") to fen: digits with at most two
+     * decimals, nothing else. 0, or -1. Never a float. */
+    int (*yuan_to_fen)(const char *s, int64_t *fen);
 } paychan_host;
 
 typedef struct paychan_plugin {

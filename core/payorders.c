@@ -287,20 +287,12 @@ int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, 
         if (rules_load_folder(c->rules, &rs, e)) rs = NULL;
         err_clear(e); /* without rules a payment still goes in; what is left stays credit */
     }
-    if (!rc && n) {
-        char dir[CFG_PATH];
-        if (c->plugins_dir[0]) snprintf(dir, sizeof dir, "%s", c->plugins_dir);
-        else channels_default_dir(dir, sizeof dir);
-        rc = channels_load(dir, NULL, e);
-    }
     char today[11];
     date_format(date_of_time(time(NULL)), today);
     for (int i = 0; i < n && !rc; i++) {
-        paychan_kv kv[CFG_MAX_CHANNEL_SETTINGS];
-        paychan_settings set = {kv, channels_settings_of(c, todo[i].channel, kv, CFG_MAX_CHANNEL_SETTINGS)};
         channel_handle ch;
         err ce;
-        if (channel_open(todo[i].channel, &set, &ch, &ce)) continue; /* not configured here any more */
+        if (channel_open_configured(c, todo[i].channel, &ch, &ce)) continue; /* not configured here any more */
         paychan_http h;
         paychan_error pe;
         memset(&pe, 0, sizeof pe);
@@ -316,11 +308,6 @@ int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, 
             paychan_notice nt;
             memset(&nt, 0, sizeof nt);
             paychan_request resp = {a.headers, a.nheaders, a.body ? a.body : "", a.len};
-            const char *expect[2] = {NULL, NULL};
-            for (size_t k = 0; k < set.n; k++) {
-                if (!strcmp(kv[k].key, "app_id")) expect[0] = kv[k].value;
-                if (!strcmp(kv[k].key, "merchant_id")) expect[1] = kv[k].value;
-            }
             if (hr || !a.status)
                 log_msg(LOG_WARN, "payment_query_failed", "%s order %s: %s", todo[i].channel, todo[i].no, hr ? he.msg : a.error);
             else if (ch.p->query_response(ch.h, todo[i].no, a.status, &resp, (int64_t)time(NULL), &nt, &pe)) {
@@ -328,7 +315,8 @@ int payorders_query_due(db *d, const vault *v, const cfg *c, int64_t after_min, 
                 channels_describe(&pe, line, sizeof line);
                 log_msg(LOG_WARN, "payment_query_failed", "%s order %s: %s", todo[i].channel, todo[i].no, line);
             } else if (nt.state == PAYCHAN_PAID) {
-                payorder_expect x = {expect[0], expect[1], rs};
+                payorder_expect x = {channels_setting(c, todo[i].channel, "app_id"),
+                                     channels_setting(c, todo[i].channel, "merchant_id"), rs};
                 payorder_raw raw = {"{}", resp.body, resp.body_len, "query"};
                 payorder_result r;
                 rc = db_begin(d, e);

@@ -619,34 +619,25 @@ static int open_channels(server *s, err *e)
     const cfg *c = s->cfg;
     const char *names[8];
     int n = cfg_channels(c, names, 8);
-    if (!n) return 0;
-    char dir[CFG_PATH];
-    if (c->plugins_dir[0]) snprintf(dir, sizeof dir, "%s", c->plugins_dir);
-    else channels_default_dir(dir, sizeof dir);
-    int rc = channels_load(dir, NULL, e);
+    int rc = 0;
     for (int i = 0; !rc && i < n; i++) {
         server_channel *sc = &s->chans[s->nchans];
         memset(sc, 0, sizeof *sc);
         snprintf(sc->name, sizeof sc->name, "%s", names[i]);
+        const char *app = channels_setting(c, names[i], "app_id"), *mch = channels_setting(c, names[i], "merchant_id");
+        const char *ttl = channels_setting(c, names[i], "order_ttl_min");
+        snprintf(sc->app_id, sizeof sc->app_id, "%s", app ? app : "");
+        snprintf(sc->merchant_id, sizeof sc->merchant_id, "%s", mch ? mch : "");
         sc->order_ttl_min = 120;
-        paychan_kv kv[CFG_MAX_CHANNEL_SETTINGS];
-        size_t nkv = channels_settings_of(c, names[i], kv, CFG_MAX_CHANNEL_SETTINGS);
-        for (int j = 0; j < c->nchset; j++) {
-            const cfg_channel_setting *cs = &c->chset[j];
-            if (strcmp(cs->channel, names[i])) continue;
-            if (!strcmp(cs->key, "app_id")) snprintf(sc->app_id, sizeof sc->app_id, "%s", cs->value);
-            if (!strcmp(cs->key, "merchant_id")) snprintf(sc->merchant_id, sizeof sc->merchant_id, "%s", cs->value);
-            if (!strcmp(cs->key, "order_ttl_min")) {
-                char *end;
-                long long v = strtoll(cs->value, &end, 10);
-                if (!cs->value[0] || *end || v < 1 || v > 7 * 24 * 60)
-                    return err_field(e, ERR_INVALID, "invalid_config", "order_ttl_min",
-                                     "channel.%s.order_ttl_min is 1 to 10080 minutes, got '%s'", names[i], cs->value);
-                sc->order_ttl_min = v;
-            }
+        if (ttl) {
+            char *end;
+            long long v = strtoll(ttl, &end, 10);
+            if (!ttl[0] || *end || v < 1 || v > 7 * 24 * 60)
+                return err_field(e, ERR_INVALID, "invalid_config", "order_ttl_min",
+                                 "channel.%s.order_ttl_min is 1 to 10080 minutes, got '%s'", names[i], ttl);
+            sc->order_ttl_min = v;
         }
-        paychan_settings set = {kv, nkv};
-        rc = channel_open(names[i], &set, &sc->ch, e);
+        rc = channel_open_configured(c, names[i], &sc->ch, e);
         if (!rc) {
             s->nchans++;
             log_msg(LOG_INFO, "channel_open", "payment channel %s (%s) open", names[i], sc->ch.p->title);

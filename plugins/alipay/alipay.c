@@ -155,29 +155,6 @@ static const char *get(const param *p, int n, const char *key)
     return NULL;
 }
 
-/* "0.10" -> 10 fen: digits, then at most two decimals. No float ever. */
-static int yuan_to_fen(const char *s, int64_t *out)
-{
-    int64_t v = 0;
-    int digits = 0, decimals = -1;
-    for (const char *p = s; *p; p++) {
-        if (*p == '.') {
-            if (decimals >= 0 || !digits) return -1;
-            decimals = 0;
-            continue;
-        }
-        if (*p < '0' || *p > '9') return -1;
-        if (decimals >= 0 && ++decimals > 2) return -1;
-        if (++digits > 15) return -1;
-        v = v * 10 + (*p - '0');
-    }
-    if (!digits || decimals == 0) return -1;
-    if (decimals < 1) v *= 100;
-    else if (decimals == 1) v *= 10;
-    *out = v;
-    return 0;
-}
-
 static int copy(char *dst, size_t cap, const char *src, const char *field, paychan_error *err)
 {
     if (!src) src = "";
@@ -267,7 +244,7 @@ static int verify_alipay(void *handle, const paychan_request *req, int64_t now, 
             if (!v || !v[0]) rc = fail(err, "format", required[i], 400, "a required field is missing");
         }
     }
-    if (!rc && yuan_to_fen(get(p, n, "total_amount"), &out->amount))
+    if (!rc && H->yuan_to_fen(get(p, n, "total_amount"), &out->amount))
         rc = fail(err, "format", "total_amount", 400, "not an amount in yuan with at most two decimals");
     if (!rc) {
         const char *st = get(p, n, "trade_status");
@@ -516,7 +493,7 @@ static int query_response_alipay(void *handle, const char *out_trade_no, int sta
             if (!rc) rc = copy(out->status, sizeof out->status, st, "trade_status", err);
             if (!rc && out->state == PAYCHAN_PAID) {
                 const char *amt = H->json_str(r, "total_amount"), *tn = H->json_str(r, "trade_no");
-                if (!amt || yuan_to_fen(amt, &out->amount)) rc = fail(err, "format", "total_amount", 502, "not an amount");
+                if (!amt || H->yuan_to_fen(amt, &out->amount)) rc = fail(err, "format", "total_amount", 502, "not an amount");
                 else if (!tn) rc = fail(err, "format", "trade_no", 502, "a required field is missing");
                 else rc = copy(out->channel_txn_id, sizeof out->channel_txn_id, tn, "trade_no", err);
                 /* the query's answer names no app or seller: ours, we asked with our key */
@@ -672,7 +649,7 @@ static int ali_row(void *arg, const char *const *f, size_t n)
     if (!r.refund && strcmp(kind, "交易")) return 0;
     trim_copy(amount, sizeof amount, (size_t)b->col[4] < n ? f[b->col[4]] : "");
     const char *a = amount[0] == '-' ? amount + 1 : amount; /* refunds are written negative */
-    if (yuan_to_fen(a, &r.amount) || r.amount <= 0) {
+    if (H->yuan_to_fen(a, &r.amount) || r.amount <= 0) {
         char m[160];
         snprintf(m, sizeof m, "line %d: the amount '%.40s' is not yuan with two decimals", b->line, amount);
         b->failed = fail(b->err, "format", "订单金额（元）", 400, m);

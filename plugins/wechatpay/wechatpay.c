@@ -163,27 +163,6 @@ static int copy(char *dst, size_t cap, const char *src, const char *field, paych
     return 0;
 }
 
-/* "129.00" -> 12900: digits, at most two decimals; no float ever. */
-static int yuan_fen(const char *s, int64_t *out)
-{
-    int64_t v = 0;
-    int digits = 0, decimals = -1;
-    for (const char *p = s; *p; p++) {
-        if (*p == '.') {
-            if (decimals >= 0 || !digits) return -1;
-            decimals = 0;
-            continue;
-        }
-        if (*p < '0' || *p > '9' || ++digits > 15) return -1;
-        if (decimals >= 0 && ++decimals > 2) return -1;
-        v = v * 10 + (*p - '0');
-    }
-    if (!digits || decimals == 0) return -1;
-    for (int d = decimals < 0 ? 0 : decimals; d < 2; d++) v *= 10;
-    *out = v;
-    return 0;
-}
-
 /* Decrypts resource into a parsed document (json_free it). */
 static void *decrypt_resource(wechatpay *w, const void *doc, paychan_error *err)
 {
@@ -574,7 +553,7 @@ static int wx_row(void *arg, const char *const *f, size_t n)
     if (!r.refund && strcmp(state, "SUCCESS")) return 0; /* not money moved */
     const char *amount = wx_value(f, n, r.refund ? b->col[6] : b->col[4]);
     char m[160];
-    if (yuan_fen(amount, &r.amount) || r.amount <= 0) {
+    if (H->yuan_to_fen(amount, &r.amount) || r.amount <= 0) {
         snprintf(m, sizeof m, "line %d: the amount '%.40s' is not yuan with two decimals", b->line, amount);
         b->failed = fail(b->err, "format", r.refund ? "退款金额" : "应结订单金额", 400, m);
         return 1;
