@@ -116,4 +116,10 @@ int api_pay_orders_get(http_req *q);
 int api_payments_refund(http_req *q);
 int api_ledger_verify(http_req *q);
 
+/* collection tasks and the ladder's record (api_dunning.c) */
+int api_collection_tasks_list(http_req *q);
+int api_collection_tasks_get(http_req *q);
+int api_collection_tasks_update(http_req *q);
+int api_customers_dunning(http_req *q);
+
 #endif

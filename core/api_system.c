@@ -45,6 +45,18 @@ int api_metrics(http_req *q)
                (db_now_ms() - server_started_ms(s)) / 1000);
     metric_set(metrics_gauge("bandbill_rules_memory_bytes", "Bytes held by all rule states", ""),
                (int64_t)lhost_memory_all());
+    /* the collectors' queue, read at scrape time (a partial index holds
+     * only open tasks); a database error leaves the last values */
+    static const char *const prios[] = {"low", "high"};
+    for (int i = 0; i < 2; i++) {
+        int64_t n = 0;
+        err e = {0};
+        char label[32];
+        snprintf(label, sizeof label, "priority=\"%s\"", prios[i]);
+        if (!db_get_int(server_db(s), &e, &n, "SELECT count(*) FROM collection_tasks WHERE status = 'open' AND priority = ?", "s",
+                        prios[i]))
+            metric_set(metrics_gauge("bandbill_collection_tasks_open", "Open collection tasks, by priority", label), n);
+    }
     buf b = {0};
     if (metrics_render(&b)) {
         buf_free(&b);

@@ -226,6 +226,25 @@ static const cli_opt opts_dunning_run[] = {
     {"dry-run", 0, NULL, "say what would be done, write nothing"},
     {NULL, 0, NULL, NULL},
 };
+static const cli_opt opts_collection_list[] = {
+    {"status", 1, "STATUS", "open or done"},
+    {"priority", 1, "PRIORITY", "low or high"},
+    {"assigned", 1, "USER", "tasks of this staff user (- for unassigned ones)"},
+    {"customer", 1, "CODE", "tasks of this customer"},
+    {"limit", 1, "N", "at most N tasks, newest first (default 50, at most 500)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_collection_assign[] = {
+    {"note", 1, "TEXT", "a note kept with the change"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_collection_update[] = {
+    {"status", 1, "STATUS", "open or done (closing needs --outcome)"},
+    {"outcome", 1, "OUTCOME", "contacted, no_answer, promised, disputed, paid or other"},
+    {"note", 1, "TEXT", "what was said or done"},
+    {"promised-until", 1, "DATE", "the customer promised to pay by DATE: the ladder waits until then (- withdraws it)"},
+    {NULL, 0, NULL, NULL},
+};
 static const cli_opt opts_bench_billrun[] = {
     {"customers", 1, "N", "how many customers to bill (default 100000, at most 10000000)"},
     {"dry-run", 0, NULL, "compute every bill and write nothing"},
@@ -349,6 +368,14 @@ static const command commands[] = {
      "Asks rules/dunning.lua (the folder of --rules) which stage of the ladder is due for each unpaid\n"
      "bill and carries it out once: notices and line changes through the outbox, the customer's status,\n"
      "a collection task. Stages passed over are recorded as skipped. Running it twice acts once."},
+    {"collection list", cmd_collection_list, "", 0, 0, opts_collection_list, "collection tasks, newest first",
+     "The tasks the collection ladder opened (one per overdue bill; its priority rises at suspension),\n"
+     "with who has each, the promise to pay and the last outcome."},
+    {"collection show", cmd_collection_show, "TASK", 1, 1, NULL, "one collection task with its notes and the ladder's actions on its bill", NULL},
+    {"collection assign", cmd_collection_assign, "TASK USER", 2, 2, opts_collection_assign, "give a collection task to a staff user (- to nobody)", NULL},
+    {"collection update", cmd_collection_update, "TASK", 1, 1, opts_collection_update, "record an outcome, a note or a promise to pay; close or reopen a task",
+     "Every update is kept as a note with who made it and when. A promise to pay pauses the ladder for\n"
+     "the task's bill until the promised day (rules/dunning.lua reads it); closing a task needs its outcome."},
     {"sandbox", cmd_sandbox, "", 0, 0, opts_sandbox, "play Alipay and WeChat Pay offline, for the demo and for trying payments",
      "Makes both sides' keys and the channels' settings once (DIR/channels.ini: serve bandbill with\n"
      "--config DIR/channels.ini), then serves the channels' pay pages and order API: a pay link of a\n"

@@ -134,5 +134,9 @@ int cmd_payment_refund(cli *c, err *e);
 int cmd_reconcile(cli *c, err *e);
 int cmd_sandbox(cli *c, err *e);
 int cmd_dunning_run(cli *c, err *e);
+int cmd_collection_list(cli *c, err *e);
+int cmd_collection_show(cli *c, err *e);
+int cmd_collection_assign(cli *c, err *e);
+int cmd_collection_update(cli *c, err *e);
 
 #endif

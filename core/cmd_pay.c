@@ -11,7 +11,6 @@
 #include "channels.h"
 #include "cli.h"
 #include "date.h"
-#include "dunning.h"
 #include "httpc.h"
 #include "json.h"
 #include "money.h"
@@ -400,39 +399,4 @@ int cmd_sandbox(cli *c, err *e)
     fprintf(stderr, "sandbox: the channels' settings are in %s/channels.ini: serve with --config %s/channels.ini\n", dir, dir);
     if (cli_opt_value(c, "init-only")) return 0;
     return sandbox_serve(dir, listen, e);
-}
-
-
-/* `dunning run [--date D] [--dry-run]`: the collection pass now. */
-int cmd_dunning_run(cli *c, err *e)
-{
-    char day[11];
-    date_format(date_of_time(time(NULL)), day);
-    const char *date = cli_opt_value(c, "date") ? cli_opt_value(c, "date") : day;
-    int32_t dn;
-    if (date_parse(date, strlen(date), &dn, e)) return err_set(e, ERR_USAGE, "--date must be a date YYYY-MM-DD, not '%s'", date);
-    int dry = cli_opt_value(c, "dry-run") != NULL;
-    db *d = NULL;
-    vault *v = NULL;
-    ruleset *rs = NULL;
-    int rc = cli_open_db(c, &d, e);
-    if (!rc) rc = cli_open_vault(c, &v, e);
-    if (!rc) rc = cli_open_rules(c, &rs, e);
-    dunning_report r;
-    if (!rc) rc = dunning_pass(d, v, rs, rs->snap->version, date, dry, &r, e);
-    if (!rc && c->json) {
-        printf("{\"date\":\"%s\",\"dry_run\":%s,\"invoices\":%lld,\"acted\":%lld,\"skipped\":%lld,\"notices\":%lld,"
-               "\"status_changes\":%lld,\"network\":%lld,\"tasks\":%lld,\"failed\":%lld}\n",
-               date, dry ? "true" : "false", (long long)r.invoices, (long long)r.acted, (long long)r.skipped,
-               (long long)r.notices, (long long)r.status_changes, (long long)r.network, (long long)r.tasks, (long long)r.failed);
-    } else if (!rc) {
-        printf("dunning %s%s: %lld unpaid bills, %lld stages acted, %lld skipped; %lld notices, %lld status changes, "
-               "%lld line changes, %lld tasks; %lld failed\n",
-               date, dry ? " (dry run: nothing written)" : "", (long long)r.invoices, (long long)r.acted, (long long)r.skipped,
-               (long long)r.notices, (long long)r.status_changes, (long long)r.network, (long long)r.tasks, (long long)r.failed);
-    }
-    if (rs) ruleset_unref(rs);
-    vault_close(v);
-    if (d) db_close(d);
-    return rc;
 }

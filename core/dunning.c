@@ -9,6 +9,7 @@
 #include "date.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "rules.h"
 
@@ -21,6 +22,55 @@ typedef struct bill {
     int64_t id, customer_id, balance_due;
     char number[40], due[11], code[24], status[16];
 } bill;
+
+/* What one batch did, stage by stage: counted in /metrics once the batch
+ * has committed, so a rolled-back batch counts nothing. */
+#define MAX_TALLIES 32
+typedef struct tallies {
+    struct {
+        char stage[48];
+        int done;
+        int64_t n;
+    } t[MAX_TALLIES];
+    int n;
+    int64_t failed;
+} tallies;
+
+static void tally(tallies *t, const char *stage, int done)
+{
+    int i;
+    for (i = 0; i < t->n; i++)
+        if (t->t[i].done == done && !strcmp(t->t[i].stage, stage)) break;
+    if (i == t->n && t->n >= MAX_TALLIES - 1) {
+        /* a ladder with more stages than this is still counted, as "other" */
+        stage = "other";
+        for (i = 0; i < t->n; i++)
+            if (t->t[i].done == done && !strcmp(t->t[i].stage, stage)) break;
+    }
+    if (i == t->n) {
+        t->n++;
+        snprintf(t->t[i].stage, sizeof t->t[i].stage, "%s", stage);
+        t->t[i].done = done;
+        t->t[i].n = 0;
+    }
+    t->t[i].n++;
+}
+
+static void tallies_flush(tallies *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        char esc[96], label[160];
+        metrics_escape(t->t[i].stage, esc, sizeof esc);
+        snprintf(label, sizeof label, "stage=\"%s\",result=\"%s\"", esc, t->t[i].done ? "done" : "skipped");
+        metric_add(metrics_counter("bandbill_dunning_stages_total", "Ladder stages recorded, by stage and result (done or skipped)",
+                                   label),
+                   (uint64_t)t->t[i].n);
+    }
+    if (t->failed)
+        metric_add(metrics_counter("bandbill_dunning_rule_failures_total", "Unpaid bills whose dunning rule failed", ""),
+                   (uint64_t)t->failed);
+    memset(t, 0, sizeof *t);
+}
 
 static const char *str_of(const jv *o, const char *k)
 {
@@ -160,7 +210,7 @@ static int act(db *d, const vault *v, const bill *b, const char *stage, const jv
 }
 
 static int one_bill(db *d, const vault *v, ruleset *rs, const char *version, const char *as_of, int32_t today, const bill *b,
-                    int dry_run, dunning_report *r, err *e)
+                    int dry_run, dunning_report *r, tallies *t, err *e)
 {
     int32_t due;
     err pe;
@@ -197,6 +247,7 @@ static int one_bill(db *d, const vault *v, ruleset *rs, const char *version, con
     if (why[0]) {
         /* one bill's rule failure is the rule's: logged and counted, the pass goes on */
         r->failed++;
+        t->failed++;
         log_msg(LOG_WARN, "dunning_rule_failed", "%s (customer %s): %s", b->number, b->code, why);
         jv_arena_free(&a);
         return 0;
@@ -213,7 +264,10 @@ static int one_bill(db *d, const vault *v, ruleset *rs, const char *version, con
     for (size_t i = 0; !rc && i < jv_len(skip); i++) {
         int ins = 0;
         rc = record(d, b, jv_at(skip, i)->u.str.s, "skipped", "[]", version, as_of, &ins, e);
-        if (!rc && ins) r->skipped++;
+        if (!rc && ins) {
+            r->skipped++;
+            tally(t, jv_at(skip, i)->u.str.s, 0);
+        }
     }
     if (!rc && stage) {
         buf text = {0};
@@ -223,7 +277,10 @@ static int one_bill(db *d, const vault *v, ruleset *rs, const char *version, con
         buf_free(&text);
         /* done already (a pass that ran twice): nothing again */
         for (size_t i = 0; !rc && ins && i < jv_len(acts); i++) rc = act(d, v, b, stage, jv_at(acts, i), r, e);
-        if (!rc && ins) r->acted++;
+        if (!rc && ins) {
+            r->acted++;
+            tally(t, stage, 1);
+        }
     }
     if (!rc) rc = db_commit(d, e);
     else db_rollback(d);
@@ -243,7 +300,14 @@ int dunning_pass(db *d, const vault *v, ruleset *rs, const char *rules_version, 
     if (!batch) return err_set(e, ERR_NOMEM, "out of memory");
     int64_t after = 0;
     int rc = 0;
+    tallies t;
+    memset(&t, 0, sizeof t);
     for (;;) {
+        /* A batch is one transaction (each bill a savepoint in it): a
+         * durable commit per bill would cost more than the bill. Taking the
+         * write lock before reading means no payment lands between reading
+         * a bill as unpaid and acting on it. */
+        if (!dry_run && (rc = db_begin(d, e))) break;
         /* the statement is done before any bill is written */
         db_stmt *s = db_prepare(d,
                                 "SELECT i.id, i.customer_id, i.gross - i.paid - i.credited - i.written_off, i.number, i.due_date, "
@@ -251,32 +315,33 @@ int dunning_pass(db *d, const vault *v, ruleset *rs, const char *rules_version, 
                                 "WHERE i.status IN ('open', 'partially_paid') AND i.id > ? AND i.due_date <= ? "
                                 "ORDER BY i.id LIMIT ?",
                                 e);
-        if (!s) {
-            rc = e->code;
-            break;
-        }
-        db_bind_int(s, 1, after);
-        db_bind_text(s, 2, horizon);
-        db_bind_int(s, 3, BATCH);
-        int n = 0, st;
-        while ((st = db_step(d, s, e)) == DB_ROW) {
-            bill *b = &batch[n++];
-            b->id = db_col_int(s, 0);
-            b->customer_id = db_col_int(s, 1);
-            b->balance_due = db_col_int(s, 2);
-            snprintf(b->number, sizeof b->number, "%s", db_col_text(s, 3));
-            snprintf(b->due, sizeof b->due, "%s", db_col_text(s, 4) ? db_col_text(s, 4) : "");
-            snprintf(b->code, sizeof b->code, "%s", db_col_text(s, 5));
-            snprintf(b->status, sizeof b->status, "%s", db_col_text(s, 6));
-        }
-        db_done(s);
-        if (st < 0) {
-            rc = st;
-            break;
+        int n = 0, st = 0;
+        if (!s) rc = e->code;
+        else {
+            db_bind_int(s, 1, after);
+            db_bind_text(s, 2, horizon);
+            db_bind_int(s, 3, BATCH);
+            while ((st = db_step(d, s, e)) == DB_ROW) {
+                bill *b = &batch[n++];
+                b->id = db_col_int(s, 0);
+                b->customer_id = db_col_int(s, 1);
+                b->balance_due = db_col_int(s, 2);
+                snprintf(b->number, sizeof b->number, "%s", db_col_text(s, 3));
+                snprintf(b->due, sizeof b->due, "%s", db_col_text(s, 4) ? db_col_text(s, 4) : "");
+                snprintf(b->code, sizeof b->code, "%s", db_col_text(s, 5));
+                snprintf(b->status, sizeof b->status, "%s", db_col_text(s, 6));
+            }
+            db_done(s);
+            if (st < 0) rc = st;
         }
         for (int i = 0; i < n && !rc; i++) {
             r->invoices++;
-            rc = one_bill(d, v, rs, rules_version, as_of, today, &batch[i], dry_run, r, e);
+            rc = one_bill(d, v, rs, rules_version, as_of, today, &batch[i], dry_run, r, &t, e);
+        }
+        if (!dry_run) {
+            if (rc) db_rollback(d);
+            else rc = db_commit(d, e);
+            if (!rc) tallies_flush(&t);
         }
         if (rc || n < BATCH) break;
         after = batch[n - 1].id;

@@ -22,8 +22,12 @@ typedef struct dunning_report {
 } dunning_report;
 
 /* One pass as of business day as_of (YYYY-MM-DD) with rule set rs (its
- * version recorded with each action). Each bill in a transaction of its
- * own; dry_run computes and counts, and writes nothing. */
+ * version recorded with each action). Bills are read and acted on in
+ * batches, each one transaction holding the write lock (a bill is a
+ * savepoint in it), so nothing pays a bill between reading it as unpaid
+ * and acting; a crash loses at most the batch in progress, which the next
+ * pass does again. Stages are counted in /metrics after each commit.
+ * dry_run computes and counts, and writes nothing. */
 int dunning_pass(db *d, const vault *v, struct ruleset *rs, const char *rules_version, const char *as_of, int dry_run,
                  dunning_report *r, err *e);
 

@@ -106,6 +106,12 @@ const route routes[] = {
     {"POST", "/api/v1/notify/{channel}", api_notify, PERM_PUBLIC, "a payment channel's notification (Alipay, WeChat Pay)", ROUTE_RAW_BODY | ROUTE_NO_CSRF},
     {"GET", "/api/v1/ledger/verify", api_ledger_verify, "invoice.read", "prove that ledger, invoices and payments agree", 0},
 
+    /* collection (api_dunning.c) */
+    {"GET", "/api/v1/collection-tasks", api_collection_tasks_list, "dunning.read", "collection tasks, newest first, by status, priority, assignee and customer", 0},
+    {"GET", "/api/v1/collection-tasks/{id}", api_collection_tasks_get, "dunning.read", "one collection task with its notes and the ladder's actions on its bill", 0},
+    {"PATCH", "/api/v1/collection-tasks/{id}", api_collection_tasks_update, "dunning.write", "assign a collection task, record an outcome, a note or a promise to pay, close it", 0},
+    {"GET", "/api/v1/customers/{code}/dunning", api_customers_dunning, "dunning.read", "the collection ladder's record for a customer: each stage, when, by which rule version, acted or skipped", 0},
+
     /* rules */
     {"GET", "/api/v1/rules", api_rules_get, "rules.read", "the live rule set: version, modules, functions", 0},
     {"POST", "/api/v1/rules/reload", api_rules_reload, "rules.reload", "reload the rules folder; the old rules stay on any failure", 0},

@@ -28,11 +28,30 @@ M.stages = {
 M.vip_grace_days = 5     -- VIP customers: every overdue stage this much later
 M.min_balance = 100      -- fen: never chase less than this
 
+-- Public holidays: the ladder does not act on them (no reminder, no line
+-- cut while the shops are shut); the next working day acts the latest
+-- stage due and records the ones passed over as skipped. The State
+-- Council publishes the dates each year; keep this list up to date.
+M.holidays = {
+  "2026-01-01", "2026-01-02", "2026-01-03",                               -- 元旦
+  "2026-02-15", "2026-02-16", "2026-02-17", "2026-02-18", "2026-02-19",   -- 春节
+  "2026-02-20", "2026-02-21", "2026-02-22", "2026-02-23",
+  "2026-04-04", "2026-04-05", "2026-04-06",                               -- 清明节
+  "2026-05-01", "2026-05-02", "2026-05-03", "2026-05-04", "2026-05-05",   -- 劳动节
+  "2026-06-19", "2026-06-20", "2026-06-21",                               -- 端午节
+  "2026-09-25", "2026-09-26", "2026-09-27",                               -- 中秋节
+  "2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04", "2026-10-05",   -- 国庆节
+  "2026-10-06", "2026-10-07",
+}
+local holiday = {}
+for _, d in ipairs(M.holidays) do holiday[d] = true end
+
 -- plan{invoice = {number, due_date, balance_due}, customer = {code, status, tags},
 --      days = today - due_date, done = {stage names}, promised_until = "YYYY-MM-DD" or nil, today}
 --   -> {stage = name or nil, actions = {...}, skip = {names}}
 function M.plan(ctx)
   if ctx.invoice.balance_due < M.min_balance then return { actions = {}, skip = {} } end
+  if holiday[ctx.today] then return { actions = {}, skip = {} } end
   if ctx.promised_until and ctx.today <= ctx.promised_until then return { actions = {}, skip = {} } end
   local grace = 0
   for _, t in ipairs(ctx.customer.tags) do
@@ -79,6 +98,12 @@ M.examples = {
     expect = { stage = "overdue_1", actions = M.stages[4].actions, skip = {} } },
   { fn = "plan", name = "a promise to pay pauses the ladder", input = ctx(8, {}, {}, { promised_until = "2026-11-25" }),
     expect = { actions = {}, skip = {} } },
+  { fn = "plan", name = "nothing on a public holiday (National Day), even the suspension",
+    input = ctx(7, { "reminder_5", "reminder_3", "due", "overdue_1", "throttle_3" }, {}, { today = "2026-10-03" }),
+    expect = { actions = {}, skip = {} } },
+  { fn = "plan", name = "the working day after the holidays acts the latest stage only",
+    input = ctx(9, { "reminder_5", "reminder_3", "due" }, {}, { today = "2026-10-08" }),
+    expect = { stage = "suspend_7", actions = M.stages[6].actions, skip = { "overdue_1", "throttle_3" } } },
   { fn = "plan", name = "less than the minimum is not chased",
     input = { invoice = { number = "X", due_date = "2026-11-16", balance_due = 50 },
               customer = { code = "C", status = "active", tags = {} }, days = 10, done = {}, today = "2026-11-26" },
