@@ -51,7 +51,7 @@ int api_collection_tasks_list(http_req *q)
 int api_collection_tasks_get(http_req *q)
 {
     db *d = server_db(http_server(q));
-    int64_t id;
+    int64_t id = 0;
     if (task_id_of(q, &id)) return HTTP_DONE;
     jv *o;
     err e = {0};
@@ -80,7 +80,7 @@ int api_collection_tasks_update(http_req *q)
     if (http_check_body(q, body, spec, 0)) return HTTP_DONE;
     db *d = server_db(http_server(q));
     jv_arena *a = http_arena(q);
-    int64_t id;
+    int64_t id = 0;
     if (task_id_of(q, &id)) return HTTP_DONE;
     collect_change ch = {.assigned_to = clearable(body, "assigned_to"), .status = http_str(body, "status"),
                          .outcome = http_str(body, "outcome"), .note = http_str(body, "note"),

@@ -165,7 +165,7 @@ static int show(cli *c, db *d, int64_t id, err *e)
 /* `collection show ID` */
 int cmd_collection_show(cli *c, err *e)
 {
-    int64_t id;
+    int64_t id = 0;
     int rc = task_arg(c, &id, e);
     if (rc) return rc;
     db *d = NULL;
@@ -209,7 +209,7 @@ static int update(cli *c, int64_t id, const collect_change *ch, err *e)
 /* `collection assign ID USER` (USER "-" takes the task from whoever has it) */
 int cmd_collection_assign(cli *c, err *e)
 {
-    int64_t id;
+    int64_t id = 0;
     int rc = task_arg(c, &id, e);
     if (rc) return rc;
     collect_change ch = {.assigned_to = strcmp(c->argv[1], "-") ? c->argv[1] : "", .note = cli_opt_value(c, "note")};
@@ -219,7 +219,7 @@ int cmd_collection_assign(cli *c, err *e)
 /* `collection update ID [--status] [--outcome] [--note] [--promised-until D|-]` */
 int cmd_collection_update(cli *c, err *e)
 {
-    int64_t id;
+    int64_t id = 0;
     int rc = task_arg(c, &id, e);
     if (rc) return rc;
     const char *promise = cli_opt_value(c, "promised-until");
