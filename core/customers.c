@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "catalog.h"
+#include "collect.h"
 #include "crypto.h"
 #include "date.h"
 #include "devices.h"
@@ -1772,7 +1773,11 @@ int customers_overview(db *d, const vault *v, int64_t id, const char *today, jv_
     if ((rc = db_get_int(d, e, &tasks, "SELECT count(*) FROM collection_tasks WHERE customer_id = ? AND status = 'open'", "i",
                          id)))
         return rc;
-    if (jv_obj_set_int(a, dunning, "open_tasks", tasks) || jv_obj_set_int(a, o, "balance", bal.balance) ||
+    /* the ladder's last few records: what it did lately, and under which rules */
+    jv *recent = NULL;
+    if ((rc = collect_actions(d, id, NULL, 5, a, &recent, NULL, 0, e))) return rc;
+    if (jv_obj_set_int(a, dunning, "open_tasks", tasks) || jv_obj_set(a, dunning, "recent", recent) ||
+        jv_obj_set_int(a, o, "balance", bal.balance) ||
         jv_obj_set_int(a, o, "credit", bal.credit) || jv_obj_set_int(a, o, "deposits_held", bal.deposits_held) ||
         jv_obj_set(a, o, "latest_invoices", invoices) || jv_obj_set(a, o, "latest_payments", payments) ||
         jv_obj_set(a, o, "dunning", dunning) || jv_obj_set(a, o, "tickets", jv_arr(a)))

@@ -435,7 +435,7 @@ class Overview(CustomersCase):
         self.assertEqual(sub["addons"], [])
         self.assertEqual((o["balance"], o["credit"], o["deposits_held"]), (0, 0, 0))
         self.assertEqual((o["latest_invoices"], o["latest_payments"], o["tickets"]), ([], [], []))
-        self.assertEqual(o["dunning"], {"state": "none", "open_tasks": 0})
+        self.assertEqual(o["dunning"], {"state": "none", "open_tasks": 0, "recent": []})
         self.assertLess(time.monotonic() - t0, 2.0)
 
     def test_billing_in_the_view_and_deposits_on_the_ledger(self):
@@ -483,7 +483,7 @@ class Overview(CustomersCase):
             "balance_due": 32900, "status": "partially_paid"}])
         self.assertEqual(o["latest_payments"], [{"id": pay["id"], "channel": "counter", "amount": 10000,
                                                  "entry_date": pay["entry_date"], "unallocated": 0}])
-        self.assertEqual(o["dunning"], {"state": "none", "open_tasks": 0})
+        self.assertEqual(o["dunning"], {"state": "none", "open_tasks": 0, "recent": []})
         self.assertEqual(o["tickets"], [])
 
         today = pay["entry_date"]

@@ -53,8 +53,15 @@ class Ladder(BBTestCase):
         # the 360-degree view says where the ladder stands
         srv = self.ws.serve()
         r = srv.get("/api/v1/customers/C000000013/overview", token=self.ws.token())
+        recent = r.body["dunning"].pop("recent")
         self.assertEqual(r.body["dunning"], {"state": "suspend_7", "on": "2026-11-23", "invoice": "INV-2026-000001",
                                              "open_tasks": 1})
+        # the last five records, newest first, each with its rule-set version
+        self.assertEqual([(x["stage"], x["result"], x["acted_on"]) for x in recent],
+                         [("suspend_7", "done", "2026-11-23"), ("throttle_3", "done", "2026-11-19"),
+                          ("overdue_1", "skipped", "2026-11-19"), ("due", "skipped", "2026-11-19"),
+                          ("reminder_3", "skipped", "2026-11-19")])
+        self.assertEqual({x["rules_version"] for x in recent}, {srv.rules_version()})
 
     def test_paid_bills_and_vips(self):
         # customer 1 pays; customer 2 is a VIP
@@ -64,7 +71,7 @@ class Ladder(BBTestCase):
         self.assertEqual(self.stages(1), [])
         srv = self.ws.serve()
         r = srv.get("/api/v1/customers/C000000013/overview", token=self.ws.token())
-        self.assertEqual(r.body["dunning"], {"state": "none", "open_tasks": 0})
+        self.assertEqual(r.body["dunning"], {"state": "none", "open_tasks": 0, "recent": []})
         srv.stop()
         self.assertEqual(self.stages(2), [("reminder_5", "done")])
         self.run_on("2026-11-17")   # one day over: the VIP has five more days
