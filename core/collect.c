@@ -2,11 +2,11 @@
 #include "collect.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "date.h"
+#include "page.h"
 
 #define TASK_COLS                                                                                                       \
     "t.id, c.code, i.number, i.gross - i.paid - i.credited - i.written_off, i.due_date, t.priority, t.status, "       \
@@ -22,16 +22,6 @@ static int one_of(const char *v, const char *const *list)
 static const char *const STATUSES[] = {"open", "done", NULL};
 static const char *const PRIORITIES[] = {"low", "high", NULL};
 static const char *const OUTCOMES[] = {"contacted", "no_answer", "promised", "disputed", "paid", "other", NULL};
-
-static int parse_cursor(const char *cursor, int64_t *before, err *e)
-{
-    *before = 0;
-    if (!cursor || !*cursor) return 0;
-    char *end;
-    *before = strtoll(cursor, &end, 10);
-    if (*end || *before <= 0) return err_field(e, ERR_INVALID, "invalid_parameter", "cursor", "cursor is not one this server gave out");
-    return 0;
-}
 
 /* Sets key to the column's text, or null when the column is NULL. */
 static int set_text_or_null(jv_arena *a, jv *o, const char *key, db_stmt *s, int col)
@@ -55,17 +45,22 @@ static int task_object(db_stmt *s, jv_arena *a, jv **out)
     return 0;
 }
 
+static int task_row(void *ud, db *d, db_stmt *s, jv_arena *a, jv **out, err *e)
+{
+    (void)ud;
+    (void)d;
+    return task_object(s, a, out) ? ERR_NOMEM_RET(e) : 0;
+}
+
 int collect_list(db *d, const collect_filter *f, const char *cursor, int64_t limit, jv_arena *a, jv **list, char *next,
                  size_t nnext, err *e)
 {
     int64_t before;
-    if (parse_cursor(cursor, &before, e)) return e->code;
-    if (next && nnext) next[0] = '\0';
+    if (page_start(cursor, limit, &before, e)) return e->code;
     if (f->status && !one_of(f->status, STATUSES))
         return err_field(e, ERR_INVALID, "invalid_parameter", "status", "unknown status '%s' (open, done)", f->status);
     if (f->priority && !one_of(f->priority, PRIORITIES))
         return err_field(e, ERR_INVALID, "invalid_parameter", "priority", "unknown priority '%s' (low, high)", f->priority);
-    if (limit < 1 || limit > 500) return err_field(e, ERR_INVALID, "invalid_parameter", "limit", "limit must be 1 to 500");
     db_stmt *s = db_prepare(d,
                             "SELECT " TASK_COLS " FROM collection_tasks t JOIN customers c ON c.id = t.customer_id "
                             "JOIN invoices i ON i.id = t.invoice_id "
@@ -80,32 +75,14 @@ int collect_list(db *d, const collect_filter *f, const char *cursor, int64_t lim
     db_bind_int(s, 4, f->customer_id);
     db_bind_int(s, 5, before);
     db_bind_int(s, 6, limit + 1);
-    jv *out = jv_arr(a);
-    int rc = out ? 0 : ERR_NOMEM_RET(e);
-    int64_t n = 0, last = 0;
-    while (!rc && (rc = db_step(d, s, e)) == DB_ROW) {
-        if (n == limit) {
-            if (next && nnext) snprintf(next, nnext, "%lld", (long long)last);
-            break;
-        }
-        jv *o;
-        if (task_object(s, a, &o) || jv_arr_push(a, out, o)) {
-            rc = ERR_NOMEM_RET(e);
-            break;
-        }
-        rc = 0;
-        last = db_col_int(s, 0);
-        n++;
-    }
-    db_done(s);
-    if (rc < 0) return rc;
-    *list = out;
-    return 0;
+    return page_collect(d, s, limit, task_row, NULL, a, list, next, nnext, e);
 }
 
 /* One row of dunning_actions as an API object. */
-static int action_object(db_stmt *s, jv_arena *a, jv **out, err *e)
+static int action_object(void *ud, db *d, db_stmt *s, jv_arena *a, jv **out, err *e)
 {
+    (void)ud;
+    (void)d;
     jv *o = jv_obj(a), *acts = NULL;
     if (!o) return ERR_NOMEM_RET(e);
     err pe;
@@ -166,7 +143,7 @@ int collect_get(db *d, int64_t id, jv_arena *a, jv **out, err *e)
     db_bind_int(s, 1, invoice_id);
     while ((rc = db_step(d, s, e)) == DB_ROW) {
         jv *x;
-        if ((rc = action_object(s, a, &x, e)) || (rc = jv_arr_push(a, ladder, x) ? ERR_NOMEM_RET(e) : 0)) break;
+        if ((rc = action_object(NULL, d, s, a, &x, e)) || (rc = jv_arr_push(a, ladder, x) ? ERR_NOMEM_RET(e) : 0)) break;
     }
     db_done(s);
     if (rc < 0) return rc;
@@ -287,9 +264,7 @@ int collect_actions(db *d, int64_t customer_id, const char *cursor, int64_t limi
                     size_t nnext, err *e)
 {
     int64_t before;
-    if (parse_cursor(cursor, &before, e)) return e->code;
-    if (next && nnext) next[0] = '\0';
-    if (limit < 1 || limit > 500) return err_field(e, ERR_INVALID, "invalid_parameter", "limit", "limit must be 1 to 500");
+    if (page_start(cursor, limit, &before, e)) return e->code;
     db_stmt *s = db_prepare(d,
                             "SELECT a.id, i.number, a.stage, a.status, a.actions, a.rules_version, a.acted_on, a.at "
                             "FROM dunning_actions a JOIN invoices i ON i.id = a.invoice_id "
@@ -300,25 +275,5 @@ int collect_actions(db *d, int64_t customer_id, const char *cursor, int64_t limi
     db_bind_int(s, 2, before);
     db_bind_int(s, 3, before);
     db_bind_int(s, 4, limit + 1);
-    jv *out = jv_arr(a);
-    int rc = out ? 0 : ERR_NOMEM_RET(e);
-    int64_t n = 0, last = 0;
-    while (!rc && (rc = db_step(d, s, e)) == DB_ROW) {
-        if (n == limit) {
-            if (next && nnext) snprintf(next, nnext, "%lld", (long long)last);
-            break;
-        }
-        jv *o;
-        if ((rc = action_object(s, a, &o, e))) break;
-        if (jv_arr_push(a, out, o)) {
-            rc = ERR_NOMEM_RET(e);
-            break;
-        }
-        last = db_col_int(s, 0);
-        n++;
-    }
-    db_done(s);
-    if (rc < 0) return rc;
-    *list = out;
-    return 0;
+    return page_collect(d, s, limit, action_object, NULL, a, list, next, nnext, e);
 }

@@ -20,6 +20,7 @@
 #include "customers.h"
 #include "date.h"
 #include "ledger.h"
+#include "page.h"
 #include "money.h"
 #include "outbox.h"
 
@@ -1520,21 +1521,21 @@ static int known_status(const char *s)
     return 0;
 }
 
+static int invoice_row(void *ud, db *d, db_stmt *s, jv_arena *a, jv **out, err *e)
+{
+    (void)ud;
+    (void)d;
+    return invoice_head(s, a, out) ? ERR_NOMEM_RET(e) : 0;
+}
+
 int invoices_list(db *d, int64_t customer_id, const char *status, const char *cursor, int64_t limit, jv_arena *a, jv **list,
                   char *next, size_t nnext, err *e)
 {
-    int64_t before = 0;
-    if (cursor && *cursor) {
-        char *end;
-        before = strtoll(cursor, &end, 10);
-        if (*end || before <= 0) return err_field(e, ERR_INVALID, "invalid_parameter", "cursor", "cursor is not one this server gave out");
-    }
-    /* after reading the cursor: a caller may pass the same buffer for both */
-    if (next && nnext) next[0] = '\0';
+    int64_t before;
+    if (page_start(cursor, limit, &before, e)) return e->code;
     if (status && !known_status(status))
         return err_field(e, ERR_INVALID, "invalid_parameter", "status",
                          "unknown status '%s' (draft, open, partially_paid, paid, void, written_off)", status);
-    if (limit < 1 || limit > 500) return err_field(e, ERR_INVALID, "invalid_parameter", "limit", "limit must be 1 to 500");
     /* one statement each, so that one customer's list walks its index */
     db_stmt *s = customer_id
                      ? db_prepare(d,
@@ -1554,27 +1555,7 @@ int invoices_list(db *d, int64_t customer_id, const char *status, const char *cu
     db_bind_int(s, 4, before);
     db_bind_int(s, 5, before);
     db_bind_int(s, 6, limit + 1);
-    jv *out = jv_arr(a);
-    int rc = out ? 0 : ERR_NOMEM_RET(e);
-    int64_t n = 0, last = 0;
-    while (!rc && (rc = db_step(d, s, e)) == DB_ROW) {
-        if (n == limit) {
-            if (next && nnext) snprintf(next, nnext, "%lld", (long long)last);
-            break;
-        }
-        jv *o;
-        if (invoice_head(s, a, &o) || jv_arr_push(a, out, o)) {
-            rc = ERR_NOMEM_RET(e);
-            break;
-        }
-        rc = 0;
-        last = db_col_int(s, 0);
-        n++;
-    }
-    db_done(s);
-    if (rc < 0) return rc;
-    *list = out;
-    return 0;
+    return page_collect(d, s, limit, invoice_row, NULL, a, list, next, nnext, e);
 }
 
 /* A rule's detail as one line of text: a reason first when it gives one,

@@ -15,6 +15,7 @@
 
 #include "date.h"
 #include "money.h"
+#include "page.h"
 
 /* ------------------------------------------------------------ the kinds */
 
@@ -249,21 +250,43 @@ int ledger_adjust(db *d, int64_t customer_id, int64_t amount, const char *reason
 static jv *text_or_null(jv_arena *a, db_stmt *s, int i) { return db_col_is_null(s, i) ? jv_null(a) : jv_str(a, db_col_text(s, i)); }
 static jv *int_or_null(jv_arena *a, db_stmt *s, int i) { return db_col_is_null(s, i) ? jv_null(a) : jv_int(a, db_col_int(s, i)); }
 
+/* Each account's balance after the entry being read: entries come newest
+ * first, so the balance steps back by each amount. */
+typedef struct running {
+    int64_t customer, deposit;
+} running;
+
+static int entry_row(void *ud, db *d, db_stmt *s, jv_arena *a, jv **out, err *e)
+{
+    (void)d;
+    running *run = ud;
+    int dep = !strcmp(db_col_text(s, 1), "deposit");
+    int64_t amount = db_col_int(s, 3);
+    jv *o = jv_obj_sized(a, 14);
+    int bad = !o || jv_obj_set_int(a, o, "id", db_col_int(s, 0)) || jv_obj_set(a, o, "account", jv_str(a, db_col_text(s, 1))) ||
+              jv_obj_set(a, o, "kind", jv_str(a, db_col_text(s, 2))) || jv_obj_set_int(a, o, "amount", amount) ||
+              jv_obj_set_int(a, o, "balance_after", dep ? run->deposit : run->customer) ||
+              jv_obj_set(a, o, "entry_date", jv_str(a, db_col_text(s, 4))) || jv_obj_set(a, o, "invoice", text_or_null(a, s, 5)) ||
+              jv_obj_set(a, o, "credit_note", text_or_null(a, s, 6)) || jv_obj_set(a, o, "payment_id", int_or_null(a, s, 7)) ||
+              jv_obj_set(a, o, "deposit_id", int_or_null(a, s, 8)) || jv_obj_set(a, o, "reason", text_or_null(a, s, 9)) ||
+              jv_obj_set(a, o, "approved_by", text_or_null(a, s, 10)) ||
+              jv_obj_set(a, o, "created_at", jv_str(a, db_col_text(s, 11))) ||
+              jv_obj_set(a, o, "created_by", jv_str(a, db_col_text(s, 12)));
+    if (bad) return ERR_NOMEM_RET(e);
+    if (dep) run->deposit -= amount;
+    else run->customer -= amount;
+    *out = o;
+    return 0;
+}
+
 int ledger_list(db *d, int64_t customer_id, const char *cursor, int64_t limit, jv_arena *a, jv **list, char *next,
                 size_t nnext, err *e)
 {
-    int64_t before = 0;
-    if (cursor && *cursor) {
-        char *end;
-        before = strtoll(cursor, &end, 10);
-        if (*end || before <= 0) return err_field(e, ERR_INVALID, "invalid_parameter", "cursor", "cursor is not one this server gave out");
-    }
-    /* after reading the cursor: a caller may pass the same buffer for both */
-    if (next && nnext) next[0] = '\0';
-    if (limit < 1 || limit > 500) return err_field(e, ERR_INVALID, "invalid_parameter", "limit", "limit must be 1 to 500");
+    int64_t before;
+    if (page_start(cursor, limit, &before, e)) return e->code;
     /* the running balance of each account after each entry: the sums up to
      * the newest entry of the page, then back from there */
-    int64_t run_c = 0, run_d = 0;
+    running run = {0, 0};
     db_stmt *s = db_prepare(d,
                             "SELECT COALESCE(SUM(CASE WHEN account = 'customer' THEN amount END), 0), "
                             "COALESCE(SUM(CASE WHEN account = 'deposit' THEN amount END), 0) "
@@ -275,8 +298,8 @@ int ledger_list(db *d, int64_t customer_id, const char *cursor, int64_t limit, j
     db_bind_int(s, 3, before);
     int rc = db_step(d, s, e);
     if (rc == DB_ROW) {
-        run_c = db_col_int(s, 0);
-        run_d = db_col_int(s, 1);
+        run.customer = db_col_int(s, 0);
+        run.deposit = db_col_int(s, 1);
     }
     db_done(s);
     if (rc < 0) return rc;
@@ -292,42 +315,7 @@ int ledger_list(db *d, int64_t customer_id, const char *cursor, int64_t limit, j
     db_bind_int(s, 2, before);
     db_bind_int(s, 3, before);
     db_bind_int(s, 4, limit + 1);
-    jv *out = jv_arr(a);
-    if (!out) {
-        db_done(s);
-        return ERR_NOMEM_RET(e);
-    }
-    int64_t n = 0, last = 0;
-    while ((rc = db_step(d, s, e)) == DB_ROW) {
-        if (n == limit) {
-            if (next && nnext) snprintf(next, nnext, "%lld", (long long)last);
-            break;
-        }
-        int dep = !strcmp(db_col_text(s, 1), "deposit");
-        int64_t amount = db_col_int(s, 3);
-        jv *o = jv_obj_sized(a, 14);
-        int bad = !o || jv_obj_set_int(a, o, "id", db_col_int(s, 0)) || jv_obj_set(a, o, "account", jv_str(a, db_col_text(s, 1))) ||
-                  jv_obj_set(a, o, "kind", jv_str(a, db_col_text(s, 2))) || jv_obj_set_int(a, o, "amount", amount) ||
-                  jv_obj_set_int(a, o, "balance_after", dep ? run_d : run_c) ||
-                  jv_obj_set(a, o, "entry_date", jv_str(a, db_col_text(s, 4))) || jv_obj_set(a, o, "invoice", text_or_null(a, s, 5)) ||
-                  jv_obj_set(a, o, "credit_note", text_or_null(a, s, 6)) || jv_obj_set(a, o, "payment_id", int_or_null(a, s, 7)) ||
-                  jv_obj_set(a, o, "deposit_id", int_or_null(a, s, 8)) || jv_obj_set(a, o, "reason", text_or_null(a, s, 9)) ||
-                  jv_obj_set(a, o, "approved_by", text_or_null(a, s, 10)) ||
-                  jv_obj_set(a, o, "created_at", jv_str(a, db_col_text(s, 11))) ||
-                  jv_obj_set(a, o, "created_by", jv_str(a, db_col_text(s, 12))) || jv_arr_push(a, out, o);
-        if (bad) {
-            rc = ERR_NOMEM_RET(e);
-            break;
-        }
-        if (dep) run_d -= amount;
-        else run_c -= amount;
-        last = db_col_int(s, 0);
-        n++;
-    }
-    db_done(s);
-    if (rc < 0) return rc;
-    *list = out;
-    return 0;
+    return page_collect(d, s, limit, entry_row, &run, a, list, next, nnext, e);
 }
 
 /* ---------------------------------------------------------------- deposits */

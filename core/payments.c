@@ -10,6 +10,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "money.h"
+#include "page.h"
 #include "rules.h"
 
 #define PAYMENT_MAX 10000000000000LL
@@ -375,18 +376,17 @@ int payments_get(db *d, int64_t id, jv_arena *a, jv **out, err *e)
     return rc;
 }
 
+static int payment_row(void *ud, db *d, db_stmt *s, jv_arena *a, jv **out, err *e)
+{
+    (void)ud;
+    return payment_obj(d, s, 0, a, out, e);
+}
+
 int payments_list(db *d, int64_t customer_id, const char *cursor, int64_t limit, jv_arena *a, jv **list, char *next,
                   size_t nnext, err *e)
 {
-    int64_t before = 0;
-    if (cursor && *cursor) {
-        char *end;
-        before = strtoll(cursor, &end, 10);
-        if (*end || before <= 0) return err_field(e, ERR_INVALID, "invalid_parameter", "cursor", "cursor is not one this server gave out");
-    }
-    /* after reading the cursor: a caller may pass the same buffer for both */
-    if (next && nnext) next[0] = '\0';
-    if (limit < 1 || limit > 500) return err_field(e, ERR_INVALID, "invalid_parameter", "limit", "limit must be 1 to 500");
+    int64_t before;
+    if (page_start(cursor, limit, &before, e)) return e->code;
     db_stmt *s = db_prepare(d,
                             "SELECT p.id, c.code, p.channel, p.channel_txn_id, p.amount, p.refunded, p.status, p.entry_date, "
                             "p.received_at, p.note, p.created_by, "
@@ -399,25 +399,5 @@ int payments_list(db *d, int64_t customer_id, const char *cursor, int64_t limit,
     db_bind_int(s, 2, before);
     db_bind_int(s, 3, before);
     db_bind_int(s, 4, limit + 1);
-    jv *out = jv_arr(a);
-    int rc = out ? 0 : ERR_NOMEM_RET(e);
-    int64_t n = 0, last = 0;
-    while (!rc && (rc = db_step(d, s, e)) == DB_ROW) {
-        if (n == limit) {
-            if (next && nnext) snprintf(next, nnext, "%lld", (long long)last);
-            break;
-        }
-        jv *o;
-        if ((rc = payment_obj(d, s, 0, a, &o, e)) || jv_arr_push(a, out, o)) {
-            if (!rc) rc = ERR_NOMEM_RET(e);
-            break;
-        }
-        rc = 0;
-        last = db_col_int(s, 0);
-        n++;
-    }
-    db_done(s);
-    if (rc < 0) return rc;
-    *list = out;
-    return 0;
+    return page_collect(d, s, limit, payment_row, NULL, a, list, next, nnext, e);
 }
