@@ -21,6 +21,7 @@
 typedef struct bill {
     int64_t id, customer_id, balance_due;
     char number[40], due[11], code[24], status[16];
+    char plan[48], billing[12];   /* of the bill's subscription; "" for a bill of none */
 } bill;
 
 /* What one batch did, stage by stage: counted in /metrics once the batch
@@ -129,7 +130,8 @@ static int build_ctx(db *d, const bill *b, const char *as_of, int32_t days, jv_a
     if (!ctx || !inv || !cust || !tags || !done) return err_set(e, ERR_NOMEM, "out of memory");
     int rc = jv_obj_set_str(a, inv, "number", b->number) || jv_obj_set_str(a, inv, "due_date", b->due) ||
              jv_obj_set_int(a, inv, "balance_due", b->balance_due) || jv_obj_set_str(a, cust, "code", b->code) ||
-             jv_obj_set_str(a, cust, "status", b->status);
+             jv_obj_set_str(a, cust, "status", b->status) ||
+             (b->plan[0] && (jv_obj_set_str(a, inv, "plan", b->plan) || jv_obj_set_str(a, inv, "billing", b->billing)));
     if (!rc) rc = texts(d, "SELECT tag FROM customer_tags WHERE customer_id = ? ORDER BY tag", b->customer_id, a, tags, e);
     if (!rc) rc = texts(d, "SELECT stage FROM dunning_actions WHERE invoice_id = ? ORDER BY id", b->id, a, done, e);
     if (rc) return rc < 0 ? rc : err_set(e, ERR_NOMEM, "out of memory");
@@ -311,7 +313,8 @@ int dunning_pass(db *d, const vault *v, ruleset *rs, const char *rules_version, 
         /* the statement is done before any bill is written */
         db_stmt *s = db_prepare(d,
                                 "SELECT i.id, i.customer_id, i.gross - i.paid - i.credited - i.written_off, i.number, i.due_date, "
-                                "c.code, c.status FROM invoices i JOIN customers c ON c.id = i.customer_id "
+                                "c.code, c.status, p.code, sb.billing FROM invoices i JOIN customers c ON c.id = i.customer_id "
+                                "LEFT JOIN subscriptions sb ON sb.id = i.subscription_id LEFT JOIN products p ON p.id = sb.product_id "
                                 "WHERE i.status IN ('open', 'partially_paid') AND i.id > ? AND i.due_date <= ? "
                                 "ORDER BY i.id LIMIT ?",
                                 e);
@@ -330,6 +333,8 @@ int dunning_pass(db *d, const vault *v, ruleset *rs, const char *rules_version, 
                 snprintf(b->due, sizeof b->due, "%s", db_col_text(s, 4) ? db_col_text(s, 4) : "");
                 snprintf(b->code, sizeof b->code, "%s", db_col_text(s, 5));
                 snprintf(b->status, sizeof b->status, "%s", db_col_text(s, 6));
+                snprintf(b->plan, sizeof b->plan, "%s", db_col_text(s, 7));
+                snprintf(b->billing, sizeof b->billing, "%s", db_col_text(s, 8));
             }
             db_done(s);
             if (st < 0) rc = st;

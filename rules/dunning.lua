@@ -46,7 +46,7 @@ M.holidays = {
 local holiday = {}
 for _, d in ipairs(M.holidays) do holiday[d] = true end
 
--- plan{invoice = {number, due_date, balance_due}, customer = {code, status, tags},
+-- plan{invoice = {number, due_date, balance_due, plan?, billing?}, customer = {code, status, tags},
 --      days = today - due_date, done = {stage names}, promised_until = "YYYY-MM-DD" or nil, today}
 --   -> {stage = name or nil, actions = {...}, skip = {names}}
 function M.plan(ctx)

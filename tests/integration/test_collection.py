@@ -194,3 +194,23 @@ class DaemonPass(BBTestCase):
         self.assertIn('bandbill_dunning_stages_total{stage="suspend_7",result="done"} 3', m)
         self.assertIn('bandbill_dunning_stages_total{stage="throttle_3",result="skipped"} 3', m)
         self.assertIn('bandbill_collection_tasks_open{priority="high"} 3', m)
+
+
+class ByPlan(BBTestCase):
+    def test_the_rule_sees_the_bills_plan(self):
+        """A ladder that varies by plan: the rule gets the plan's code and
+        the billing kind of the bill's subscription."""
+        seed(self.ws, 1, start="2026-10-01", next_bill="2026-11-01")
+        self.ws.ok("bill", "run", "--period", "2026-10")
+        path = self.ws.path("rules", "dunning.lua")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        text = text.replace("function M.plan(ctx)\n",
+                            "function M.plan(ctx)\n"
+                            "  if ctx.invoice.plan == 'FIB129' and ctx.invoice.billing == 'postpaid' and ctx.days >= 0 then\n"
+                            "    return { stage = 'fib129_' .. ctx.invoice.billing, actions = {}, skip = {} }\n"
+                            "  end\n", 1)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        self.ws.ok("dunning", "run", "--date", "2026-11-16")
+        self.assertEqual(self.ws.sql("SELECT stage, status FROM dunning_actions"), [("fib129_postpaid", "done")])
