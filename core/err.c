@@ -5,10 +5,27 @@
 #include <stdio.h>
 #include <string.h>
 
+void err_utf8_trim(char *s)
+{
+    size_t n = strlen(s);
+    /* back to the start of the last character, at most 3 continuation bytes */
+    size_t i = n, back = 0;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0) return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 0;
+    /* a character cut short by a fixed-size buffer: drop what is left of it */
+    if (need != back + 1) s[i - 1] = '\0';
+}
+
 __attribute__((format(printf, 3, 0))) static void vset(err *e, int code, const char *fmt, va_list ap)
 {
     e->code = code;
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    err_utf8_trim(e->msg);
 }
 
 int err_set(err *e, int code, const char *fmt, ...)
@@ -42,9 +59,15 @@ int err_prefix(err *e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
+    err_utf8_trim(pre);
     memcpy(old, e->msg, sizeof old);
     size_t pl = strlen(pre), ol = strlen(old), cap = sizeof e->msg - 1;
-    if (pl > cap) pl = cap;
+    if (pl > cap) {
+        pl = cap;
+        pre[pl] = '\0';
+        err_utf8_trim(pre);
+        pl = strlen(pre);
+    }
     memcpy(e->msg, pre, pl);
     size_t n = pl;
     if (n + 2 <= cap) {
@@ -54,6 +77,7 @@ int err_prefix(err *e, const char *fmt, ...)
     if (ol > cap - n) ol = cap - n;
     memcpy(e->msg + n, old, ol);
     e->msg[n + ol] = '\0';
+    err_utf8_trim(e->msg);
     return e->code;
 }
 

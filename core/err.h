@@ -42,6 +42,9 @@ int err_field(err *e, int code, const char *tag, const char *field,
 /* Prepends "prefix: " to the message already in e. Returns e->code. */
 int err_prefix(err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void err_clear(err *e);
+/* Cuts an incomplete UTF-8 character off the end of s: messages are cut
+ * to fixed-size buffers by bytes, and JSON must not carry half a character. */
+void err_utf8_trim(char *s);
 /* Stable machine name of a code ("invalid", "not_found", ...). */
 const char *err_code_name(int code);
 /* The tag if set, else the code name. */

@@ -263,6 +263,7 @@ int ruleset_load(rules_snapshot *snap, const lhost_limits *lim, int check, rules
         first_fail f = {.have = 0};
         rc = lhost_run_examples(h, NULL, note_failure, &f, &rs->examples, &rs->examples_failed, e);
         if (!rc && rs->examples_failed) {
+            err_utf8_trim(f.r.detail);
             err_field(e, ERR_RULE, "rule_example_failed", "",
                       "%d of %d examples failed; first: %s:%d: %s example %d%s%s%s: %s", rs->examples_failed,
                       rs->examples, f.r.file, f.r.line, f.r.module, f.r.index, f.r.name[0] ? " (" : "", f.r.name,
@@ -275,6 +276,7 @@ int ruleset_load(rules_snapshot *snap, const lhost_limits *lim, int check, rules
                 detail->line = f.r.line;
                 snprintf(detail->function, sizeof detail->function, "%s", f.r.fn);
                 snprintf(detail->message, sizeof detail->message, "%s", f.r.detail);
+                err_utf8_trim(detail->message);
             }
             rc = ERR_RULE;
         }
