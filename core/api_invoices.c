@@ -543,7 +543,7 @@ int api_payments_record(http_req *q)
                       .entry_date = day, .note = http_str(body, "note"), .by = by, .rules = rs};
     jv *obj = NULL;
     int rc = db_begin(d, &e);
-    if (!rc) rc = payments_record(d, &in, &pid, &e);
+    if (!rc) rc = payments_record(d, &in, &pid, NULL, &e);
     if (rs) ruleset_unref(rs);
     if (!rc) rc = payments_get(d, pid, a, &obj, &e);
     char oid[24];

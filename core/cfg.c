@@ -1,6 +1,7 @@
 /* cfg.c - the configuration table and its three sources. */
 #include "cfg.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -52,6 +53,23 @@ static const key keys[] = {
     {"tls.key", T_STR, S(tls_key), 0, 0, "PEM private key of tls.cert"},
     {"backup.dir", T_STR, S(backup_dir), 0, 0, "where the backup job writes (default: var/backups)"},
     {"backup.keep", T_INT, S(backup_keep), 1, 1000, "scheduled backups to keep"},
+    {"radius.db", T_STR, S(radius_db), 0, 0, "FreeRADIUS's SQLite database the radius plugin keeps (empty: no network enforcement)"},
+    {"radius.rate_format", T_STR, S(radius_rate_format), 0, 0, "the rate attribute: mikrotik (Mikrotik-Rate-Limit), huawei or h3c"},
+    {"radius.suspended", T_STR, S(radius_suspended), 0, 0, "a suspended line: reject, or walled_garden (radius.walled_garden_group)"},
+    {"radius.walled_garden_group", T_STR, S(radius_walled_group), 0, 0, "the group of suspended lines in walled_garden mode"},
+    {"radius.walled_garden_reply", T_STR, S(radius_walled_reply), 0, 0, "that group's reply: 'Attribute := value' items separated by commas"},
+    {"radius.poll_ms", T_INT, S(radius_poll_ms), 50, 10000, "how often the daemon applies the network changes, ms"},
+    {"radius.coa_timeout_ms", T_INT, S(radius_coa_timeout_ms), 50, 30000, "how long a NAS has to answer a CoA or Disconnect request, ms"},
+    {"radius.coa_retries", T_INT, S(radius_coa_retries), 0, 10, "how often an unanswered request is sent again"},
+    {"notify.dispatch", T_BOOL, S(notify_dispatch), 0, 1, "the daemon delivers outbox messages (the dispatcher thread)"},
+    {"notify.max_attempts", T_INT, S(notify_max_attempts), 1, 100, "a message is dead after this many failed attempts"},
+    {"notify.backoff_base_s", T_INT, S(notify_backoff_base_s), 1, 86400, "wait after the first failed attempt, seconds"},
+    {"notify.backoff_factor", T_INT, S(notify_backoff_factor), 1, 10, "each further failure multiplies the wait by this"},
+    {"notify.backoff_cap_s", T_INT, S(notify_backoff_cap_s), 1, 604800, "longest wait between attempts, seconds"},
+    {"notify.backoff_jitter_pct", T_INT, S(notify_backoff_jitter_pct), 0, 100, "waits move randomly by up to this percent"},
+    {"notify.timeout_s", T_INT, S(notify_timeout_s), 1, 300, "longest wait for a gateway's answer, seconds"},
+    {"notify.concurrency", T_INT, S(notify_concurrency), 1, 256, "requests in flight per channel"},
+    {"notify.poll_ms", T_INT, S(notify_poll_ms), 50, 60000, "how often the dispatcher looks for due messages, ms"},
 };
 
 void cfg_defaults(cfg *c)
@@ -74,6 +92,22 @@ void cfg_defaults(cfg *c)
     snprintf(c->credit_note_prefix, sizeof c->credit_note_prefix, "CN");
     c->session_max_hours = 12;
     c->query_after_min = 10;
+    snprintf(c->radius_rate_format, sizeof c->radius_rate_format, "mikrotik");
+    snprintf(c->radius_suspended, sizeof c->radius_suspended, "reject");
+    snprintf(c->radius_walled_group, sizeof c->radius_walled_group, "walled-garden");
+    snprintf(c->radius_walled_reply, sizeof c->radius_walled_reply, "Mikrotik-Address-List := walled-garden");
+    c->radius_poll_ms = 200;
+    c->radius_coa_timeout_ms = 1000;
+    c->radius_coa_retries = 2;
+    c->notify_dispatch = 1;
+    c->notify_max_attempts = 8;
+    c->notify_backoff_base_s = 30;
+    c->notify_backoff_factor = 2;
+    c->notify_backoff_cap_s = 3600;
+    c->notify_backoff_jitter_pct = 20;
+    c->notify_timeout_s = 10;
+    c->notify_concurrency = 16;
+    c->notify_poll_ms = 1000;
 }
 
 static int set_job(cfg *c, const char *job, const char *value, const char *origin, err *e)
@@ -123,6 +157,73 @@ static int set_channel(cfg *c, const char *rest, const char *value, const char *
     return 0;
 }
 
+/* notify.CHANNEL.KEY: which keys a channel takes is its driver's to say,
+ * when the dispatcher opens it (notify.c); here only their shape. */
+static int set_notify(cfg *c, const char *rest, const char *value, const char *origin, err *e)
+{
+    const char *dot = strchr(rest, '.');
+    size_t nl = dot ? (size_t)(dot - rest) : 0;
+    const char *k = dot ? dot + 1 : "";
+    if (!nl || nl >= sizeof c->ntset[0].channel || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789") != nl || !k[0] ||
+        strlen(k) >= sizeof c->ntset[0].key || strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(k))
+        return err_field(e, ERR_INVALID, "unknown_config_key", "notify",
+                         "%s: unknown configuration key 'notify.%s' (notification settings are notify.CHANNEL.KEY)", origin, rest);
+    if (strlen(value) >= sizeof c->ntset[0].value)
+        return err_field(e, ERR_INVALID, "invalid_config", "notify", "%s: notify.%s is too long", origin, rest);
+    int i;
+    for (i = 0; i < c->nntset; i++)
+        if (!strncmp(c->ntset[i].channel, rest, nl) && !c->ntset[i].channel[nl] && !strcmp(c->ntset[i].key, k)) break;
+    if (i == c->nntset) {
+        if (c->nntset == CFG_MAX_CHANNEL_SETTINGS) return err_set(e, ERR_LIMIT, "%s: too many notify settings", origin);
+        c->nntset++;
+    }
+    snprintf(c->ntset[i].channel, sizeof c->ntset[i].channel, "%.*s", (int)nl, rest);
+    snprintf(c->ntset[i].key, sizeof c->ntset[i].key, "%s", k);
+    snprintf(c->ntset[i].value, sizeof c->ntset[i].value, "%s", value);
+    return 0;
+}
+
+/* nas.NAME.KEY: the NASes that take RFC 5176 requests (address, secret,
+ * coa_port). */
+static int set_nas(cfg *c, const char *rest, const char *value, const char *origin, err *e)
+{
+    const char *dot = strchr(rest, '.');
+    size_t nl = dot ? (size_t)(dot - rest) : 0;
+    const char *k = dot ? dot + 1 : "";
+    if (!nl || nl >= sizeof c->nas[0].name || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789") != nl ||
+        (strcmp(k, "address") && strcmp(k, "secret") && strcmp(k, "coa_port")))
+        return err_field(e, ERR_INVALID, "unknown_config_key", "nas",
+                         "%s: NAS settings are nas.NAME.address, nas.NAME.secret and nas.NAME.coa_port (NAME: a-z 0-9), got 'nas.%s'",
+                         origin, rest);
+    int i;
+    for (i = 0; i < c->nnas; i++)
+        if (!strncmp(c->nas[i].name, rest, nl) && !c->nas[i].name[nl]) break;
+    if (i == c->nnas) {
+        if (c->nnas == CFG_MAX_NAS) return err_set(e, ERR_LIMIT, "%s: more than %d NASes", origin, CFG_MAX_NAS);
+        memset(&c->nas[i], 0, sizeof c->nas[i]);
+        snprintf(c->nas[i].name, sizeof c->nas[i].name, "%.*s", (int)nl, rest);
+        c->nas[i].coa_port = 3799;
+        c->nnas++;
+    }
+    cfg_nas *n = &c->nas[i];
+    if (!strcmp(k, "coa_port")) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < 1 || v > 65535 || value[0] < '0' || value[0] > '9')
+            return err_field(e, ERR_INVALID, "invalid_config", "nas", "%s: nas.%s must be a port from 1 to 65535, got '%s'",
+                             origin, rest, value);
+        n->coa_port = v;
+        return 0;
+    }
+    char *dst = !strcmp(k, "address") ? n->address : n->secret;
+    size_t cap = !strcmp(k, "address") ? sizeof n->address : sizeof n->secret;
+    if (strlen(value) >= cap)
+        return err_field(e, ERR_INVALID, "invalid_config", "nas", "%s: nas.%s is too long", origin, rest);
+    memcpy(dst, value, strlen(value) + 1);
+    return 0;
+}
+
 int cfg_channels(const cfg *c, const char **names, int max)
 {
     int n = 0;
@@ -138,6 +239,8 @@ int cfg_set(cfg *c, const char *name, const char *value, const char *origin, err
 {
     if (strncmp(name, "jobs.", 5) == 0) return set_job(c, name + 5, value, origin, e);
     if (strncmp(name, "channel.", 8) == 0) return set_channel(c, name + 8, value, origin, e);
+    if (strncmp(name, "nas.", 4) == 0) return set_nas(c, name + 4, value, origin, e);
+    if (strncmp(name, "notify.", 7) == 0 && strchr(name + 7, '.')) return set_notify(c, name + 7, value, origin, e);
     const key *k = NULL;
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(keys[i].name, name) == 0) k = &keys[i];
@@ -251,6 +354,15 @@ int cfg_load_env(cfg *c, char **envp, err *e)
             if (cfg_set(c, ck, eq + 1, origin, e)) return e->code;
             continue;
         }
+        if (strncmp(lower, "nas_", 4) == 0) {
+            /* BANDBILL_NAS_BRAS1_COA_PORT -> nas.bras1.coa_port (NAS names have no '_') */
+            char nk[160];
+            snprintf(nk, sizeof nk, "nas.%s", lower + 4);
+            char *us = strchr(nk + 4, '_');
+            if (us) *us = '.';
+            if (cfg_set(c, nk, eq + 1, origin, e)) return e->code;
+            continue;
+        }
         if (strncmp(lower, "jobs_", 5) == 0) {
             char job[160];
             snprintf(job, sizeof job, "jobs.%s", lower + 5);
@@ -274,6 +386,14 @@ int cfg_load_env(cfg *c, char **envp, err *e)
                 if (cfg_set(c, keys[i].name, eq + 1, origin, e)) return e->code;
                 matched = 1;
             }
+        }
+        if (!matched && strncmp(lower, "notify_", 7) == 0 && strchr(lower + 7, '_')) {
+            /* BANDBILL_NOTIFY_SMS_URL -> notify.sms.url (after the fixed notify.* keys; channel names have no '_') */
+            char nk[160];
+            snprintf(nk, sizeof nk, "notify.%s", lower + 7);
+            *strchr(nk + 7, '_') = '.';
+            if (cfg_set(c, nk, eq + 1, origin, e)) return e->code;
+            matched = 1;
         }
         if (!matched)
             return err_field(e, ERR_INVALID, "unknown_config_key", var, "unknown environment variable %s (see bandbill --help for the BANDBILL_* variables)", var);
@@ -340,6 +460,27 @@ int cfg_finish(cfg *c, err *e)
     if (!strcmp(c->invoice_prefix, c->credit_note_prefix))
         return err_field(e, ERR_INVALID, "invalid_config", "billing.credit_note_prefix",
                          "billing.credit_note_prefix must differ from billing.invoice_prefix: each is a series of its own");
+    if (strcmp(c->radius_rate_format, "mikrotik") && strcmp(c->radius_rate_format, "huawei") &&
+        strcmp(c->radius_rate_format, "h3c"))
+        return err_field(e, ERR_INVALID, "invalid_config", "radius.rate_format",
+                         "radius.rate_format is mikrotik, huawei or h3c, got '%s'", c->radius_rate_format);
+    if (strcmp(c->radius_suspended, "reject") && strcmp(c->radius_suspended, "walled_garden"))
+        return err_field(e, ERR_INVALID, "invalid_config", "radius.suspended",
+                         "radius.suspended is reject or walled_garden, got '%s'", c->radius_suspended);
+    for (int i = 0; i < c->nnas; i++) {
+        unsigned char ip[4];
+        char k[64];
+        snprintf(k, sizeof k, "nas.%s", c->nas[i].name);
+        if (inet_pton(AF_INET, c->nas[i].address, ip) != 1)
+            return err_field(e, ERR_INVALID, "invalid_config", k, "%s.address must be the NAS's IPv4 address, got '%s'", k,
+                             c->nas[i].address);
+        if (!c->nas[i].secret[0])
+            return err_field(e, ERR_INVALID, "invalid_config", k, "%s.secret is required: the RADIUS secret shared with the NAS", k);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->nas[j].address, c->nas[i].address))
+                return err_field(e, ERR_INVALID, "invalid_config", k, "%s and nas.%s have the same address %s", k,
+                                 c->nas[j].name, c->nas[i].address);
+    }
     if (!c->tls_cert[0] != !c->tls_key[0])
         return err_field(e, ERR_INVALID, "invalid_config", c->tls_cert[0] ? "tls.key" : "tls.cert",
                          "tls.cert and tls.key go together: give both or neither");
@@ -371,6 +512,16 @@ void cfg_dump(const cfg *c, void (*emit)(void *ud, const char *key, const char *
         snprintf(k, sizeof k, "jobs.%s", c->jobs[i].name);
         emit(ud, k, c->jobs[i].cron);
     }
+    for (int i = 0; i < c->nnas; i++) {
+        char k[96], port[16];
+        snprintf(k, sizeof k, "nas.%s.address", c->nas[i].name);
+        emit(ud, k, c->nas[i].address);
+        snprintf(k, sizeof k, "nas.%s.secret", c->nas[i].name);
+        emit(ud, k, c->nas[i].secret[0] ? "(set, not shown)" : "");
+        snprintf(k, sizeof k, "nas.%s.coa_port", c->nas[i].name);
+        snprintf(port, sizeof port, "%lld", (long long)c->nas[i].coa_port);
+        emit(ud, k, port);
+    }
     for (int i = 0; i < c->nchset; i++) {
         char k[96];
         snprintf(k, sizeof k, "channel.%s.%s", c->chset[i].channel, c->chset[i].key);
@@ -378,5 +529,12 @@ void cfg_dump(const cfg *c, void (*emit)(void *ud, const char *key, const char *
         int secret = strstr(c->chset[i].key, "secret") || strstr(c->chset[i].key, "password") ||
                      !strcmp(c->chset[i].key, "apiv3_key");
         emit(ud, k, secret ? "(set, not shown)" : c->chset[i].value);
+    }
+    for (int i = 0; i < c->nntset; i++) {
+        char k[96];
+        snprintf(k, sizeof k, "notify.%s.%s", c->ntset[i].channel, c->ntset[i].key);
+        int secret = strstr(c->ntset[i].key, "secret") || strstr(c->ntset[i].key, "password") ||
+                     strstr(c->ntset[i].key, "token");
+        emit(ud, k, secret ? "(set, not shown)" : c->ntset[i].value);
     }
 }

@@ -29,6 +29,16 @@ typedef struct cfg_channel_setting {
     char value[CFG_PATH];
 } cfg_channel_setting;
 
+/* A NAS that takes RFC 5176 CoA and Disconnect requests:
+ * [nas.bras1] address = 10.0.0.1, secret = ..., coa_port = 3799 */
+#define CFG_MAX_NAS 32
+typedef struct cfg_nas {
+    char name[32];
+    char address[64];
+    char secret[160];
+    int64_t coa_port;
+} cfg_nas;
+
 typedef struct cfg {
     char config_file[CFG_PATH];
     char db[CFG_PATH];
@@ -63,6 +73,22 @@ typedef struct cfg {
     int njobs;
     cfg_channel_setting chset[CFG_MAX_CHANNEL_SETTINGS]; /* checked against the channel's plugin when it opens */
     int nchset;
+    /* notification delivery (notify.h): fixed keys, then notify.CHANNEL.KEY */
+    int notify_dispatch;           /* the daemon runs the dispatcher */
+    int64_t notify_max_attempts;
+    int64_t notify_backoff_base_s, notify_backoff_factor, notify_backoff_cap_s, notify_backoff_jitter_pct;
+    int64_t notify_timeout_s, notify_concurrency, notify_poll_ms;
+    cfg_channel_setting ntset[CFG_MAX_CHANNEL_SETTINGS]; /* checked against the channel's driver when it opens */
+    int nntset;
+    /* network enforcement (netsync.h, the radius plugin): on when radius_db is set */
+    char radius_db[CFG_PATH];
+    char radius_rate_format[16];     /* mikrotik, huawei, h3c */
+    char radius_suspended[16];       /* reject, walled_garden */
+    char radius_walled_group[72];
+    char radius_walled_reply[CFG_PATH];
+    int64_t radius_poll_ms, radius_coa_timeout_ms, radius_coa_retries;
+    cfg_nas nas[CFG_MAX_NAS];
+    int nnas;
 } cfg;
 
 /* Fills in the defaults. */

@@ -221,6 +221,22 @@ static const cli_opt opts_sandbox[] = {
     {"init-only", 0, NULL, "make the keys and channels.ini, do not serve"},
     {NULL, 0, NULL, NULL},
 };
+static const cli_opt opts_radius_resync[] = {
+    {"dry-run", 0, NULL, "report the differences, repair nothing (exit 1 when there are any)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_outbox_list[] = {
+    {"customer", 1, "CODE", "one customer's messages"},
+    {"status", 1, "STATUS", "pending, failed, sent, dead"},
+    {"channel", 1, "NAME", "log, sms, email, wechat"},
+    {"event", 1, "EVENT", "verification_code, invoice_issued, dunning.due_reminder, ..."},
+    {"limit", 1, "N", "how many (default 50)"},
+    {NULL, 0, NULL, NULL},
+};
+static const cli_opt opts_outbox_deliver[] = {
+    {"limit", 1, "N", "handle at most N messages"},
+    {NULL, 0, NULL, NULL},
+};
 static const cli_opt opts_dunning_run[] = {
     {"date", 1, "DATE", "the business day of the pass (default today)"},
     {"dry-run", 0, NULL, "say what would be done, write nothing"},
@@ -376,6 +392,27 @@ static const command commands[] = {
     {"collection update", cmd_collection_update, "TASK", 1, 1, opts_collection_update, "record an outcome, a note or a promise to pay; close or reopen a task",
      "Every update is kept as a note with who made it and when. A promise to pay pauses the ladder for\n"
      "the task's bill until the promised day (rules/dunning.lua reads it); closing a task needs its outcome."},
+    {"radius sync", cmd_radius_sync, "", 0, 0, NULL, "apply the pending network changes once (the daemon does it every radius.poll_ms)",
+     "Takes the accounts whose state, password, plan or rate changed since the last sync and makes\n"
+     "FreeRADIUS's tables (radius.db) hold them, then tells the NASes about live sessions (CoA for a new\n"
+     "rate, Disconnect for a suspension). The first sync applies every account. Exit 1 when a NAS did not\n"
+     "take a request (the tables are written all the same)."},
+    {"radius resync", cmd_radius_resync, "", 0, 0, opts_radius_resync, "compare every account with FreeRADIUS's tables; report and repair the drift",
+     "Compares each account's desired entries (password, rate, rejection or walled garden) with\n"
+     "radcheck, radreply and radusergroup, and every name those tables hold with the accounts: missing,\n"
+     "extra and wrong entries, and live sessions of suspended or closed lines. Repairs all of it unless\n"
+     "--dry-run (which exits 1 when anything differs)."},
+    {"radius status", cmd_radius_status, "", 0, 0, NULL, "where the network sync stands: pending changes, the last error, sessions a NAS did not take", NULL},
+    {"outbox list", cmd_outbox_list, "", 0, 0, opts_outbox_list, "messages to customers, newest first, with their delivery status", NULL},
+    {"outbox show", cmd_outbox_show, "ID", 1, 1, NULL, "one message: status, recipient, payload, every attempt and its outcome", NULL},
+    {"outbox retry", cmd_outbox_retry, "ID", 1, 1, NULL, "send a dead message again (audited)",
+     "A dead message (its attempts used up, or refused for good) goes back to pending with a fresh\n"
+     "budget of attempts; the attempts made stay in its history."},
+    {"outbox deliver", cmd_outbox_deliver, "", 0, 0, opts_outbox_deliver, "deliver what is due now, on every configured channel",
+     "Runs the dispatcher once over the due messages (pending, or failed and due again): renders them\n"
+     "with rules/notices.lua of --rules, sends them through their channel (notify.CHANNEL.* settings),\n"
+     "records each outcome, and returns when nothing due is left. For machines where no daemon runs\n"
+     "(or notify.dispatch = false); claims keep it from sending what a running daemon sends."},
     {"sandbox", cmd_sandbox, "", 0, 0, opts_sandbox, "play Alipay and WeChat Pay offline, for the demo and for trying payments",
      "Makes both sides' keys and the channels' settings once (DIR/channels.ini: serve bandbill with\n"
      "--config DIR/channels.ini), then serves the channels' pay pages and order API: a pay link of a\n"

@@ -134,6 +134,13 @@ int cmd_payment_refund(cli *c, err *e);
 int cmd_reconcile(cli *c, err *e);
 int cmd_sandbox(cli *c, err *e);
 int cmd_dunning_run(cli *c, err *e);
+int cmd_outbox_list(cli *c, err *e);    /* cmd_outbox.c */
+int cmd_outbox_show(cli *c, err *e);
+int cmd_outbox_retry(cli *c, err *e);
+int cmd_outbox_deliver(cli *c, err *e);
+int cmd_radius_sync(cli *c, err *e);   /* cmd_radius.c */
+int cmd_radius_resync(cli *c, err *e);
+int cmd_radius_status(cli *c, err *e);
 int cmd_collection_list(cli *c, err *e);
 int cmd_collection_show(cli *c, err *e);
 int cmd_collection_assign(cli *c, err *e);

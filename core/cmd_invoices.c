@@ -583,8 +583,9 @@ int cmd_payment_record(cli *c, err *e)
     payment_new in = {.customer_id = customer, .channel = channel, .channel_txn_id = receipt, .amount = amount, .invoice_id = invoice,
                       .entry_date = date, .note = cli_opt_value(c, "note"), .by = by, .rules = rs};
     jv *obj = NULL;
+    int restored = 0;
     if (!rc) rc = db_begin(x.d, e);
-    if (!rc) rc = payments_record(x.d, &in, &pid, e);
+    if (!rc) rc = payments_record(x.d, &in, &pid, &restored, e);
     if (rs) ruleset_unref(rs);
     if (!rc) rc = payments_get(x.d, pid, &x.a, &obj, e);
     char oid[24];
@@ -600,6 +601,7 @@ int cmd_payment_record(cli *c, err *e)
         for (size_t i = 0; i < jv_len(al); i++)
             printf("  pays %s %s\n", s_of(jv_at(al, i), "invoice"), yuan(i_of(jv_at(al, i), "amount"), m1));
         if (i_of(obj, "unallocated")) printf("  %s is credit for the next bills\n", yuan(i_of(obj, "unallocated"), m2));
+        if (restored) printf("  nothing is overdue any more: the customer and the line are active again\n");
     }
     return close_env(&x, rc);
 }

@@ -10,6 +10,8 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "netstate.h"
+#include "notify.h"
 #include "outbox.h"
 #include "rules.h"
 
@@ -88,6 +90,15 @@ static int check_action(const jv *a, char *why, size_t n)
         const char *t = str_of(a, "template");
         if (!t || !t[0] || strlen(t) > 40 || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(t))
             return snprintf(why, n, "notify needs a template (a-z 0-9 _)"), -1;
+        const jv *cl = jv_get(a, "channels");
+        if (cl && (cl->kind != JV_ARR || jv_len(cl) < 1 || jv_len(cl) > NOTIFY_CHANNELS))
+            return snprintf(why, n, "notify's channels is a list of 1 to %d of log, sms, email, wechat", NOTIFY_CHANNELS), -1;
+        for (size_t i = 0; cl && i < jv_len(cl); i++) {
+            const jv *c = jv_at(cl, i);
+            int known = 0;
+            for (int k = 0; c->kind == JV_STR && k < NOTIFY_CHANNELS; k++) known |= !strcmp(c->u.str.s, notify_channel_names[k]);
+            if (!known) return snprintf(why, n, "notify's channels[%zu] is not log, sms, email or wechat", i + 1), -1;
+        }
         return 0;
     }
     if (!strcmp(kind, "status")) {
@@ -100,6 +111,12 @@ static int check_action(const jv *a, char *why, size_t n)
         const char *st = str_of(a, "state");
         if (!st || (strcmp(st, "throttled") && strcmp(st, "suspended")))
             return snprintf(why, n, "network state is throttled or suspended"), -1;
+        if (!strcmp(st, "throttled")) {
+            /* a bad rate is the rule's failure for this bill, not the pass's */
+            netstate_rate rate;
+            err re;
+            if (netstate_rate_parse(str_of(a, "rate"), &rate, &re)) return snprintf(why, n, "network rate: %s", re.msg), -1;
+        }
         return 0;
     }
     if (!strcmp(kind, "task")) {
@@ -168,21 +185,58 @@ static int act(db *d, const vault *v, const bill *b, const char *stage, const jv
     jv_arena ar;
     jv_arena_init(&ar, 0);
     int rc = 0;
-    if (!strcmp(kind, "notify") || !strcmp(kind, "network")) {
-        /* messages and line changes go out through the outbox, in this
-         * transaction: the delivery and the network plugin take them */
-        jv *p = jv_copy(&ar, a);
+    if (!strcmp(kind, "notify")) {
+        /* the notice goes to the customer through the outbox, in this
+         * transaction: on the channels the rule chose (channels = {...}),
+         * else as the customer prefers (notify_customer) */
+        char event[64], key[96], link[64];
+        snprintf(event, sizeof event, "dunning.%s", str_of(a, "template"));
+        snprintf(key, sizeof key, "dunning:%lld:%s:%s", (long long)b->id, stage, event);
+        snprintf(link, sizeof link, "/pay/%s", b->number);
+        const char *chans[NOTIFY_CHANNELS + 1] = {0};
+        const jv *cl = jv_get(a, "channels");
+        /* the template's variables: what the rule gave, and the bill */
+        jv *p = jv_obj(&ar);
+        for (size_t i = 0; p && !rc && i < jv_len(a); i++) {
+            const jv_member *m = &a->u.obj.m[i];
+            if (strcmp(m->key, "kind") && strcmp(m->key, "channels") && jv_obj_set(&ar, p, m->key, jv_copy(&ar, m->val))) rc = ERR_NOMEM;
+        }
+        if (!p || rc || jv_obj_set_str(&ar, p, "invoice", b->number) || jv_obj_set_str(&ar, p, "due_date", b->due) ||
+            jv_obj_set_int(&ar, p, "amount", b->balance_due) || jv_obj_set_str(&ar, p, "stage", stage) ||
+            jv_obj_set_str(&ar, p, "pay_link", link))
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+        if (!rc && cl && (cl->kind != JV_ARR || jv_len(cl) < 1 || jv_len(cl) > NOTIFY_CHANNELS))
+            rc = err_field(e, ERR_RULE, "rule_output", "channels", "%s: notify's channels must be a list of 1 to 4 of log, sms, email, wechat",
+                           stage);
+        for (size_t i = 0; !rc && cl && i < jv_len(cl); i++) {
+            if (jv_at(cl, i)->kind != JV_STR)
+                rc = err_field(e, ERR_RULE, "rule_output", "channels", "%s: notify's channels[%zu] is not a channel name", stage, i + 1);
+            else chans[i] = jv_at(cl, i)->u.str.s;
+        }
+        if (!rc) rc = notify_customer(d, v, event, b->customer_id, cl ? chans : NULL, p, key, NULL, e);
+        if (!rc) r->notices++;
+    } else if (!strcmp(kind, "network")) {
+        /* the line's state changes here, in the bill's transaction: the
+         * customer's PPPoE accounts (netstate.c), which the network plugin
+         * follows (netsync.c); the outbox keeps a record of the change */
+        const char *state = str_of(a, "state");
+        netstate_rate rate = {0, 0};
+        int64_t moved = 0;
+        err re;
+        if (!strcmp(state, "throttled") && netstate_rate_parse(str_of(a, "rate"), &rate, &re))
+            rc = err_field(e, ERR_RULE, "rule_output", "rate", "%s: the network action's rate: %s", stage, re.msg);
+        if (!rc) rc = netstate_set_customer(d, b->customer_id, state, !strcmp(state, "throttled") ? &rate : NULL, &moved, e);
+        jv *p = rc ? NULL : jv_copy(&ar, a);
         char event[64];
-        if (!strcmp(kind, "notify")) snprintf(event, sizeof event, "dunning.%s", str_of(a, "template"));
-        else snprintf(event, sizeof event, "service.%s", str_of(a, "state"));
-        if (!p || jv_obj_set_str(&ar, p, "invoice", b->number) || jv_obj_set_str(&ar, p, "due_date", b->due) ||
-            jv_obj_set_int(&ar, p, "amount", b->balance_due) || jv_obj_set_str(&ar, p, "stage", stage))
+        snprintf(event, sizeof event, "service.%s", state);
+        if (!rc && (!p || jv_obj_set_str(&ar, p, "invoice", b->number) || jv_obj_set_str(&ar, p, "due_date", b->due) ||
+                    jv_obj_set_int(&ar, p, "amount", b->balance_due) || jv_obj_set_str(&ar, p, "stage", stage) ||
+                    jv_obj_set_int(&ar, p, "accounts", moved)))
             rc = err_set(e, ERR_NOMEM, "out of memory");
         char key[96];
         snprintf(key, sizeof key, "dunning:%lld:%s:%s", (long long)b->id, stage, event);
         if (!rc) rc = outbox_enqueue(d, v, event, "log", b->customer_id, NULL, p, key, e);
-        if (!rc && !strcmp(kind, "notify")) r->notices++;
-        if (!rc && !strcmp(kind, "network")) r->network++;
+        if (!rc) r->network++;
     } else if (!strcmp(kind, "status")) {
         const char *to = str_of(a, "to");
         char from[16] = "";

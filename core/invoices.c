@@ -20,6 +20,7 @@
 #include "customers.h"
 #include "date.h"
 #include "ledger.h"
+#include "notify.h"
 #include "page.h"
 #include "money.h"
 #include "outbox.h"
@@ -245,7 +246,6 @@ typedef struct issue_prep {
     char number[INVOICE_NUMBER_MAX];
     char code[CUSTOMER_CODE_MAX];
     buf bill_to;                  /* JSON */
-    buf phone;                    /* the recipient of the e-bill, or empty */
     int moves_sub;                /* the bill sets the subscription's billed_through */
     char prev_billed_through[11];
     int have_prev_billed;
@@ -255,8 +255,6 @@ typedef struct issue_prep {
 static void prep_free(issue_prep *p)
 {
     buf_free(&p->bill_to);
-    if (p->phone.data) explicit_bzero(p->phone.data, p->phone.cap);
-    buf_free(&p->phone);
 }
 
 static void address_json(jw *w, db_stmt *s)
@@ -274,10 +272,10 @@ static void address_json(jw *w, db_stmt *s)
 }
 
 /* The customer as the bill names them on the day: the snapshot kept in
- * invoices.bill_to, the code, and the phone the e-bill goes to. */
-static int read_bill_to(db *d, const vault *v, int64_t customer_id, issue_prep *p, err *e)
+ * invoices.bill_to, and the code. */
+static int read_bill_to(db *d, int64_t customer_id, issue_prep *p, err *e)
 {
-    db_stmt *s = db_prepare(d, "SELECT code, name, company_name, tax_id, phone_enc, type FROM customers WHERE id = ?", e);
+    db_stmt *s = db_prepare(d, "SELECT code, name, company_name, tax_id, type FROM customers WHERE id = ?", e);
     if (!s) return e->code;
     db_bind_int(s, 1, customer_id);
     int rc = db_step(d, s, e);
@@ -299,14 +297,8 @@ static int read_bill_to(db *d, const vault *v, int64_t customer_id, issue_prep *
     jw_key(&w, "tax_id");
     if (db_col_is_null(s, 3)) jw_null(&w);
     else jw_str(&w, db_col_text(s, 3));
-    jw_kv_str(&w, "customer_type", db_col_text(s, 5));
+    jw_kv_str(&w, "customer_type", db_col_text(s, 4));
     rc = 0;
-    if (v && !db_col_is_null(s, 4) && db_col_text(s, 4)[0]) {
-        err de;
-        /* a phone that does not decrypt (a key gone) costs the customer the
-         * message, not the bill: the outbox gets no recipient */
-        if (vault_decrypt(v, "customers.phone", db_col_text(s, 4), &p->phone, &de)) buf_reset(&p->phone);
-    }
     db_done(s);
     s = db_prepare(d,
                    "SELECT kind, province, city, district, street, community, building, unit, floor, room, gis_code "
@@ -377,7 +369,7 @@ static int prepare_issue(db *d, const vault *v, int64_t customer_id, int64_t sub
             return err_field(e, ERR_INVALID, "invalid_field", "subscription_id", "subscription %lld is not this customer's",
                              (long long)subscription_id);
     }
-    int rc = read_bill_to(d, v, customer_id, p, e);
+    int rc = read_bill_to(d, customer_id, p, e);
     if (!rc) rc = take_number(d, g_invoice_prefix, issue_date, p->number, e);
     return rc;
 }
@@ -588,8 +580,8 @@ static int issue_effects(db *d, const vault *v, const issue_in *in, const issue_
         /* a bill paid in full by credit still tells the customer, but asks for nothing */
         jv_obj_set(&a, pl, "pay_link", in->t.gross - in->t.credit > 0 ? jv_str(&a, link) : jv_null(&a)))
         rc = ERR_NOMEM_RET(e);
-    if (!rc)
-        rc = outbox_enqueue(d, v, "invoice_issued", "log", in->customer_id, p->phone.len ? buf_cstr(&p->phone) : NULL, pl, key, e);
+    /* on the channels the customer prefers, each to its contact */
+    if (!rc) rc = notify_customer(d, v, "invoice_issued", in->customer_id, NULL, pl, key, NULL, e);
     jv_arena_free(&a);
     return rc;
 }

@@ -8,7 +8,7 @@
 #include "dunning.h"
 #include "date.h"
 #include "billrun.h"
-#include "outbox.h"
+#include "notify.h"
 #include "payorders.h"
 #include "scheduler.h"
 #include "subs.h"
@@ -29,23 +29,27 @@ static int job_optimize(job_ctx *ctx, err *e)
     return rc;
 }
 
-/* Delivers what is due on the "log" channel; the other channels stay
- * pending until their delivery is written. The job opens the key file
- * itself (it decrypts recipients to mask them), as job_ctx has no vault. */
+/* Delivers what is due on every configured channel, as `bandbill outbox
+ * deliver` does: the daemon's dispatcher delivers continuously, this
+ * catches up when it is off (notify.dispatch) or no daemon runs. A minute
+ * with nothing due loads no rules. */
 static int job_outbox_deliver(job_ctx *ctx, err *e)
 {
-    enum { BATCH = 200 };
-    vault *v;
-    int rc = vault_open(ctx->cfg->keys_file, &v, e);
-    if (rc) return rc;
-    int total = 0, sent = 0;
-    do {
-        rc = outbox_deliver_log(ctx->db, v, BATCH, &sent, e);
-        total += sent;
-    } while (!rc && sent == BATCH && !(ctx->stop && *ctx->stop));
-    vault_close(v);
-    if (!rc) snprintf(ctx->summary, sizeof ctx->summary, "delivered %d message(s) on the log channel", total);
-    ctx->idle = !rc && total == 0;
+    char now[25];
+    db_now(now);
+    int64_t due = 0;
+    int rc = db_get_int(ctx->db, e, &due, "SELECT count(*) FROM outbox WHERE status IN ('pending', 'failed') AND next_attempt_at <= ?",
+                        "s", now);
+    if (rc || !due) {
+        ctx->idle = !rc;
+        return rc;
+    }
+    notify_report r;
+    rc = notify_deliver(ctx->db, ctx->cfg, NULL, 0, ctx->stop, &r, e);
+    if (!rc)
+        snprintf(ctx->summary, sizeof ctx->summary, "%lld sent, %lld failed (tried again later), %lld dead, %lld postponed",
+                 (long long)r.sent, (long long)r.failed, (long long)r.dead, (long long)r.postponed);
+    ctx->idle = !rc && r.sent + r.failed + r.dead + r.postponed == 0;
     return rc;
 }
 
@@ -101,7 +105,7 @@ static int job_dunning(job_ctx *ctx, err *e)
 const job_def sched_jobs[] = {
     {"backup", "0 3 * * *", job_backup, "online backup of the database into backup.dir, keeping backup.keep copies"},
     {"db.optimize", "30 4 * * 0", job_optimize, "refresh query planner statistics and checkpoint the WAL"},
-    {"outbox.deliver", "* * * * *", job_outbox_deliver, "deliver pending outbox messages of the log channel (as log lines)"},
+    {"outbox.deliver", "* * * * *", job_outbox_deliver, "deliver due outbox messages on every configured channel (catch-up for the daemon's dispatcher)"},
     {"subscriptions.apply", "5 0 * * *", subs_job_apply, "apply scheduled subscription changes (downgrades, ends of suspension) that are due"},
     {"billing.run", "30 0 1 * *", billrun_job, "the monthly billing run: bill every subscription due on or before the day"},
     {"dunning.run", "0 9 * * *", job_dunning, "the collection ladder: each unpaid bill's due stage of rules/dunning.lua, once"},

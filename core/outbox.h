@@ -17,9 +17,11 @@
  *              retried request or job does not send twice
  *
  * Delivery is at least once: a message may go out twice if the process dies
- * between handing it over and recording it as sent. Only the "log" channel
- * is delivered today (a log line, for development and for operators without
- * a gateway); the others stay pending until their channel is written. */
+ * between handing it over and recording it as sent. The dispatcher
+ * (notify.h) delivers every channel that has settings: SMS, e-mail and
+ * WeChat through their drivers, with retries and dead letters; "log" as a
+ * log line, for development and for operators without a gateway. To queue
+ * a message to a customer by their preference, use notify_customer(). */
 #ifndef BB_OUTBOX_H
 #define BB_OUTBOX_H
 
@@ -39,7 +41,9 @@
 int outbox_enqueue(db *d, const vault *v, const char *event, const char *channel, int64_t customer_id,
                    const char *recipient, const jv *payload, const char *dedupe_key, err *e);
 
-/* Delivers up to `limit` due messages of the "log" channel, oldest first, in
+/* The log channel alone, in one transaction (the dispatcher of notify.h
+ * does this and the rest; kept for callers that want only the log).
+ * Delivers up to `limit` due messages of the "log" channel, oldest first, in
  * one transaction of its own: each becomes one log line (event
  * "outbox_log") with the recipient masked (138****8000) and the payload's
  * personal fields masked, and is marked sent. A message whose recipient

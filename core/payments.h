@@ -34,8 +34,12 @@ struct ruleset;
 
 /* Records and allocates a payment inside the caller's transaction. The
  * same channel and channel_txn_id again is ERR_CONFLICT tagged
- * "duplicate" naming the payment that has it (*id gets it). */
-int payments_record(db *d, const payment_new *in, int64_t *id, err *e);
+ * "duplicate" naming the payment that has it (*id gets it). A customer
+ * held by the collection ladder (overdue, suspended, a line throttled or
+ * cut) with nothing overdue left after it is active again at once, its
+ * PPPoE accounts too, with `service.restore` in the outbox; *restored
+ * (may be NULL) says so. */
+int payments_record(db *d, const payment_new *in, int64_t *id, int *restored, err *e);
 
 typedef struct payment_refund {
     int64_t payment_id;

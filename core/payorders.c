@@ -17,6 +17,7 @@
 #include "outbox.h"
 #include "date.h"
 #include "log.h"
+#include "netstate.h"
 #include "payments.h"
 #include "rules.h"
 #include "vault.h"
@@ -85,39 +86,6 @@ static void set_outcome(payorder_result *r, const char *outcome, const char *why
 {
     snprintf(r->outcome, sizeof r->outcome, "%s", outcome);
     snprintf(r->reason, sizeof r->reason, "%s", why ? why : "");
-}
-
-/* The customer is overdue or suspended and has nothing overdue left: back
- * to active, and the network is told. */
-static int restore_if_settled(db *d, const vault *v, int64_t customer_id, int64_t payment_id, const char *channel,
-                              const char *today, payorder_result *r, err *e)
-{
-    db_stmt *s = db_prepare(d, "SELECT status FROM customers WHERE id = ?", e);
-    if (!s) return e->code;
-    db_bind_int(s, 1, customer_id);
-    int rc = db_step(d, s, e);
-    char status[16] = "";
-    if (rc == DB_ROW) snprintf(status, sizeof status, "%s", db_col_text(s, 0));
-    db_done(s);
-    if (rc < 0) return rc;
-    if (strcmp(status, "overdue") && strcmp(status, "suspended")) return 0;
-    int64_t overdue = 0;
-    rc = db_get_int(d, e, &overdue,
-                    "SELECT count(*) FROM invoices WHERE customer_id = ? AND status IN ('open', 'partially_paid') "
-                    "AND due_date < ? AND gross - paid - credited - written_off > 0",
-                    "is", customer_id, today);
-    if (rc || overdue) return rc;
-    if ((rc = customers_set_status(d, customer_id, "active", e))) return rc;
-    jv_arena a;
-    jv_arena_init(&a, 0);
-    jv *p = jv_obj(&a);
-    if (!p || jv_obj_set_str(&a, p, "from", status) || jv_obj_set_str(&a, p, "reason", "paid") ||
-        jv_obj_set_str(&a, p, "channel", channel) || jv_obj_set_int(&a, p, "payment_id", payment_id))
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-    if (!rc) rc = outbox_enqueue(d, v, "service.restore", "log", customer_id, NULL, p, NULL, e);
-    jv_arena_free(&a);
-    if (!rc) r->restored = 1;
-    return rc;
 }
 
 typedef struct order_row {
@@ -210,7 +178,7 @@ int payorders_settle(db *d, const vault *v, const char *channel, const payorder_
         payment_new p = {.customer_id = o.customer_id, .channel = channel, .channel_txn_id = nt->channel_txn_id,
                          .amount = nt->amount, .invoice_id = o.invoice_id, .entry_date = today, .note = note, .by = by,
                          .rules = x->rules};
-        rc = payments_record(d, &p, &r->payment_id, e);
+        rc = payments_record(d, &p, &r->payment_id, &r->restored, e);
         if (rc == ERR_CONFLICT && !strcmp(err_tag(e), "duplicate")) {
             /* the same money told again (a retry, TRADE_FINISHED after TRADE_SUCCESS): credited once */
             set_outcome(r, "duplicate", "this transaction was credited already");
@@ -223,7 +191,6 @@ int payorders_settle(db *d, const vault *v, const char *channel, const payorder_
             db_now(now);
             rc = db_run(d, e, "UPDATE payment_orders SET status = 'paid', payment_id = ?, settled_at = ? WHERE id = ?", "isi",
                         r->payment_id, now, o.id);
-            if (!rc) rc = restore_if_settled(d, v, o.customer_id, r->payment_id, channel, today, r, e);
             if (rc) return rc;
         }
     }

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
 #include "customers.h"
+#include "notify.h"
 
 /* Runs a query with one integer parameter and appends each row as an object
  * whose keys are the column names given (NULL columns become null). */
@@ -48,6 +50,15 @@ int pipl_export(db *d, const vault *v, int64_t id, jv_arena *a, jv **out, err *e
     db_now(now);
     jv_obj_set_str(a, o, "exported_at", now);
     jv_obj_set(a, o, "customer", profile);
+    /* the WeChat openid the customer's template messages go to, if any */
+    buf openid = {0};
+    int found = 0;
+    rc = notify_get_wechat(d, v, id, &openid, &found, e);
+    if (!rc && found && profile->kind == JV_OBJ && jv_obj_set_str(a, profile, "wechat_openid", buf_cstr(&openid)))
+        rc = ERR_NOMEM_RET(e);
+    if (openid.data) memset(openid.data, 0, openid.len);
+    buf_free(&openid);
+    if (rc) return rc;
 
     static const char *const acc[] = {"username", "status", "created_at", "password_changed_at"};
     rc = section(d, o, "service_accounts",
@@ -146,12 +157,13 @@ int pipl_erase(db *d, int64_t id, jv_arena *a, jv **summary, err *e)
                     "i", id);
     if (!rc) rc = db_run(d, e, "DELETE FROM customer_tags WHERE customer_id = ?", "i", id);
     if (!rc) rc = db_run(d, e, "DELETE FROM verification_codes WHERE customer_id = ?", "i", id);
+    if (!rc) rc = db_run(d, e, "DELETE FROM customer_wechat WHERE customer_id = ?", "i", id);
     if (!rc) rc = db_run(d, e, "UPDATE outbox SET recipient_enc = NULL, payload = '{}' WHERE customer_id = ?", "i", id);
     if (!rc) rc = db_run(d, e, "UPDATE installations SET address = '(erased)' WHERE customer_id = ?", "i", id);
     if (!rc) rc = db_run(d, e, "UPDATE deposits SET note = NULL WHERE customer_id = ?", "i", id);
     if (rc) return rc;
     jv *sm = jv_obj(a);
-    jv_obj_set_str(a, sm, "erased", "name, id_card, phones, email, notes, detailed address, tags, verification codes, "
+    jv_obj_set_str(a, sm, "erased", "name, id_card, phones, email, WeChat openid, notes, detailed address, tags, verification codes, "
                                     "message recipients, installation addresses");
     jv_obj_set_str(a, sm, "kept", "customer code, district, subscriptions, charges, invoices, payments, ledger, audit trail");
     *summary = sm;

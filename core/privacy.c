@@ -22,6 +22,10 @@ const sensitive_field privacy_fields[] = {
     {"invoice", "service_address", MASK_ADDRESS},
     {"invoice", "billing_address", MASK_ADDRESS},
     {"payment_account", "account_no", MASK_ACCOUNT},
+    {"message", "phone", MASK_PHONE},
+    {"message", "email", MASK_EMAIL},
+    {"message", "openid", MASK_ACCOUNT},
+    {"customer", "wechat_openid", MASK_ACCOUNT},
 };
 const int privacy_fields_count = sizeof privacy_fields / sizeof *privacy_fields;
 

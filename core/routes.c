@@ -2,6 +2,7 @@
  * the permission it needs. Tests walk this table (permissions, the API
  * reference); a route added anywhere else does not exist. */
 #include "api.h"
+#include "notify_api.h"
 #include "router.h"
 
 const route routes[] = {
@@ -43,6 +44,8 @@ const route routes[] = {
     {"GET", "/api/v1/customers/{code}/history", api_customers_history, "customer.read", "every change to the customer: old and new values, who and when", 0},
     {"POST", "/api/v1/customers/{code}/phone-verification", api_customers_verify_send, "customer.write", "send a 6-digit code to the customer's phone", 0},
     {"POST", "/api/v1/customers/{code}/phone-verification/confirm", api_customers_verify_confirm, "customer.write", "check the code the customer read back", 0},
+    {"PUT", "/api/v1/customers/{code}/wechat", api_customers_wechat_set, "customer.write", "set the WeChat openid the customer's template messages go to", 0},
+    {"DELETE", "/api/v1/customers/{code}/wechat", api_customers_wechat_delete, "customer.write", "forget the customer's WeChat openid", 0},
     {"GET", "/api/v1/customers/{code}/overview", api_customers_overview, "customer.read", "the 360-degree view: profile, accounts, devices, subscriptions, balance, bills, dunning, tickets", 0},
 
     /* service accounts, devices, deposits */
@@ -111,6 +114,11 @@ const route routes[] = {
     {"GET", "/api/v1/collection-tasks/{id}", api_collection_tasks_get, "dunning.read", "one collection task with its notes and the ladder's actions on its bill", 0},
     {"PATCH", "/api/v1/collection-tasks/{id}", api_collection_tasks_update, "dunning.write", "assign a collection task, record an outcome, a note or a promise to pay, close it", 0},
     {"GET", "/api/v1/customers/{code}/dunning", api_customers_dunning, "dunning.read", "the collection ladder's record for a customer: each stage, when, by which rule version, acted or skipped", 0},
+
+    /* messages to customers: the outbox and its delivery (api_messages.c) */
+    {"GET", "/api/v1/messages", api_messages_list, "message.read", "messages to customers, newest first, by customer, status, channel and event", 0},
+    {"GET", "/api/v1/messages/{id}", api_messages_get, "message.read", "one message: its delivery status, attempts and last error", 0},
+    {"POST", "/api/v1/messages/{id}/retry", api_messages_retry, "message.retry", "send a dead message again (a fresh budget of attempts)", 0},
 
     /* rules */
     {"GET", "/api/v1/rules", api_rules_get, "rules.read", "the live rule set: version, modules, functions", 0},

@@ -32,6 +32,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "netsync.h"
+#include "notify.h"
 #include "rules.h"
 #include "scheduler.h"
 #include "vault.h"
@@ -89,6 +91,8 @@ struct server {
     int nchans;
     pthread_t sched_tid;
     int sched_started;
+    netsync *netsync;            /* network enforcement, when radius is configured */
+    notify_dispatcher *notify;   /* outbox delivery (notify.dispatch) */
     volatile int stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -657,6 +661,10 @@ const server_channel *server_channel_find(server *s, const char *name)
 
 static void cleanup(server *s)
 {
+    notify_stop(s->notify);
+    s->notify = NULL;
+    netsync_stop(s->netsync);
+    s->netsync = NULL;
     if (s->sched_started) {
         pthread_mutex_lock(&s->mu);
         s->stop = 1;
@@ -774,6 +782,8 @@ int server_run(const cfg *c, err *e)
         else
             s->sched_started = 1;
     }
+    if (!rc) rc = netsync_start(c, &s->netsync, e);
+    if (!rc && c->notify_dispatch) rc = notify_start(c, &s->notify, e);
     if (rc) {
         cleanup(s);
         return rc;

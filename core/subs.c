@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "date.h"
 #include "log.h"
+#include "netstate.h"
 #include "scheduler.h"
 #include "vault.h"
 
@@ -980,7 +981,8 @@ static int apply_change(db *d, int64_t change_id, int64_t *charge_id, int *skipp
         if (!rc) rc = account_status(d, &sub, "suspended", e);
     } else if (!strcmp(kind, "resume")) {
         rc = db_run(d, e, "UPDATE subscriptions SET status = 'active' WHERE id = ?", "i", sid);
-        if (!rc) rc = account_status(d, &sub, "active", e);
+        /* the customer's pause ends, not the ladder's hold on an unpaid bill */
+        if (!rc && sub.account_id) rc = netstate_resume_account(d, sub.account_id, sub.customer_id, e);
     } else if (!strcmp(kind, "terminate")) {
         rc = db_run(d, e, "UPDATE subscriptions SET status = 'terminated', end_date = ? WHERE id = ?", "si", last, sid);
         if (!rc)

@@ -39,6 +39,7 @@ const vault_column vault_columns[] = {
     {"customers", "id", "email_enc", "customers.email"},
     {"service_accounts", "id", "password_enc", "service_accounts.password"},
     {"outbox", "id", "recipient_enc", "outbox.recipient"},
+    {"customer_wechat", "customer_id", "openid_enc", "customer_wechat.openid"},
 };
 const int vault_columns_count = (int)(sizeof vault_columns / sizeof *vault_columns);
 

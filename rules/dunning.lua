@@ -46,6 +46,38 @@ M.holidays = {
 local holiday = {}
 for _, d in ipairs(M.holidays) do holiday[d] = true end
 
+-- Notices go where the customer prefers: tag prefer_wechat, or
+-- prefer_email, else SMS (a customer without that contact gets it in the
+-- log, where staff see it). A stage's notify action may name its own
+-- channels = {...} instead.
+function M.channels(tags)
+  local want = "sms"
+  for _, t in ipairs(tags) do
+    if t == "prefer_wechat" then return { "wechat" } end
+    if t == "prefer_email" then want = "email" end
+  end
+  return { want }
+end
+
+-- The stage's actions as carried out: each notice with its channels, and
+-- a warning of suspension with the day it comes (grace included).
+local function with_notices(stage, ctx, grace)
+  local day = stage.day > 0 and stage.day + grace or stage.day
+  local out = {}
+  for i, a in ipairs(stage.actions) do
+    if a.kind == "notify" then
+      local n = {}
+      for k, v in pairs(a) do n[k] = v end
+      n.channels = a.channels or M.channels(ctx.customer.tags)
+      if a.suspend_in_days then n.suspend_on = bandbill.date.add_days(ctx.invoice.due_date, day + a.suspend_in_days) end
+      out[i] = n
+    else
+      out[i] = a
+    end
+  end
+  return out
+end
+
 -- plan{invoice = {number, due_date, balance_due, plan?, billing?}, customer = {code, status, tags},
 --      days = today - due_date, done = {stage names}, promised_until = "YYYY-MM-DD" or nil, today}
 --   -> {stage = name or nil, actions = {...}, skip = {names}}
@@ -68,7 +100,7 @@ function M.plan(ctx)
     end
   end
   if not latest then return { actions = {}, skip = {} } end
-  return { stage = latest.name, actions = latest.actions, skip = skip }
+  return { stage = latest.name, actions = with_notices(latest, ctx, grace), skip = skip }
 end
 
 local function ctx(days, done, tags, extra)
@@ -81,13 +113,18 @@ end
 
 M.examples = {
   { fn = "plan", name = "five days before: the first reminder", input = ctx(-5),
-    expect = { stage = "reminder_5", actions = { { kind = "notify", template = "renewal_reminder" } }, skip = {} } },
+    expect = { stage = "reminder_5", actions = { { kind = "notify", template = "renewal_reminder", channels = { "sms" } } },
+               skip = {} } },
   { fn = "plan", name = "six days before: nothing yet", input = ctx(-6), expect = { actions = {}, skip = {} } },
   { fn = "plan", name = "the same day again: done, nothing more", input = ctx(-5, { "reminder_5" }),
     expect = { actions = {}, skip = {} } },
   { fn = "plan", name = "a pass that missed a week acts the latest stage only",
     input = ctx(3, { "reminder_5" }),
-    expect = { stage = "throttle_3", actions = M.stages[5].actions, skip = { "reminder_3", "due", "overdue_1" } } },
+    expect = { stage = "throttle_3",
+               actions = { { kind = "notify", template = "suspension_warning", suspend_in_days = 4, suspend_on = "2026-11-23",
+                             channels = { "sms" } },
+                           { kind = "network", state = "throttled", rate = "2M/2M" } },
+               skip = { "reminder_3", "due", "overdue_1" } } },
   { fn = "plan", name = "VIP: not suspended on day 8 (day 12 for them)",
     input = ctx(8, { "reminder_5", "reminder_3", "due", "overdue_1", "throttle_3" }, { "vip" }),
     expect = { actions = {}, skip = {} } },
@@ -95,7 +132,22 @@ M.examples = {
     input = ctx(12, { "reminder_5", "reminder_3", "due", "overdue_1", "throttle_3" }, { "vip" }),
     expect = { stage = "suspend_7", actions = M.stages[6].actions, skip = {} } },
   { fn = "plan", name = "VIP: overdue on day 6", input = ctx(6, { "reminder_5", "reminder_3", "due" }, { "vip" }),
-    expect = { stage = "overdue_1", actions = M.stages[4].actions, skip = {} } },
+    expect = { stage = "overdue_1",
+               actions = { { kind = "status", to = "overdue" },
+                           { kind = "notify", template = "overdue_notice", channels = { "sms" } },
+                           { kind = "task", priority = "low" } }, skip = {} } },
+  { fn = "plan", name = "VIP: the warning names their later suspension day",
+    input = ctx(8, { "reminder_5", "reminder_3", "due", "overdue_1" }, { "vip" }),
+    expect = { stage = "throttle_3",
+               actions = { { kind = "notify", template = "suspension_warning", suspend_in_days = 4, suspend_on = "2026-11-28",
+                             channels = { "sms" } },
+                           { kind = "network", state = "throttled", rate = "2M/2M" } }, skip = {} } },
+  { fn = "plan", name = "a customer who prefers e-mail is reminded by e-mail",
+    input = ctx(0, { "reminder_5", "reminder_3" }, { "prefer_email" }),
+    expect = { stage = "due", actions = { { kind = "notify", template = "due_reminder", channels = { "email" } } }, skip = {} } },
+  { fn = "plan", name = "WeChat wins over e-mail for a customer who follows the account",
+    input = ctx(0, { "reminder_5", "reminder_3" }, { "prefer_email", "prefer_wechat" }),
+    expect = { stage = "due", actions = { { kind = "notify", template = "due_reminder", channels = { "wechat" } } }, skip = {} } },
   { fn = "plan", name = "a promise to pay pauses the ladder", input = ctx(8, {}, {}, { promised_until = "2026-11-25" }),
     expect = { actions = {}, skip = {} } },
   { fn = "plan", name = "nothing on a public holiday (National Day), even the suspension",

@@ -24,4 +24,4 @@ bb_need() {
 
 # What building bandbill needs.
 BB_BUILD_DEPS=(build-essential cmake pkg-config liblua5.4-dev libsqlite3-dev libevent-dev libyajl-dev
-               libssl-dev libinih-dev libcsv-dev ca-certificates)
+               libssl-dev libinih-dev libcsv-dev libcurl4-openssl-dev ca-certificates)

@@ -7,7 +7,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(bb_root)"
 
-bb_need "${BB_BUILD_DEPS[@]}" libcmocka-dev python3 python3-yaml python3-cryptography valgrind clang libclang-rt-14-dev lua5.4
+bb_need "${BB_BUILD_DEPS[@]}" libcmocka-dev python3 python3-yaml python3-cryptography python3-aiosmtpd valgrind clang libclang-rt-14-dev lua5.4 freeradius freeradius-utils
 JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 start=$(date +%s)

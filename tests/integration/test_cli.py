@@ -277,7 +277,13 @@ class ConfigLayering(BBTestCase):
                   "auth.session_idle_min": "11", "auth.session_max_hours": "13",
                   "customer.code_prefix": "HZ", "audit.anchor_file": "/tmp/k/anchor",
                   "billing.invoice_prefix": "FP", "billing.credit_note_prefix": "HC", "plugins.dir": "/tmp/k/plugins",
-                  "payments.query_after_min": "15"}
+                  "payments.query_after_min": "15",
+                  "radius.db": "/tmp/k/radius.db", "radius.rate_format": "huawei", "radius.suspended": "walled_garden",
+                  "radius.walled_garden_group": "unpaid", "radius.walled_garden_reply": "Mikrotik-Address-List := unpaid",
+                  "radius.poll_ms": "150", "radius.coa_timeout_ms": "700", "radius.coa_retries": "3",
+                  "notify.dispatch": "false", "notify.max_attempts": "5", "notify.backoff_base_s": "17",
+                  "notify.backoff_factor": "3", "notify.backoff_cap_s": "600", "notify.backoff_jitter_pct": "10",
+                  "notify.timeout_s": "4", "notify.concurrency": "8", "notify.poll_ms": "250"}
         # tls.cert and tls.key only come in pairs (tested below)
         self.assertEqual(set(values) | {"tls.cert", "tls.key"}, set(self.config()), "a config key without a test value")
         for key, val in values.items():

@@ -214,3 +214,30 @@ class ByPlan(BBTestCase):
             f.write(text)
         self.ws.ok("dunning", "run", "--date", "2026-11-16")
         self.assertEqual(self.ws.sql("SELECT stage, status FROM dunning_actions"), [("fib129_postpaid", "done")])
+
+
+class BadActions(BBTestCase):
+    def test_a_bad_action_fails_that_bill_only(self):
+        """A rate that is not one, or a channel that does not exist, is the
+        rule's failure for that bill (logged, counted); the pass goes on
+        and acts on the other bills."""
+        seed(self.ws, 3, start="2026-10-01", next_bill="2026-11-01")
+        self.ws.ok("bill", "run", "--period", "2026-10")
+        path = self.ws.path("rules", "dunning.lua")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        text = text.replace("function M.plan(ctx)\n",
+                            "function M.plan(ctx)\n"
+                            "  if ctx.customer.code == 'C000000013' then\n"
+                            "    return { stage = 'x', actions = { { kind = 'network', state = 'throttled', rate = 'fast' } }, skip = {} }\n"
+                            "  elseif ctx.customer.code == 'C000000021' then\n"
+                            "    return { stage = 'x', actions = { { kind = 'notify', template = 'due_reminder', channels = { 'pigeon' } } }, skip = {} }\n"
+                            "  end\n", 1)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        r = self.ws.run("dunning", "run", "--date", "2026-11-16", "--json")
+        self.assertEqual(r.rc, 0, r)
+        out = json.loads(r.out)
+        self.assertEqual((out["invoices"], out["failed"], out["acted"]), (3, 2, 1))
+        self.assertEqual(self.ws.sql("SELECT customer_id, stage, status FROM dunning_actions"),
+                         [(3, "reminder_5", "skipped"), (3, "reminder_3", "skipped"), (3, "due", "done")])

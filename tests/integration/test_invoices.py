@@ -123,10 +123,10 @@ class Invoices(InvoiceCase):
         self.assertIn("step " + line["step"], r.body["text"][0])
         # the e-bill, queued with the invoice
         rows = self.ws.sql("SELECT event, channel, payload, dedupe_key, recipient_enc FROM outbox WHERE dedupe_key = ?",
-                           ("invoice_issued:" + INV1,))
+                           ("invoice_issued:%s:sms" % INV1,))
         self.assertEqual(len(rows), 1)
         ev, ch, payload, key, rec = rows[0]
-        self.assertEqual((ev, ch), ("invoice_issued", "log"))
+        self.assertEqual((ev, ch), ("invoice_issued", "sms"))     # to the customer's phone: no preference for another
         self.assertEqual(json.loads(payload), {"number": INV1, "customer": C1, "amount_due": 12900,
                                                "due_date": o["due_date"], "pay_link": "/pay/" + INV1,
                                                "period": "%s..%s" % (o["period"]["from"], o["period"]["to"])})

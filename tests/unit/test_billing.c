@@ -591,7 +591,7 @@ static void test_credit_larger_than_the_bill(void **state)
                      .entry_date = "2026-11-20", .by = "test"};
     int64_t pid;
     assert_int_equal(db_begin(f->d, &e), 0);
-    assert_int_equal(payments_record(f->d, &p, &pid, &e), 0);
+    assert_int_equal(payments_record(f->d, &p, &pid, NULL, &e), 0);
     assert_int_equal(db_commit(f->d, &e), 0);
     run(f, "2026-12-01");
     /* the bill, 129.00, is paid in full from the credit: a credit line
@@ -959,7 +959,7 @@ static void test_property_24_months(void **state)
                                  .amount = 1000 + pick(30000), .entry_date = day, .by = "test"};
                 int64_t pid;
                 assert_int_equal(db_begin(f->d, &e), 0);
-                if (payments_record(f->d, &p, &pid, &e)) print_error("payment: %s\n", e.msg);
+                if (payments_record(f->d, &p, &pid, NULL, &e)) print_error("payment: %s\n", e.msg);
                 assert_int_equal(db_commit(f->d, &e), 0);
             } else if (r < 7) {
                 /* a credit note for the whole of the customer's latest invoice */

@@ -697,20 +697,137 @@ static void test_dump_lists_every_key(void **state)
      * billing.invoice_prefix billing.credit_note_prefix audit.anchor_file
      * rules.max_instructions rules.max_memory_mb rules.watch http.max_body_kb
      * http.timeout_s http.shutdown_s keys.file plugins.dir payments.query_after_min
-     * auth.session_idle_min auth.session_max_hours tls.cert tls.key backup.dir backup.keep */
-    assert_int_equal(d.n, 26);
+     * auth.session_idle_min auth.session_max_hours tls.cert tls.key backup.dir backup.keep;
+     * 8 radius.*: db rate_format suspended walled_garden_group walled_garden_reply poll_ms
+     * coa_timeout_ms coa_retries; 9 notify.*: dispatch max_attempts backoff_base_s backoff_factor
+     * backoff_cap_s backoff_jitter_pct timeout_s concurrency poll_ms */
+    assert_int_equal(d.n, 26 + 8 + 9);
     assert_string_equal(d.watch, "false");
     assert_string_equal(d.keep, "7");
     set_ok(&c, "jobs.backup", "0 4 * * *");
     memset(&d, 0, sizeof d);
     cfg_dump(&c, on_dump, &d);
-    assert_int_equal(d.n, 27);
+    assert_int_equal(d.n, 26 + 8 + 9 + 1);
     assert_string_equal(d.backup_job, "0 4 * * *");
+}
+
+/* ------------------------------------------------------ radius and NASes */
+
+static void test_radius_and_nas(void **state)
+{
+    (void)state;
+    cfg c;
+    cfg_defaults(&c);
+    err e;
+    assert_string_equal(c.radius_db, "");
+    assert_string_equal(c.radius_rate_format, "mikrotik");
+    assert_string_equal(c.radius_suspended, "reject");
+    assert_int_equal(c.radius_poll_ms, 200);
+    set_ok(&c, "nas.bras1.address", "10.0.0.1");
+    set_ok(&c, "nas.bras1.secret", "s3cret");
+    char *envp[] = {"BANDBILL_NAS_BRAS2_ADDRESS=10.0.0.2", "BANDBILL_NAS_BRAS2_SECRET=x", "BANDBILL_NAS_BRAS2_COA_PORT=1700",
+                    "BANDBILL_RADIUS_RATE_FORMAT=h3c", NULL};
+    assert_int_equal(cfg_load_env(&c, envp, &e), 0);
+    assert_int_equal(c.nnas, 2);
+    assert_int_equal(c.nas[0].coa_port, 3799);
+    assert_string_equal(c.nas[1].name, "bras2");
+    assert_int_equal(c.nas[1].coa_port, 1700);
+    assert_string_equal(c.radius_rate_format, "h3c");
+    assert_int_equal(cfg_finish(&c, &e), 0);
+    set_bad(&c, "nas.bras1.port", "1", "unknown_config_key");
+    set_bad(&c, "nas.BRAS.address", "10.0.0.3", "unknown_config_key");
+    set_bad(&c, "nas.bras_1.address", "10.0.0.3", "unknown_config_key");
+    set_bad(&c, "nas.bras1.coa_port", "0", "invalid_config");
+    set_bad(&c, "nas.bras1.coa_port", "65536", "invalid_config");
+    set_bad(&c, "nas.bras1.coa_port", "+12", "invalid_config");
+    /* cross-checks once everything is set */
+    set_ok(&c, "nas.bras3.address", "10.0.0.1");
+    assert_int_equal(cfg_finish(&c, &e), ERR_INVALID); /* no secret */
+    assert_string_equal(e.field, "nas.bras3");
+    set_ok(&c, "nas.bras3.secret", "y");
+    assert_int_equal(cfg_finish(&c, &e), ERR_INVALID); /* bras1's address */
+    assert_non_null(strstr(e.msg, "same address"));
+    set_ok(&c, "nas.bras3.address", "nas3.example");
+    assert_int_equal(cfg_finish(&c, &e), ERR_INVALID);
+    assert_non_null(strstr(e.msg, "IPv4"));
+    set_ok(&c, "nas.bras3.address", "10.0.0.3");
+    assert_int_equal(cfg_finish(&c, &e), 0);
+    set_ok(&c, "radius.rate_format", "cisco");
+    assert_int_equal(cfg_finish(&c, &e), ERR_INVALID);
+    assert_string_equal(e.field, "radius.rate_format");
+    set_ok(&c, "radius.rate_format", "huawei");
+    set_ok(&c, "radius.suspended", "drop");
+    assert_int_equal(cfg_finish(&c, &e), ERR_INVALID);
+    assert_string_equal(e.field, "radius.suspended");
+    set_ok(&c, "radius.suspended", "walled_garden");
+    assert_int_equal(cfg_finish(&c, &e), 0);
+    /* the dump names each NAS's keys and never a secret */
+    dump_acc d = {0};
+    cfg_dump(&c, on_dump, &d);
+    assert_int_equal(d.n, 26 + 8 + 9 + 3 * 3);
+}
+
+/* ------------------------------------------------------- notification channels */
+
+typedef struct notify_acc {
+    int n;
+    char url[64], secret[64], attempts[16];
+} notify_acc;
+
+static void on_notify_dump(void *ud, const char *key, const char *value)
+{
+    notify_acc *d = ud;
+    d->n++;
+    if (!strcmp(key, "notify.sms.url")) snprintf(d->url, sizeof d->url, "%s", value);
+    if (!strcmp(key, "notify.sms.secret")) snprintf(d->secret, sizeof d->secret, "%s", value);
+    if (!strcmp(key, "notify.max_attempts")) snprintf(d->attempts, sizeof d->attempts, "%s", value);
+}
+
+static void test_notify_settings(void **state)
+{
+    (void)state;
+    cfg c;
+    cfg_defaults(&c);
+    err e;
+    assert_int_equal(c.notify_dispatch, 1);
+    assert_int_equal(c.notify_max_attempts, 8);
+    assert_int_equal(c.notify_backoff_base_s, 30);
+    assert_int_equal(c.notify_backoff_factor, 2);
+    assert_int_equal(c.notify_backoff_cap_s, 3600);
+    assert_int_equal(c.nntset, 0);
+    /* a channel's settings are notify.CHANNEL.KEY, from every source */
+    set_ok(&c, "notify.sms.url", "http://127.0.0.1:9/sms");
+    set_ok(&c, "notify.sms.url", "http://127.0.0.1:8/sms");   /* set again: replaced, not added */
+    char *envp[] = {"BANDBILL_NOTIFY_SMS_SECRET=0123456789abcdef", "BANDBILL_NOTIFY_EMAIL_FROM_NAME=示例宽带",
+                    "BANDBILL_NOTIFY_MAX_ATTEMPTS=3", NULL};
+    assert_int_equal(cfg_load_env(&c, envp, &e), 0);
+    assert_int_equal(c.nntset, 3);
+    assert_string_equal(c.ntset[0].channel, "sms");
+    assert_string_equal(c.ntset[0].value, "http://127.0.0.1:8/sms");
+    assert_string_equal(c.ntset[1].key, "secret");
+    assert_string_equal(c.ntset[2].channel, "email");
+    assert_string_equal(c.ntset[2].key, "from_name");   /* the first '_' after the channel is the break */
+    assert_int_equal(c.notify_max_attempts, 3);         /* a fixed key before a channel setting */
+    set_bad(&c, "notify.max_attempts", "0", "invalid_config");
+    set_bad(&c, "notify.backoff_factor", "11", "invalid_config");
+    set_bad(&c, "notify.nosuch", "1", "unknown_config_key");
+    set_bad(&c, "notify.SMS.url", "x", "unknown_config_key");
+    set_bad(&c, "notify.sms.", "x", "unknown_config_key");
+    set_bad(&c, "notify.sms.url-x", "x", "unknown_config_key");
+    /* the dump: 26 + 8 + 9 fixed keys and the three settings, the secret not shown */
+    notify_acc d = {0};
+    cfg_dump(&c, on_notify_dump, &d);
+    assert_int_equal(d.n, 26 + 8 + 9 + 3);
+    assert_string_equal(d.url, "http://127.0.0.1:8/sms");
+    assert_string_equal(d.secret, "(set, not shown)");
+    assert_string_equal(d.attempts, "3");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_notify_settings),
+        cmocka_unit_test(test_radius_and_nas),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_defaults_pass_cfg_finish),
         cmocka_unit_test(test_set_string_keys),

@@ -196,7 +196,7 @@ static int pay(fixture *f, int64_t c, int64_t amount, const char *txn, int64_t i
                      .entry_date = "2026-12-05", .by = "test", .rules = rs};
     err_clear(e);
     int rc = db_begin(f->d, e);
-    if (!rc) rc = payments_record(f->d, &p, id, e);
+    if (!rc) rc = payments_record(f->d, &p, id, NULL, e);
     if (!rc) rc = db_commit(f->d, e);
     else db_rollback(f->d);
     ruleset_unref(rs);
@@ -289,8 +289,8 @@ static void test_issue_writes_everything(void **state)
     assert_int_equal(lb.credit, 0);
     /* the e-bill, to the customer's phone */
     assert_int_equal(q1i(f, "SELECT COUNT(*) FROM outbox WHERE event = 'invoice_issued' AND customer_id = ?", f->c1), 1);
-    assert_string_equal(q1(f, "SELECT dedupe_key FROM outbox WHERE customer_id = ?", f->c1), "invoice_issued:INV-2026-000001");
-    assert_string_equal(q1(f, "SELECT channel FROM outbox WHERE customer_id = ?", f->c1), "log");
+    assert_string_equal(q1(f, "SELECT dedupe_key FROM outbox WHERE customer_id = ?", f->c1), "invoice_issued:INV-2026-000001:sms");
+    assert_string_equal(q1(f, "SELECT channel FROM outbox WHERE customer_id = ?", f->c1), "sms");
     const char *payload = q1(f, "SELECT payload FROM outbox WHERE customer_id = ?", f->c1);
     assert_non_null(strstr(payload, "\"amount_due\":32900"));
     assert_non_null(strstr(payload, "\"pay_link\":\"/pay/INV-2026-000001\""));
@@ -518,7 +518,7 @@ static void test_payment_allocation_and_duplicates(void **state)
     payment_new pb = {.customer_id = f->c1, .channel = "bank", .channel_txn_id = "R-001", .amount = 100, .entry_date = "2026-12-05",
                       .by = "test"};
     assert_int_equal(db_begin(f->d, &e), 0);
-    assert_int_equal(payments_record(f->d, &pb, &other, &e), 0);
+    assert_int_equal(payments_record(f->d, &pb, &other, NULL, &e), 0);
     assert_int_equal(db_commit(f->d, &e), 0);
     /* partly: a new invoice of 100.00 and a payment of 40.00 */
     int64_t c = simple(f, f->c1, "2026-12-03", 10000, 566, NULL);

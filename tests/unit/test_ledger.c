@@ -159,7 +159,7 @@ static int64_t pay(fixture *f, int64_t c, const char *date, int64_t amount, cons
                      .rules = rs};
     err e;
     int64_t id = 0;
-    if (db_begin(f->d, &e) || payments_record(f->d, &p, &id, &e) || db_commit(f->d, &e)) fail_msg("pay: %s", e.msg);
+    if (db_begin(f->d, &e) || payments_record(f->d, &p, &id, NULL, &e) || db_commit(f->d, &e)) fail_msg("pay: %s", e.msg);
     ruleset_unref(rs);
     return id;
 }
