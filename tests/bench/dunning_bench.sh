@@ -10,6 +10,9 @@
 # status, line state, task, outbox) - and once more on the same day (it
 # must act on nothing).
 # Usage: tests/bench/dunning_bench.sh SOURCE_DIR [BUILD_DIR] [DATE]
+#   DATE: e.g. three days after the latest due date, where most unpaid
+#   bills take the throttle stage (a notice to the customer's phone and a
+#   line change) instead of the suspension
 #   SOURCE_DIR holds bb.db and its bandbill.key (e.g. after
 #   `bandbill --db DIR/bb.db bench billrun --customers 1000000`)
 set -euo pipefail
@@ -42,6 +45,14 @@ print("   unpaid bills: %d of %d; customers: %d" % (
     con.execute("SELECT count(*) FROM invoices").fetchone()[0],
     con.execute("SELECT count(*) FROM customers").fetchone()[0]))
 PY
+# with the network feed on (as when radius is configured), every line
+# change is also recorded for the network plugin by the triggers
+python3 - "$work/bb.db" <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("INSERT OR IGNORE INTO network_sync (id, cursor, baseline, created_at) VALUES (1, 0, 1, '2026-01-01T00:00:00.000Z')")
+con.commit()
+PY
 sync
 echo "== bandbill dunning run --date $date (rules: $root/rules)"
 /usr/bin/time -f "   %e s elapsed, %U s user, %S s system, max RSS %M KB" \
@@ -58,4 +69,7 @@ print("   ladder records %d (done %d), open tasks %d, suspended customers %d, ou
     q("SELECT count(*) FROM collection_tasks WHERE status = 'open'"),
     q("SELECT count(*) FROM customers WHERE status = 'suspended'"),
     q("SELECT count(*) FROM outbox WHERE event LIKE 'dunning.%' OR event LIKE 'service.%'")))
+print("   network changes recorded for the plugin %d; notices by channel %s" % (
+    q("SELECT count(*) FROM network_changes"),
+    con.execute("SELECT channel, count(*) FROM outbox WHERE event LIKE 'dunning.%' GROUP BY channel").fetchall()))
 PY
