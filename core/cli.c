@@ -13,6 +13,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "rules.h"
+#include "vault.h"
 
 static const cli_opt opts_serve[] = {
     {"listen", 1, "HOST:PORT", "address to serve HTTP on (default 127.0.0.1:8080; port 0 picks a free one)"},
@@ -505,6 +506,27 @@ int cli_open_db(cli *c, db **out, err *e)
         db_close(*out);
         *out = NULL;
     }
+    return rc;
+}
+
+int cli_env_open(cli *c, cli_env *x, err *e)
+{
+    memset(x, 0, sizeof *x);
+    jv_arena_init(&x->a, 0);
+    int rc = cli_open_db(c, &x->d, e);
+    if (!rc && (rc = cli_open_vault(c, &x->v, e))) {
+        db_close(x->d);
+        x->d = NULL;
+    }
+    return rc;
+}
+
+int cli_env_close(cli_env *x, int rc)
+{
+    if (x->d && db_in_tx(x->d)) db_rollback(x->d);
+    if (x->d) db_close(x->d);
+    if (x->v) vault_close(x->v);
+    jv_arena_free(&x->a);
     return rc;
 }
 

@@ -70,6 +70,19 @@ int cli_audit(cli *c, db *d, const struct vault *v, const struct audit_event *ev
 /* Prints a finished jw document to stdout with a newline and frees it. */
 int cli_print_json(jw *w, err *e);
 
+/* What most commands work with: the database, the key file, an arena. */
+typedef struct cli_env {
+    db *d;
+    struct vault *v;
+    jv_arena a;
+} cli_env;
+/* Opens the configured database and key file (nothing stays open on an
+ * error). */
+int cli_env_open(cli *c, cli_env *x, err *e);
+/* Rolls back a transaction left open, closes both, frees the arena;
+ * returns rc, so a command ends with `return cli_env_close(&x, rc);`. */
+int cli_env_close(cli_env *x, int rc);
+
 int cli_main(int argc, char **argv, char **envp);
 
 /* The command implementations (cmd_*.c). */

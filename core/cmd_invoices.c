@@ -25,33 +25,13 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-typedef struct env {
-    db *d;
-    vault *v;
-    jv_arena a;
-} env;
+typedef cli_env env;
 
 static int open_env(cli *c, env *x, err *e)
 {
-    memset(x, 0, sizeof *x);
-    jv_arena_init(&x->a, 0);
     /* numbers are taken with the configured prefixes */
     invoices_set_prefixes(c->cfg.invoice_prefix, c->cfg.credit_note_prefix);
-    int rc = cli_open_db(c, &x->d, e);
-    if (!rc && (rc = cli_open_vault(c, &x->v, e))) {
-        db_close(x->d);
-        x->d = NULL;
-    }
-    return rc;
-}
-
-static int close_env(env *x, int rc)
-{
-    if (x->d && db_in_tx(x->d)) db_rollback(x->d);
-    if (x->d) db_close(x->d);
-    if (x->v) vault_close(x->v);
-    jv_arena_free(&x->a);
-    return rc;
+    return cli_env_open(c, x, e);
 }
 
 static void today(char out[11]) { date_format(date_of_time(time(NULL)), out); }
@@ -173,7 +153,7 @@ int cmd_invoice_list(cli *c, err *e)
         }
         if (next[0]) printf("(more: narrow with --customer or --status, or raise --limit)\n");
     }
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 static void print_invoice(const jv *o)
@@ -247,7 +227,7 @@ int cmd_invoice_show(cli *c, err *e)
     if (!rc) rc = admin_view(c, &x, &o, 1, e);
     if (!rc && c->json) rc = print_json(o, e);
     else if (!rc) print_invoice(o);
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 int cmd_invoice_explain(cli *c, err *e)
@@ -285,7 +265,7 @@ int cmd_invoice_explain(cli *c, err *e)
             }
         }
     }
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 /* One change to an invoice: the invoice before and after, audited. */
@@ -318,7 +298,7 @@ static int invoice_change(cli *c, change_kind kind, err *e)
         if (kind == CHANGE_VOID) printf("invoice %s void: %s is no longer owed\n", s_of(after, "id"), yuan(i_of(after, "gross"), m));
         else printf("invoice %s written off: %s\n", s_of(after, "id"), yuan(i_of(after, "written_off"), m));
     }
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 int cmd_invoice_void(cli *c, err *e) { return invoice_change(c, CHANGE_VOID, e); }
@@ -390,7 +370,7 @@ int cmd_invoice_credit(cli *c, err *e)
         printf("credit note %s against %s: %s (tax %s); %s now due\n", number, c->argv[0], yuan(i_of(note, "gross"), g),
                yuan(i_of(note, "tax"), t), yuan(i_of(after, "balance_due"), d));
     }
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 /* ------------------------------------------------------------------ ledger */
@@ -452,7 +432,7 @@ int cmd_ledger_show(cli *c, err *e)
                    yuan(i_of(o, "balance_after"), m2), doc);
         }
     }
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 int cmd_ledger_adjust(cli *c, err *e)
@@ -493,7 +473,7 @@ int cmd_ledger_adjust(cli *c, err *e)
         printf("adjustment of %s for %s (entry %lld): balance %s, credit %s\n", yuan(amount, m1), code, (long long)entry, yuan(b1.balance, m2),
                yuan(b1.credit, m3));
     }
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 typedef struct verify_print {
@@ -549,7 +529,7 @@ int cmd_ledger_verify(cli *c, err *e)
         else printf("the ledger, the invoices, the credit notes, the payments and the allocations agree\n");
     }
     fflush(stdout);
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 /* ---------------------------------------------------------------- payments */
@@ -603,5 +583,5 @@ int cmd_payment_record(cli *c, err *e)
         if (i_of(obj, "unallocated")) printf("  %s is credit for the next bills\n", yuan(i_of(obj, "unallocated"), m2));
         if (restored) printf("  nothing is overdue any more: the customer and the line are active again\n");
     }
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }

@@ -18,31 +18,11 @@
 #include "privacy.h"
 #include "vault.h"
 
-typedef struct env {
-    db *d;
-    vault *v;
-    jv_arena a;
-} env;
+typedef cli_env env;
 
 static int open_env(cli *c, env *x, err *e)
 {
-    memset(x, 0, sizeof *x);
-    jv_arena_init(&x->a, 0);
-    int rc = cli_open_db(c, &x->d, e);
-    if (!rc && (rc = cli_open_vault(c, &x->v, e))) {
-        db_close(x->d);
-        x->d = NULL;
-    }
-    return rc;
-}
-
-static int close_env(env *x, int rc)
-{
-    if (x->d && db_in_tx(x->d)) db_rollback(x->d);
-    if (x->d) db_close(x->d);
-    if (x->v) vault_close(x->v);
-    jv_arena_free(&x->a);
-    return rc;
+    return cli_env_open(c, x, e);
 }
 
 static const char *s_of(const jv *o, const char *key)
@@ -146,7 +126,7 @@ int cmd_outbox_list(cli *c, err *e)
         }
         if (next[0]) printf("(more: narrow with --customer, --status, --channel, --event or raise --limit)\n");
     }
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 int cmd_outbox_show(cli *c, err *e)
@@ -186,7 +166,7 @@ int cmd_outbox_show(cli *c, err *e)
             printf("\n");
         }
     }
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 int cmd_outbox_retry(cli *c, err *e)
@@ -222,7 +202,7 @@ int cmd_outbox_retry(cli *c, err *e)
         printf("message %lld is pending again: the dispatcher sends it at its next look (or run `bandbill outbox deliver`)\n",
                (long long)id);
     }
-    return close_env(&x, rc);
+    return cli_env_close(&x, rc);
 }
 
 int cmd_outbox_deliver(cli *c, err *e)

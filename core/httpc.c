@@ -74,6 +74,27 @@ static void on_done(struct evhttp_request *r, void *arg)
     free(c);
 }
 
+void httpc_add_headers(struct evkeyvalq *out, const char *headers)
+{
+    char line[4096];
+    for (const char *p = headers ? headers : ""; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n && n < sizeof line) {
+            memcpy(line, p, n);
+            line[n] = 0;
+            char *colon = strchr(line, ':');
+            if (colon) {
+                *colon = 0;
+                char *v = colon + 1;
+                while (*v == ' ') v++;
+                evhttp_add_header(out, line, v);
+            }
+        }
+        p += n + (nl != NULL);
+    }
+}
+
 int httpc_request(struct event_base *base, const char *method, const char *url, const char *headers, const char *body,
                   size_t len, int timeout_s, httpc_done done, void *arg, err *e)
 {
@@ -128,23 +149,7 @@ int httpc_request(struct event_base *base, const char *method, const char *url, 
         snprintf(hostport, sizeof hostport, (port == (tls ? 443 : 80)) ? "%s" : "%s:%d", host, port);
         evhttp_add_header(out, "Host", hostport);
         evhttp_add_header(out, "Connection", "close");
-        char line[4096];
-        for (const char *p = headers ? headers : ""; *p;) {
-            const char *nl = strchr(p, '\n');
-            size_t n = nl ? (size_t)(nl - p) : strlen(p);
-            if (n && n < sizeof line) {
-                memcpy(line, p, n);
-                line[n] = 0;
-                char *colon = strchr(line, ':');
-                if (colon) {
-                    *colon = 0;
-                    char *v = colon + 1;
-                    while (*v == ' ') v++;
-                    evhttp_add_header(out, line, v);
-                }
-            }
-            p += n + (nl != NULL);
-        }
+        httpc_add_headers(out, headers);
         if (body && len) evbuffer_add(evhttp_request_get_output_buffer(r), body, len);
         /* the connection goes once the request is done: one request each */
         evhttp_connection_free_on_completion(c->conn);

@@ -42,6 +42,11 @@ int httpc_fetch(const char *method, const char *url, const char *headers, const 
                 httpc_answer *a, err *e);
 void httpc_answer_free(httpc_answer *a);
 
+struct evkeyvalq;
+/* Adds "Name: value" lines (separated by \n; NULL for none) to a
+ * request's headers. */
+void httpc_add_headers(struct evkeyvalq *out, const char *headers);
+
 /* Frees the shared TLS context (shutdown). */
 void httpc_release(void);
 

@@ -25,6 +25,7 @@
 
 #include "channels.h"
 #include "crypto.h"
+#include "httpc.h"
 #include "json.h"
 #include "notify_int.h"
 
@@ -413,23 +414,7 @@ int nh_request(nh_pool *p, const char *method, const char *url, const char *head
         snprintf(hostport, sizeof hostport, (port == (tls ? 443 : 80)) ? "%s" : "%s:%d", host, port);
         evhttp_add_header(out, "Host", hostport);
         if (c->own) evhttp_add_header(out, "Connection", "close");
-        char line[4096];
-        for (const char *q = headers ? headers : ""; *q;) {
-            const char *nl = strchr(q, '\n');
-            size_t n = nl ? (size_t)(nl - q) : strlen(q);
-            if (n && n < sizeof line) {
-                memcpy(line, q, n);
-                line[n] = 0;
-                char *colon = strchr(line, ':');
-                if (colon) {
-                    *colon = 0;
-                    char *v = colon + 1;
-                    while (*v == ' ') v++;
-                    evhttp_add_header(out, line, v);
-                }
-            }
-            q += n + (nl != NULL);
-        }
+        httpc_add_headers(out, headers);
         if (body && len) evbuffer_add(evhttp_request_get_output_buffer(r), body, len);
         if (c->own) evhttp_connection_free_on_completion(c->own);
         if (evhttp_make_request(conn, r, cmd, target)) {
