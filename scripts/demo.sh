@@ -19,4 +19,6 @@ echo "==> the payment sandbox (Alipay and WeChat Pay played offline) on http://1
 ./build/bandbill sandbox &
 echo "==> serving on http://127.0.0.1:8080 (Ctrl-C stops)"
 echo "    try: curl -H \"Authorization: Bearer \$(cat var/demo-admin.token)\" http://127.0.0.1:8080/api/v1/rules"
-exec ./build/bandbill serve --config var/sandbox/channels.ini
+echo "    messages to customers (SMS, e-mail, WeChat) are delivered to the log: no gateway in a demo"
+exec ./build/bandbill serve --config var/sandbox/channels.ini \
+    --set notify.sms.driver=log --set notify.email.driver=log --set notify.wechat.driver=log
