@@ -24,6 +24,7 @@
 #include "migrate.h"
 #include "rules.h"
 #include "vault.h"
+#include "unit_fs.h"
 
 typedef struct fixture {
     char dir[64];
@@ -33,21 +34,6 @@ typedef struct fixture {
     vault *v;
     jv_arena a;
 } fixture;
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
 
 static int setup(void **state)
 {

@@ -27,6 +27,7 @@
 #include "db.h"
 #include "json.h"
 #include "migrate.h"
+#include "unit_fs.h"
 
 /* The fixed audit key of the tests: bytes 0, 1, ..., 31. */
 static const uint8_t KEY[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
@@ -42,21 +43,6 @@ typedef struct fixture {
 } fixture;
 
 /* Removes a folder and the files in it. */
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);

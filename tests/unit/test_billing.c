@@ -36,6 +36,7 @@
 #include "payments.h"
 #include "rules.h"
 #include "subs.h"
+#include "unit_fs.h"
 
 typedef struct fixture {
     char dir[64];
@@ -84,23 +85,6 @@ static const char *SEED =
     "'{\"period\":\"month\",\"billing\":\"postpaid\",\"min_contract_months\":0}', '[]', '[]', 't', 't'),"
     "(9, 1, '2020-01-01', 2524, 0, 'internet', 'tariffs.monthly', '{}', "
     "'{\"period\":\"month\",\"billing\":\"postpaid\",\"min_contract_months\":0}', '[]', '[]', 't', 't');";
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
 
 static int load_rules(const char *dir, rules_snapshot **snap, ruleset **rs)
 {

@@ -27,6 +27,7 @@
 #include "migrate.h"
 #include "outbox.h"
 #include "vault.h"
+#include "unit_fs.h"
 
 /* ------------------------------------------------------------ fixture */
 
@@ -38,23 +39,6 @@ typedef struct fixture {
     db *d;
     jv_arena a;
 } fixture;
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
 
 static int setup(void **state)
 {

@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "migrate.h"
+#include "unit_fs.h"
 
 typedef struct fixture {
     char dir[64];
@@ -23,23 +24,6 @@ typedef struct fixture {
 } fixture;
 
 /* Removes a folder and what is in it (one level of subfolders). */
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);

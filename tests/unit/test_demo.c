@@ -30,6 +30,7 @@
 #include "migrate.h"
 #include "rules.h"
 #include "vault.h"
+#include "unit_fs.h"
 
 #define N DEMO_CUSTOMERS
 
@@ -273,23 +274,6 @@ typedef struct world {
     db *d;
     vault *v;
 } world;
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
 
 /* A fresh database and key file with the first LOADED demo customers,
  * loaded as `bandbill demo` loads them. */

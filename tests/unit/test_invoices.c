@@ -29,6 +29,7 @@
 #include "payments.h"
 #include "rules.h"
 #include "vault.h"
+#include "unit_fs.h"
 
 typedef struct fixture {
     char dir[64], dbpath[128], keys[128];
@@ -38,23 +39,6 @@ typedef struct fixture {
     int64_t c1, c2;       /* customers */
     int64_t sub1;         /* C1's subscription */
 } fixture;
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
 
 static const char *SEED =
     "INSERT INTO products (id, code, kind, name, status, created_at, created_by) VALUES "

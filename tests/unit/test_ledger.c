@@ -28,6 +28,7 @@
 #include "migrate.h"
 #include "payments.h"
 #include "rules.h"
+#include "unit_fs.h"
 
 typedef struct fixture {
     char dir[64], dbpath[128];
@@ -36,23 +37,6 @@ typedef struct fixture {
     char problems[64][600];
     int nproblems;
 } fixture;
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
 
 static const char *SEED =
     "INSERT INTO customers (id, code, type, name, status, created_at, created_by, updated_at) VALUES "

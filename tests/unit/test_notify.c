@@ -39,6 +39,7 @@
 #include "outbox.h"
 #include "rules.h"
 #include "vault.h"
+#include "unit_fs.h"
 
 /* ------------------------------------------------------------- backoff */
 
@@ -479,23 +480,6 @@ typedef struct fixture {
     vault *v;
     db *d;
 } fixture;
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
 
 static int setup(void **state)
 {

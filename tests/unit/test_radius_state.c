@@ -49,6 +49,7 @@
 #include "vault.h"
 
 #include "../../plugins/radius/radpkt.c"
+#include "unit_fs.h"
 
 typedef struct nas_thread {
     int fd;
@@ -107,21 +108,6 @@ static void *nas_main(void *arg)
         sendto(n->fd, a, len, 0, (struct sockaddr *)&from, fl);
     }
     return NULL;
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
 }
 
 /* Products: 1 FIB100 (100/20 Mbit/s, 200/50 from 2027-01-01), 2 FIB300

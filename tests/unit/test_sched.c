@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "scheduler.h"
+#include "unit_fs.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -62,23 +63,6 @@ typedef struct fixture {
     db *d;
     cfg c;
 } fixture;
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
 
 static int setup(void **state)
 {

@@ -26,6 +26,7 @@
 #include "migrate.h"
 #include "rules.h"
 #include "subs.h"
+#include "unit_fs.h"
 
 static const uint8_t KEY[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
@@ -89,23 +90,6 @@ static const char *SEED =
     "(10, 1, '2020-01-01', 5000, 1, 'internet', 'tariffs.flat', '{\"period\":\"month\",\"billing\":\"postpaid\"}', '[]', 't', 't'),"
     "(11, 1, '2020-01-01', 19900, 1, 'internet', 'tariffs.flat', "
     "'{\"period\":\"month\",\"billing\":\"postpaid\",\"min_contract_months\":12,\"contract_lock\":true}', '[]', 't', 't');";
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
 
 static int load_rules(const char *dir, rules_snapshot **snap, ruleset **rs)
 {

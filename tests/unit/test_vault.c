@@ -26,6 +26,7 @@
 #include "db.h"
 #include "migrate.h"
 #include "vault.h"
+#include "unit_fs.h"
 
 /* ------------------------------------------------------------ fixture */
 
@@ -38,23 +39,6 @@ typedef struct fixture {
     /* the rows put in by populate(), for checking */
     int nsecrets, nusers, nvalues;
 } fixture;
-
-static void remove_tree(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) return;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(dh);
-    rmdir(dir);
-}
 
 /* A folder with a fresh key file, opened. */
 static int setup(void **state)
