@@ -10,6 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
+#include "privacy.h"
+#include "buf.h"
 #include "log.h"
 #include "migrate.h"
 #include "rules.h"
@@ -527,6 +530,37 @@ int cli_env_close(cli_env *x, int rc)
     if (x->d) db_close(x->d);
     if (x->v) vault_close(x->v);
     jv_arena_free(&x->a);
+    return rc;
+}
+
+int cli_admin_view(cli *c, cli_env *x, const char *resource, jv **objs, size_t n, err *e)
+{
+    buf clear = {0}, ids = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        buf one = {0};
+        rc = privacy_filter(x->d, &x->a, "admin", resource, objs[i], &one, e);
+        if (!rc && one.len) {
+            if (!clear.len) buf_puts(&clear, buf_cstr(&one));
+            if (ids.len) buf_putc(&ids, ',');
+            const jv *id = jv_get(objs[i], "id");
+            if (id && id->kind == JV_INT) buf_printf(&ids, "%lld", (long long)id->u.i);
+            else if (id && id->kind == JV_STR) buf_puts(&ids, id->u.str.s);
+        }
+        buf_free(&one);
+    }
+    if (!rc && clear.len) {
+        jv *detail = jv_obj(&x->a);
+        if (!detail || jv_obj_set_str(&x->a, detail, "fields", buf_cstr(&clear)) || jv_obj_set_str(&x->a, detail, "ids", buf_cstr(&ids)))
+            rc = ERR_NOMEM_RET(e);
+        audit_event ev = {.action = "field.view", .object_type = resource, .object_id = ids.len < 200 ? buf_cstr(&ids) : NULL,
+                          .detail = detail};
+        if (!rc) rc = db_begin(x->d, e);
+        if (!rc) rc = cli_audit(c, x->d, x->v, &ev, e);
+        if (!rc) rc = db_commit(x->d, e);
+    }
+    buf_free(&clear);
+    buf_free(&ids);
     return rc;
 }
 

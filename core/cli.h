@@ -82,6 +82,10 @@ int cli_env_open(cli *c, cli_env *x, err *e);
 /* Rolls back a transaction left open, closes both, frees the arena;
  * returns rc, so a command ends with `return cli_env_close(&x, rc);`. */
 int cli_env_close(cli_env *x, int rc);
+/* Applies the local admin's field visibility to n objects of `resource`
+ * (the command line is the admin's), and records in the audit trail what
+ * was shown in clear, as the API does for a caller who sees it. */
+int cli_admin_view(cli *c, cli_env *x, const char *resource, jv **objs, size_t n, err *e);
 
 int cli_main(int argc, char **argv, char **envp);
 

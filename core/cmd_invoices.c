@@ -76,37 +76,6 @@ static int money_opt(const char *opt, const char *text, int64_t *fen, err *e)
     return 0;
 }
 
-/* Applies the admin's view of invoices to each object and records what
- * was shown in clear, as the API does for a caller in clear. */
-static int admin_view(cli *c, env *x, jv **objs, size_t n, err *e)
-{
-    buf clear = {0}, ids = {0};
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        buf one = {0};
-        rc = privacy_filter(x->d, &x->a, "admin", "invoice", objs[i], &one, e);
-        if (!rc && one.len) {
-            if (!clear.len) buf_puts(&clear, buf_cstr(&one));
-            if (ids.len) buf_putc(&ids, ',');
-            buf_puts(&ids, s_of(objs[i], "id") ? s_of(objs[i], "id") : "");
-        }
-        buf_free(&one);
-    }
-    if (!rc && clear.len) {
-        jv *detail = jv_obj(&x->a);
-        if (!detail || jv_obj_set_str(&x->a, detail, "fields", buf_cstr(&clear)) || jv_obj_set_str(&x->a, detail, "ids", buf_cstr(&ids)))
-            rc = ERR_NOMEM_RET(e);
-        audit_event ev = {.action = "field.view", .object_type = "invoice", .object_id = ids.len < 200 ? buf_cstr(&ids) : NULL,
-                          .detail = detail};
-        if (!rc) rc = db_begin(x->d, e);
-        if (!rc) rc = cli_audit(c, x->d, x->v, &ev, e);
-        if (!rc) rc = db_commit(x->d, e);
-    }
-    buf_free(&clear);
-    buf_free(&ids);
-    return rc;
-}
-
 static void address_line(const jv *ad, buf *out)
 {
     static const char *const parts[] = {"province", "city", "district", "street", "community", "building", "unit", "floor", "room", NULL};
@@ -140,7 +109,7 @@ int cmd_invoice_list(cli *c, err *e)
     jv *list = NULL;
     char next[INVOICES_CURSOR_MAX];
     if (!rc) rc = invoices_list(x.d, customer, status, NULL, limit, &x.a, &list, next, sizeof next, e);
-    if (!rc) rc = admin_view(c, &x, list->u.arr.items, list->u.arr.n, e);
+    if (!rc) rc = cli_admin_view(c, &x, "invoice", list->u.arr.items, list->u.arr.n, e);
     if (!rc && c->json) rc = print_json(list, e);
     else if (!rc) {
         printf("%-18s %-12s %-10s %-10s %12s %12s  %s\n", "NUMBER", "CUSTOMER", "ISSUED", "DUE", "TOTAL", "DUE NOW", "STATUS");
@@ -224,7 +193,7 @@ int cmd_invoice_show(cli *c, err *e)
     jv *o = NULL;
     rc = invoice_id(&x, c->argv[0], &id, e);
     if (!rc) rc = invoices_get(x.d, id, &x.a, &o, e);
-    if (!rc) rc = admin_view(c, &x, &o, 1, e);
+    if (!rc) rc = cli_admin_view(c, &x, "invoice", &o, 1, e);
     if (!rc && c->json) rc = print_json(o, e);
     else if (!rc) print_invoice(o);
     return cli_env_close(&x, rc);
@@ -292,7 +261,7 @@ static int invoice_change(cli *c, change_kind kind, err *e)
                       .object_id = c->argv[0], .before = before, .after = after};
     if (!rc) rc = cli_audit(c, x.d, x.v, &ev, e);
     if (!rc) rc = db_commit(x.d, e);
-    if (!rc && c->json) rc = admin_view(c, &x, &after, 1, e) ? e->code : print_json(after, e);
+    if (!rc && c->json) rc = cli_admin_view(c, &x, "invoice", &after, 1, e) ? e->code : print_json(after, e);
     else if (!rc) {
         char m[MONEY_FMT_MAX];
         if (kind == CHANGE_VOID) printf("invoice %s void: %s is no longer owed\n", s_of(after, "id"), yuan(i_of(after, "gross"), m));

@@ -55,36 +55,6 @@ static int message_arg(const char *s, int64_t *id, err *e)
     return 0;
 }
 
-/* The admin's view of messages, with what was shown in clear recorded. */
-static int admin_view(cli *c, env *x, jv **objs, size_t n, err *e)
-{
-    buf clear = {0}, ids = {0};
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        buf one = {0};
-        rc = privacy_filter(x->d, &x->a, "admin", "message", objs[i], &one, e);
-        if (!rc && one.len) {
-            if (!clear.len) buf_puts(&clear, buf_cstr(&one));
-            if (ids.len) buf_putc(&ids, ',');
-            buf_printf(&ids, "%lld", (long long)i_of(objs[i], "id"));
-        }
-        buf_free(&one);
-    }
-    if (!rc && clear.len) {
-        jv *detail = jv_obj(&x->a);
-        if (!detail || jv_obj_set_str(&x->a, detail, "fields", buf_cstr(&clear)) || jv_obj_set_str(&x->a, detail, "ids", buf_cstr(&ids)))
-            rc = ERR_NOMEM_RET(e);
-        audit_event ev = {.action = "field.view", .object_type = "message", .object_id = ids.len < 200 ? buf_cstr(&ids) : NULL,
-                          .detail = detail};
-        if (!rc) rc = db_begin(x->d, e);
-        if (!rc) rc = cli_audit(c, x->d, x->v, &ev, e);
-        if (!rc) rc = db_commit(x->d, e);
-    }
-    buf_free(&clear);
-    buf_free(&ids);
-    return rc;
-}
-
 static const char *recipient_of(const jv *m)
 {
     const char *r = s_of(m, "phone");
@@ -111,7 +81,7 @@ int cmd_outbox_list(cli *c, err *e)
     jv *list = NULL;
     char next[32];
     if (!rc) rc = notify_list(x.d, x.v, &f, NULL, limit, &x.a, &list, next, sizeof next, e);
-    if (!rc && jv_len(list)) rc = admin_view(c, &x, list->u.arr.items, jv_len(list), e);
+    if (!rc && jv_len(list)) rc = cli_admin_view(c, &x, "message", list->u.arr.items, jv_len(list), e);
     if (!rc && c->json) rc = print_json(list, e);
     else if (!rc) {
         char ev[80], ch[16], st[16], rc_[40];
@@ -138,7 +108,7 @@ int cmd_outbox_show(cli *c, err *e)
     if ((rc = open_env(c, &x, e))) return rc;
     jv *m = NULL;
     rc = notify_get(x.d, x.v, id, &x.a, &m, e);
-    if (!rc) rc = admin_view(c, &x, &m, 1, e);
+    if (!rc) rc = cli_admin_view(c, &x, "message", &m, 1, e);
     if (!rc && c->json) rc = print_json(m, e);
     else if (!rc) {
         const char *v;
