@@ -50,14 +50,8 @@ static void on_done(struct evhttp_request *r, void *arg)
 {
     call *c = arg;
     if (!r || evhttp_request_get_response_code(r) == 0) {
-        char why[160] = "no answer (connection refused, TLS failure or timeout)";
-        unsigned long code = ERR_get_error();
-        if (code) {
-            char detail[120];
-            ERR_error_string_n(code, detail, sizeof detail);
-            snprintf(why, sizeof why, "no answer: %s", detail);
-        }
-        ERR_clear_error();
+        char why[160];
+        httpc_no_answer(why, sizeof why);
         c->done(c->arg, 0, NULL, 0, NULL, 0, why);
         free(c);
         return;
@@ -72,6 +66,20 @@ static void on_done(struct evhttp_request *r, void *arg)
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
     c->done(c->arg, evhttp_request_get_response_code(r), hdr, nh, body ? body : "", body ? len : 0, NULL);
     free(c);
+}
+
+void httpc_no_answer(char *why, size_t n)
+{
+    /* a TLS failure says more than "no answer": OpenSSL keeps why */
+    unsigned long code = ERR_get_error();
+    if (code) {
+        char detail[120];
+        ERR_error_string_n(code, detail, sizeof detail);
+        snprintf(why, n, "no answer: %s", detail);
+    } else {
+        snprintf(why, n, "no answer (connection refused, reset, TLS failure or timeout)");
+    }
+    ERR_clear_error();
 }
 
 void httpc_add_headers(struct evkeyvalq *out, const char *headers)

@@ -46,6 +46,9 @@ struct evkeyvalq;
 /* Adds "Name: value" lines (separated by \n; NULL for none) to a
  * request's headers. */
 void httpc_add_headers(struct evkeyvalq *out, const char *headers);
+/* Why a request got no answer, for a failure callback: OpenSSL's reason
+ * when it has one (it is cleared), else a general one. */
+void httpc_no_answer(char *why, size_t n);
 
 /* Frees the shared TLS context (shutdown). */
 void httpc_release(void);

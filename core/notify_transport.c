@@ -286,14 +286,8 @@ static void on_http_done(struct evhttp_request *r, void *arg)
     call_unlink(c);
     if (c->conn) c->conn->busy = 0;
     if (!r || evhttp_request_get_response_code(r) == 0) {
-        char why[200] = "no answer (connection refused, reset or timed out)";
-        unsigned long code = ERR_get_error();
-        if (code) {
-            char detail[120];
-            ERR_error_string_n(code, detail, sizeof detail);
-            snprintf(why, sizeof why, "no answer: %s", detail);
-        }
-        ERR_clear_error();
+        char why[200];
+        httpc_no_answer(why, sizeof why);
         c->done(c->arg, 0, NULL, 0, NULL, 0, why);
         free(c);
         return;
