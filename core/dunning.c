@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "customers.h"
 #include "date.h"
@@ -189,7 +190,7 @@ static int act(db *d, const vault *v, const bill *b, const char *stage, const jv
         /* the notice goes to the customer through the outbox, in this
          * transaction: on the channels the rule chose (channels = {...}),
          * else as the customer prefers (notify_customer) */
-        char event[64], key[96], link[64];
+        char event[64], key[192], link[64];
         snprintf(event, sizeof event, "dunning.%s", str_of(a, "template"));
         snprintf(key, sizeof key, "dunning:%lld:%s:%s", (long long)b->id, stage, event);
         snprintf(link, sizeof link, "/pay/%s", b->number);
@@ -233,7 +234,7 @@ static int act(db *d, const vault *v, const bill *b, const char *stage, const jv
                     jv_obj_set_int(&ar, p, "amount", b->balance_due) || jv_obj_set_str(&ar, p, "stage", stage) ||
                     jv_obj_set_int(&ar, p, "accounts", moved)))
             rc = err_set(e, ERR_NOMEM, "out of memory");
-        char key[96];
+        char key[192];
         snprintf(key, sizeof key, "dunning:%lld:%s:%s", (long long)b->id, stage, event);
         if (!rc) rc = outbox_enqueue(d, v, event, "log", b->customer_id, NULL, p, key, e);
         if (!rc) r->network++;
@@ -299,6 +300,15 @@ static int one_bill(db *d, const vault *v, ruleset *rs, const char *version, con
         for (size_t i = 0; i < jv_len(skip) && !why[0]; i++)
             if (jv_at(skip, i)->kind != JV_STR) snprintf(why, sizeof why, "skip[%zu] is not a stage name", i + 1);
         if (!why[0] && jv_len(acts) && !str_of(res, "stage")) snprintf(why, sizeof why, "actions without a stage");
+        /* stage names key the record and the messages' dedupe keys */
+        const char *stn = str_of(res, "stage");
+        if (!why[0] && stn && (!stn[0] || strlen(stn) > 40 || strspn(stn, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(stn)))
+            snprintf(why, sizeof why, "a stage name is 1 to 40 of a-z 0-9 _");
+        for (size_t i = 0; i < jv_len(skip) && !why[0]; i++) {
+            const char *sk = jv_at(skip, i)->u.str.s;
+            if (!sk[0] || strlen(sk) > 40 || strspn(sk, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(sk))
+                snprintf(why, sizeof why, "skip[%zu]: a stage name is 1 to 40 of a-z 0-9 _", i + 1);
+        }
     }
     if (why[0]) {
         /* one bill's rule failure is the rule's: logged and counted, the pass goes on */
@@ -406,5 +416,50 @@ int dunning_pass(db *d, const vault *v, ruleset *rs, const char *rules_version, 
         after = batch[n - 1].id;
     }
     free(batch);
+    return rc;
+}
+
+/* ------------------------------------------------------------- release */
+
+int dunning_release(db *d, int64_t customer_id, const char *reason, const char *channel, int64_t payment_id, int *restored,
+                    err *e)
+{
+    char status[16] = "";
+    db_stmt *s = db_prepare(d, "SELECT status FROM customers WHERE id = ?", e);
+    if (!s) return e->code;
+    db_bind_int(s, 1, customer_id);
+    int rc = db_step(d, s, e);
+    if (rc == DB_ROW) snprintf(status, sizeof status, "%s", db_col_text(s, 0));
+    db_done(s);
+    if (rc < 0) return rc;
+    int held = !strcmp(status, "overdue") || !strcmp(status, "suspended");
+    int64_t lines = 0;
+    if (!held && (rc = db_get_int(d, e, &lines,
+                                  "SELECT count(*) FROM service_accounts WHERE customer_id = ? "
+                                  "AND status IN ('throttled', 'suspended')",
+                                  "i", customer_id)))
+        return rc;
+    if (!held && !lines) return 0;
+    char today[11];
+    date_format(date_of_time(time(NULL)), today);
+    int64_t overdue = 0;
+    rc = db_get_int(d, e, &overdue,
+                    "SELECT count(*) FROM invoices WHERE customer_id = ? AND status IN ('open', 'partially_paid') "
+                    "AND due_date < ? AND gross - paid - credited - written_off > 0",
+                    "is", customer_id, today);
+    if (rc || overdue) return rc;
+    if (held && (rc = customers_set_status(d, customer_id, "active", e))) return rc;
+    if ((rc = netstate_set_customer(d, customer_id, "active", NULL, &lines, e))) return rc;
+    if (!held && !lines) return 0;
+    jv_arena a;
+    jv_arena_init(&a, 0);
+    jv *p = jv_obj(&a);
+    if (!p || jv_obj_set_str(&a, p, "from", status) || jv_obj_set_str(&a, p, "reason", reason) ||
+        (channel && jv_obj_set_str(&a, p, "channel", channel)) || (payment_id && jv_obj_set_int(&a, p, "payment_id", payment_id)) ||
+        jv_obj_set_int(&a, p, "accounts", lines))
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    if (!rc) rc = outbox_enqueue(d, NULL, "service.restore", "log", customer_id, NULL, p, NULL, e);
+    jv_arena_free(&a);
+    if (!rc && restored) *restored = 1;
     return rc;
 }

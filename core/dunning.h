@@ -31,4 +31,14 @@ typedef struct dunning_report {
 int dunning_pass(db *d, const vault *v, struct ruleset *rs, const char *rules_version, const char *as_of, int dry_run,
                  dunning_report *r, err *e);
 
+/* The ladder lets go of a customer who has nothing overdue left (after a
+ * payment by any channel, or a credit note): a customer it held (overdue,
+ * suspended, or a line throttled or cut - a late pass acts the throttle
+ * only) is active again, the PPPoE accounts too (the network plugin
+ * follows within a second, netsync.c), and `service.restore` goes into the
+ * outbox with reason, channel and payment (both may be NULL / 0). Inside
+ * the caller's transaction; *restored (may be NULL) says whether it did. */
+int dunning_release(db *d, int64_t customer_id, const char *reason, const char *channel, int64_t payment_id, int *restored,
+                    err *e);
+
 #endif

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "customers.h"
 #include "date.h"
+#include "dunning.h"
 #include "ledger.h"
 #include "notify.h"
 #include "page.h"
@@ -1316,6 +1317,8 @@ int invoices_credit(db *d, int64_t invoice_id, const credit_line_in *lines, size
             rc = db_run(d, e, "UPDATE invoices SET credited = credited + ?, paid = ?, status = ? WHERE id = ?", "iisi", gross, paid,
                         status_of(r.gross, paid, r.credited + gross, r.written_off), invoice_id);
     }
+    /* a bill credited to nothing owed no longer holds the customer */
+    if (!rc) rc = dunning_release(d, r.customer_id, "credited", NULL, 0, NULL, e);
     if (began) {
         if (!rc) rc = db_commit(d, e);
         else db_rollback(d);

@@ -260,8 +260,13 @@ static int apply_records(db *d, netsync_plugin *p, netstate_record *recs, int n,
         if (x->error[0]) {
             r->errors++;
             count("bandbill_network_record_errors_total", "Accounts whose desired record could not be made", "", 1);
-            log_msg(LOG_WARN, "network_record_failed", "account %s (id %lld) left as it is on the network: %s", x->username,
-                    (long long)x->account_id, x->error);
+            /* retried every pass until it can be made (see below): said once a minute */
+            static int64_t said_ms;
+            if (db_now_ms() - said_ms >= 60000) {
+                said_ms = db_now_ms();
+                log_msg(LOG_WARN, "network_record_failed", "account %s (id %lld) left as it is on the network: %s", x->username,
+                        (long long)x->account_id, x->error);
+            }
             continue;
         }
         rc = applied_name(d, x->account_id, old[m], e);
@@ -312,6 +317,14 @@ static int apply_records(db *d, netsync_plugin *p, netstate_record *recs, int n,
                         "UPDATE network_sync SET cursor = CASE WHEN cursor < ? THEN ? ELSE cursor END WHERE id = 1", "ii",
                         cursor_to, cursor_to);
         if (!rc && cursor_to > 0) rc = db_run(d, e, "DELETE FROM network_changes WHERE id <= ?", "i", cursor_to);
+        /* an account whose record could not be made (a password that does
+         * not decrypt: a key rotation under way, a key pruned too early)
+         * is not passed over for good: it goes back on the feed, so a
+         * suspension still reaches the network once it can */
+        for (int i = 0; !rc && cursor_to > 0 && i < n; i++)
+            if (recs[i].error[0])
+                rc = db_run(d, e, "INSERT INTO network_changes (account_id, reason, at) VALUES (?, 'retry', ?)", "is",
+                            recs[i].account_id, now);
         if (!rc)
             rc = db_run(d, e,
                         "UPDATE network_sync SET applied = applied + ?, last_run_at = ?, last_ok_at = ?, last_error = NULL "

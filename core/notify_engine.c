@@ -24,7 +24,7 @@
 #define AAD_RECIPIENT "outbox.recipient"
 /* A claimed message is due again after this if its worker dies: longer
  * than it may wait in memory (rate * 5 s of messages) plus a send. */
-#define LEASE_S 300
+#define LEASE_S 300 /* at least */
 #define FLUSH_AT 256
 #define FLUSH_MS 50
 #define MAX_CAPACITY 1000
@@ -97,6 +97,7 @@ struct engine {
     nchan ch[NOTIFY_CHANNELS];
     notify_backoff bo;
     int timeout_s, concurrency;
+    int64_t lease_s;            /* how long a claim holds a message: longer than it can wait here */
     nh_pool *http;
     nsmtp *smtp;
     nresult *res;
@@ -328,6 +329,17 @@ static void count(engine *en, int ch, int outcome)
     }
 }
 
+/* What a gateway said goes into the message's record and out as JSON: a
+ * reason cut by bytes loses its half character, and an answer that is not
+ * UTF-8 (many Chinese gateways answer in GBK) keeps its ASCII only. */
+static void clean_text(char *s)
+{
+    err_utf8_trim(s);
+    if (json_utf8_valid(s, strlen(s))) return;
+    for (unsigned char *p = (unsigned char *)s; *p; p++)
+        if (*p >= 0x80 || *p < 0x20) *p = '?';
+}
+
 /* Records what came of one message (written with the next flush). A
  * failure becomes dead once the attempts are used up. */
 static void result(engine *en, const nmsg *m, int outcome, long status_code, const char *provider_id, const char *error,
@@ -356,12 +368,15 @@ static void result(engine *en, const nmsg *m, int outcome, long status_code, con
     snprintf(r->driver, sizeof r->driver, "%s", en->ch[m->ch].driver);
     snprintf(r->provider_id, sizeof r->provider_id, "%s", provider_id ? provider_id : "");
     snprintf(r->error, sizeof r->error, "%s", error ? error : "");
+    clean_text(r->provider_id);
+    clean_text(r->error);
     snprintf(r->version, sizeof r->version, "%s", m->version);
     if (outcome == OUT_FAILED && r->attempt >= en->bo.max_attempts) {
         outcome = OUT_DEAD;
         char tmp[sizeof r->error];
         snprintf(tmp, sizeof tmp, "after %d attempts: %s", r->attempt, r->error);
         snprintf(r->error, sizeof r->error, "%s", tmp);
+        err_utf8_trim(r->error);
     }
     if (outcome == OUT_FAILED && !next_ms) {
         uint32_t rnd = 0;
@@ -478,7 +493,9 @@ static void done(engine *en, nmsg *m, int outcome, long status_code, const char 
     int ch = m->ch;
     msg_free(m);
     pump(en, ch);
-    if (en->stopping && !en->drain && idle(en)) event_base_loopbreak(en->base);
+    /* stopping (the daemon, or the job told to stop): once nothing is in
+     * flight the loop ends - idle keep-alive connections would keep it */
+    if (en->stopping && idle(en)) event_base_loopbreak(en->base);
     want_claim(en);
 }
 
@@ -768,7 +785,7 @@ static int claim(engine *en)
     char now[25], lease[25];
     int64_t now_ms = db_now_ms();
     db_format_time(now_ms, now);
-    db_format_time(now_ms + LEASE_S * 1000, lease);
+    db_format_time(now_ms + en->lease_s * 1000, lease);
     err e;
     int rc = 0, found = 0;
     nmsg *heads[NOTIFY_CHANNELS] = {0}, *tails[NOTIFY_CHANNELS] = {0};
@@ -988,6 +1005,20 @@ static int engine_new(const cfg *c, struct event_base *base, db *d, engine **out
     int rc = nplug_acquire(c, e);
     if (!rc) en->plugins = 1;
     if (!rc) rc = channels_open(en, c, e);
+    if (!rc) {
+        /* A claimed message waits in its channel's queue behind at most
+         * capacity others, concurrency at a time, each taking up to the
+         * timeout (and the rate's pace): the lease outlasts that, so
+         * nobody claims it again while it is still to be sent here. */
+        en->lease_s = LEASE_S;
+        for (int ch = 0; ch < NOTIFY_CHANNELS; ch++) {
+            const nchan *n = &en->ch[ch];
+            if (!n->on) continue;
+            int conc = en->concurrency > 0 ? en->concurrency : 1;
+            int64_t wait = ((int64_t)n->capacity / conc + 2) * en->timeout_s + (n->rate > 0 ? (int64_t)(n->capacity / n->rate) + 1 : 0);
+            if (wait * 2 > en->lease_s) en->lease_s = wait * 2;
+        }
+    }
     if (!rc) {
         en->http = nh_pool_new(base, en->concurrency);
         en->flush_ev = evtimer_new(base, on_flush, en);

@@ -353,12 +353,13 @@ int nh_request(nh_pool *p, const char *method, const char *url, const char *head
                int timeout_s, nh_done done, void *arg, err *e)
 {
     struct evhttp_uri *u = evhttp_uri_parse(url);
-    if (!u) return err_field(e, ERR_INVALID, "invalid_setting", "url", "not a URL: %s", url);
+    /* the URL is not repeated: it may carry a token (WeChat's access_token) */
+    if (!u) return err_field(e, ERR_INVALID, "invalid_setting", "url", "the gateway's URL is not a URL");
     const char *scheme = evhttp_uri_get_scheme(u), *host = evhttp_uri_get_host(u);
     int tls = scheme && !strcasecmp(scheme, "https");
     if (!scheme || (!tls && strcasecmp(scheme, "http")) || !host || !host[0]) {
         evhttp_uri_free(u);
-        return err_field(e, ERR_INVALID, "invalid_setting", "url", "only http and https URLs with a host: %s", url);
+        return err_field(e, ERR_INVALID, "invalid_setting", "url", "the gateway's URL must be http or https with a host");
     }
     int port = evhttp_uri_get_port(u);
     if (port < 0) port = tls ? 443 : 80;
@@ -411,28 +412,34 @@ int nh_request(nh_pool *p, const char *method, const char *url, const char *head
         httpc_add_headers(out, headers);
         if (body && len) evbuffer_add(evhttp_request_get_output_buffer(r), body, len);
         if (c->own) evhttp_connection_free_on_completion(c->own);
-        if (evhttp_make_request(conn, r, cmd, target)) {
-            r = NULL; /* freed by evhttp_make_request */
-            rc = err_set(e, ERR_IO, "cannot send the request to %s", host);
-            if (c->own) {
-                evhttp_connection_free(c->own);
-                c->own = NULL;
-            }
-        }
-    }
-    if (rc) {
-        if (r) evhttp_request_free(r);
-        if (c && c->own) evhttp_connection_free(c->own);
-        free(c);
-    } else {
-        /* a connection of its own frees itself once done (after our
-         * callback); until then the pool's end frees it */
+        /* in the pool's list before the request goes: libevent may call
+         * on_http_done inside evhttp_make_request (a name that does not
+         * resolve fails there), which unlinks and frees the call - so
+         * after a request that went, c is not touched again. A
+         * connection of its own frees itself once done (after our
+         * callback); until then the pool's end frees it. */
         if (c->conn) c->conn->busy = 1;
         c->next = p->calls;
         if (p->calls) p->calls->prev = c;
         p->calls = c;
         p->pending++;
+        if (evhttp_make_request(conn, r, cmd, target)) {
+            r = NULL; /* freed by evhttp_make_request */
+            rc = err_set(e, ERR_IO, "cannot send the request to %s", host);
+            call_unlink(c);
+            if (c->conn) c->conn->busy = 0;
+            if (c->own) {
+                evhttp_connection_free(c->own);
+                c->own = NULL;
+            }
+            free(c);
+        }
+        evhttp_uri_free(u);
+        return rc;
     }
+    if (r) evhttp_request_free(r);
+    if (c && c->own) evhttp_connection_free(c->own);
+    free(c);
     evhttp_uri_free(u);
     return rc;
 }

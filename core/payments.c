@@ -8,7 +8,7 @@
 
 #include "date.h"
 #include "outbox.h"
-#include "netstate.h"
+#include "dunning.h"
 #include "customers.h"
 #include "invoices.h"
 #include "ledger.h"
@@ -167,53 +167,6 @@ static int allocate_payment(db *d, const payment_new *in, int64_t pid, err *e)
     return rc;
 }
 
-/* The customer is overdue or suspended (or a line is throttled or cut:
- * a late pass acts the throttle only, its overdue stage skipped) and has
- * nothing overdue left after this payment: back to active, the PPPoE
- * accounts too (the network plugin follows within a second, netsync.c),
- * and the outbox is told. Whatever channel the money came by. */
-static int restore_if_settled(db *d, int64_t customer_id, int64_t payment_id, const char *channel, int *restored, err *e)
-{
-    char status[16] = "";
-    db_stmt *s = db_prepare(d, "SELECT status FROM customers WHERE id = ?", e);
-    if (!s) return e->code;
-    db_bind_int(s, 1, customer_id);
-    int rc = db_step(d, s, e);
-    if (rc == DB_ROW) snprintf(status, sizeof status, "%s", db_col_text(s, 0));
-    db_done(s);
-    if (rc < 0) return rc;
-    int held = !strcmp(status, "overdue") || !strcmp(status, "suspended");
-    int64_t lines = 0;
-    if (!held && (rc = db_get_int(d, e, &lines,
-                                  "SELECT count(*) FROM service_accounts WHERE customer_id = ? "
-                                  "AND status IN ('throttled', 'suspended')",
-                                  "i", customer_id)))
-        return rc;
-    if (!held && !lines) return 0;
-    char today[11];
-    date_format(date_of_time(time(NULL)), today);
-    int64_t overdue = 0;
-    rc = db_get_int(d, e, &overdue,
-                    "SELECT count(*) FROM invoices WHERE customer_id = ? AND status IN ('open', 'partially_paid') "
-                    "AND due_date < ? AND gross - paid - credited - written_off > 0",
-                    "is", customer_id, today);
-    if (rc || overdue) return rc;
-    if (held && (rc = customers_set_status(d, customer_id, "active", e))) return rc;
-    if ((rc = netstate_set_customer(d, customer_id, "active", NULL, &lines, e))) return rc;
-    if (!held && !lines) return 0;
-    jv_arena a;
-    jv_arena_init(&a, 0);
-    jv *p = jv_obj(&a);
-    if (!p || jv_obj_set_str(&a, p, "from", status) || jv_obj_set_str(&a, p, "reason", "paid") ||
-        jv_obj_set_str(&a, p, "channel", channel) || jv_obj_set_int(&a, p, "payment_id", payment_id) ||
-        jv_obj_set_int(&a, p, "accounts", lines))
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-    if (!rc) rc = outbox_enqueue(d, NULL, "service.restore", "log", customer_id, NULL, p, NULL, e);
-    jv_arena_free(&a);
-    if (!rc && restored) *restored = 1;
-    return rc;
-}
-
 int payments_record(db *d, const payment_new *in, int64_t *id, int *restored, err *e)
 {
     if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "payments_record needs the caller's transaction");
@@ -280,7 +233,7 @@ int payments_record(db *d, const payment_new *in, int64_t *id, int *restored, er
     if (!rc) rc = ledger_post(d, &le, NULL, e);
     if (!rc) rc = allocate_payment(d, in, pid, e);
     if (restored) *restored = 0;
-    if (!rc) rc = restore_if_settled(d, in->customer_id, pid, in->channel, restored, e);
+    if (!rc) rc = dunning_release(d, in->customer_id, "paid", in->channel, pid, restored, e);
     if (!rc) rc = db_commit(d, e);
     else db_rollback(d);
     if (!rc && id) *id = pid;

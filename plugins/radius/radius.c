@@ -812,8 +812,11 @@ static void run_jobs(handle *h, jobs *js, netplug_outcome *out)
         netplug_outcome *o = &out[j->rec];
         const char *what = j->pkt.data[0] == RAD_COA_REQUEST ? "CoA-Request" : "Disconnect-Request";
         char msg[400];
-        if (j->state == 1) {
+        /* a session the NAS no longer has (stale accounting after a NAS
+         * reboot) is as good as disconnected */
+        if (j->state == 1 || (j->state == 2 && j->cause == 503 && j->pkt.data[0] == RAD_DISCONNECT_REQUEST)) {
             o->acked++;
+            if (j->state == 2) logf_(1, "radius_nas_no_session", "a Disconnect found no session: taken as done");
             continue;
         }
         if (j->state == 2) {
@@ -918,7 +921,9 @@ static int apply(void *hv, const netplug_record *recs, size_t n, int flags, netp
     }
     free(w);
     if (!rc) rc = exec1(h, "COMMIT", e);
-    else sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+    /* a COMMIT that failed (busy) leaves the transaction open, holding
+     * FreeRADIUS's writers out: it is rolled back too, and tried again */
+    if (rc) sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
     if (rc) {
         free(p);
         return -1;

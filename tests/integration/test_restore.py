@@ -66,3 +66,12 @@ class Restore(BBTestCase):
         # paid: the line is active again
         self.ws.ok("payment", "record", "C000000013", "--amount", "129.00", "--receipt", "R1")
         self.assertEqual(self.line(), ("active", None, None))
+
+    def test_a_credit_note_that_clears_the_bill_restores_the_line(self):
+        self.ws.ok("dunning", "run", "--date", "2026-11-23")
+        self.assertEqual((self.customer(), self.line()[0]), ("suspended", "suspended"))
+        number = self.ws.sql("SELECT number FROM invoices")[0][0]
+        self.ws.ok("invoice", "credit", number, "--reason", "the line was down all month")
+        self.assertEqual((self.customer(), self.line()), ("active", ("active", None, None)))
+        p = json.loads(self.ws.sql("SELECT payload FROM outbox WHERE event = 'service.restore'")[0][0])
+        self.assertEqual(p["reason"], "credited")

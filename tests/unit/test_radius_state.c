@@ -54,7 +54,7 @@
 typedef struct nas_thread {
     int fd;
     int port;
-    volatile int mode;          /* 0 ACK, 1 NAK 503, 2 silent */
+    volatile int mode;          /* 0 ACK, 1 NAK 404, 2 silent, 3 NAK 503 */
     volatile int stop;
     volatile int received;
     uint8_t last[RADPKT_MAX];
@@ -92,10 +92,10 @@ static void *nas_main(void *arg)
         if (n->mode == 2) continue;
         uint8_t a[64];
         size_t len = 20;
-        a[0] = (uint8_t)(b[0] + (n->mode == 1 ? 2 : 1));
+        a[0] = (uint8_t)(b[0] + (n->mode == 1 || n->mode == 3 ? 2 : 1));
         a[1] = b[1];
-        if (n->mode == 1) {
-            uint8_t cause[6] = {RAD_ATTR_ERROR_CAUSE, 6, 0, 0, 0x01, 0xf7};
+        if (n->mode == 1 || n->mode == 3) {
+            uint8_t cause[6] = {RAD_ATTR_ERROR_CAUSE, 6, 0, 0, 0x01, n->mode == 3 ? 0xf7 : 0x94};
             memcpy(a + len, cause, 6);
             len += 6;
         }
@@ -461,7 +461,7 @@ static void test_sync(void **state)
     assert_string_equal(rad(f, "SELECT count(*) FROM radreply WHERE username = 'zs001'"), "0\n");
     assert_string_equal(t1(f, "SELECT session_result FROM network_accounts WHERE account_id = 1"), "failed");
     assert_non_null(strstr(t1(f, "SELECT session_error FROM network_accounts WHERE account_id = 1"),
-                           "Error-Cause 503 Session-Context-Not-Found"));
+                           "Error-Cause 404 Invalid-Request"));
 
     /* a NAS that never answers: 2 tries, then reported */
     f->nas.mode = 2;
@@ -474,6 +474,14 @@ static void test_sync(void **state)
     assert_non_null(strstr(t1(f, "SELECT session_error FROM network_accounts WHERE account_id = 3"), "did not answer"));
     /* the rows are in all the same */
     assert_string_equal(rad(f, "SELECT value FROM radreply WHERE username = 'ls001'"), "1000k/1000k\n");
+    /* a Disconnect for a session the NAS no longer has (NAK 503): done */
+    f->nas.mode = 3;
+    set_customer(f, 2, "suspended", NULL);
+    assert_int_equal(netsync_run(f->d, f->v, &p, "2026-11-20", 0, &r, &e), 0);
+    assert_int_equal(r.disconnect, 1);
+    assert_int_equal(r.naked, 0);
+    assert_int_equal(r.acked, 1);
+    assert_string_equal(t1(f, "SELECT session_result FROM network_accounts WHERE account_id = 3"), "ok");
     f->nas.mode = 0;
 
     /* a plugin that cannot write keeps the changes for the next pass */
