@@ -53,6 +53,7 @@ typedef struct nmsg {
     notichan_kv data[NOTIFY_MAX_FIELDS];
     char message_id[160];
     char version[RULES_VERSION_LEN];
+    char lease[25];                /* next_attempt_at as this claim set it: the outcome is ours only while it holds */
 } nmsg;
 
 typedef struct nresult {
@@ -63,6 +64,7 @@ typedef struct nresult {
     char provider_id[128];
     char error[400];
     char version[RULES_VERSION_LEN];
+    char lease[25];
 } nresult;
 
 typedef struct nchan {
@@ -371,6 +373,7 @@ static void result(engine *en, const nmsg *m, int outcome, long status_code, con
     clean_text(r->provider_id);
     clean_text(r->error);
     snprintf(r->version, sizeof r->version, "%s", m->version);
+    snprintf(r->lease, sizeof r->lease, "%s", m->lease);
     if (outcome == OUT_FAILED && r->attempt >= en->bo.max_attempts) {
         outcome = OUT_DEAD;
         char tmp[sizeof r->error];
@@ -416,25 +419,34 @@ static int write_result(engine *en, const nresult *r, err *e)
     case OUT_SENT:
         rc = db_run(d, e,
                     "UPDATE outbox SET status = 'sent', attempts = ?, sent_at = ?, provider_id = ?, driver = ?, last_error = NULL, "
-                    "updated_at = ? WHERE id = ? AND status IN ('pending', 'failed')",
-                    "issssi", (int64_t)r->attempt, now, pid, r->driver, now, r->id);
+                    "updated_at = ? WHERE id = ? AND status IN ('pending', 'failed') AND next_attempt_at = ?",
+                    "issssis", (int64_t)r->attempt, now, pid, r->driver, now, r->id, r->lease);
         break;
     case OUT_FAILED:
         rc = db_run(d, e,
                     "UPDATE outbox SET status = 'failed', attempts = ?, next_attempt_at = ?, last_error = ?, driver = ?, updated_at = ? "
-                    "WHERE id = ? AND status IN ('pending', 'failed')",
-                    "issssi", (int64_t)r->attempt, next, er, r->driver, now, r->id);
+                    "WHERE id = ? AND status IN ('pending', 'failed') AND next_attempt_at = ?",
+                    "issssis", (int64_t)r->attempt, next, er, r->driver, now, r->id, r->lease);
         break;
     case OUT_DEAD:
         rc = db_run(d, e,
                     "UPDATE outbox SET status = 'dead', attempts = ?, last_error = ?, driver = ?, updated_at = ? "
-                    "WHERE id = ? AND status IN ('pending', 'failed')",
-                    "isssi", (int64_t)r->attempt, er, r->driver, now, r->id);
+                    "WHERE id = ? AND status IN ('pending', 'failed') AND next_attempt_at = ?",
+                    "isssis", (int64_t)r->attempt, er, r->driver, now, r->id, r->lease);
         break;
     default: /* postponed, released: due again at next, no attempt made */
-        rc = db_run(d, e, "UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status IN ('pending', 'failed')",
-                    "ssi", next, now, r->id);
+        rc = db_run(d, e,
+                    "UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status IN ('pending', 'failed') "
+                    "AND next_attempt_at = ?",
+                    "ssis", next, now, r->id, r->lease);
         break;
+    }
+    /* the claim lapsed and another worker holds the message now: its
+     * outcome is that worker's to record */
+    if (!rc && db_changes(d) == 0) {
+        log_msg(LOG_WARN, "notify_lease_lost", "message %lld: claimed again elsewhere before its outcome was recorded",
+                (long long)r->id);
+        return 0;
     }
     if (!rc && r->outcome != OUT_RELEASE)
         rc = db_run(d, e,
@@ -812,6 +824,7 @@ static int claim(engine *en)
                                 "AND next_attempt_at <= ?",
                                 "sis", lease, m->id, now);
                 if (!rc && db_changes(en->db) == 1) {
+                    snprintf(m->lease, sizeof m->lease, "%s", lease);
                     if (last) last->next = m;
                     else kept = m;
                     last = m;
