@@ -131,56 +131,58 @@ static int set_job(cfg *c, const char *job, const char *value, const char *origi
     return 0;
 }
 
-/* channel.NAME.KEY: which keys a channel takes is its plugin's to say, when
- * it opens (channels.c); here only their shape. */
-static int set_channel(cfg *c, const char *rest, const char *value, const char *origin, err *e)
+/* A NAME.KEY setting (channel.*, notify.*) into arr: the keys a name takes
+ * are its plugin's or driver's to say when it opens; here only their
+ * shape. 0, or NAMED_BAD_SHAPE, NAMED_TOO_LONG, NAMED_FULL. */
+enum { NAMED_BAD_SHAPE = 1, NAMED_TOO_LONG, NAMED_FULL };
+
+static int set_named(cfg_channel_setting *arr, int *n, const char *rest, const char *value)
 {
     const char *dot = strchr(rest, '.');
     size_t nl = dot ? (size_t)(dot - rest) : 0;
     const char *k = dot ? dot + 1 : "";
-    if (!nl || nl >= sizeof c->chset[0].channel || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789") != nl || !k[0] ||
-        strlen(k) >= sizeof c->chset[0].key || strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(k))
-        return err_field(e, ERR_INVALID, "unknown_config_key", "channel", "%s: channel settings are channel.NAME.KEY, got 'channel.%s'",
-                         origin, rest);
-    if (strlen(value) >= sizeof c->chset[0].value)
-        return err_field(e, ERR_INVALID, "invalid_config", "channel", "%s: channel.%s is too long", origin, rest);
+    if (!nl || nl >= sizeof arr[0].channel || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789") != nl || !k[0] ||
+        strlen(k) >= sizeof arr[0].key || strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(k))
+        return NAMED_BAD_SHAPE;
+    if (strlen(value) >= sizeof arr[0].value) return NAMED_TOO_LONG;
     int i;
-    for (i = 0; i < c->nchset; i++)
-        if (!strncmp(c->chset[i].channel, rest, nl) && !c->chset[i].channel[nl] && !strcmp(c->chset[i].key, k)) break;
-    if (i == c->nchset) {
-        if (c->nchset == CFG_MAX_CHANNEL_SETTINGS) return err_set(e, ERR_LIMIT, "%s: too many channel settings", origin);
-        c->nchset++;
+    for (i = 0; i < *n; i++)
+        if (!strncmp(arr[i].channel, rest, nl) && !arr[i].channel[nl] && !strcmp(arr[i].key, k)) break;
+    if (i == *n) {
+        if (*n == CFG_MAX_CHANNEL_SETTINGS) return NAMED_FULL;
+        (*n)++;
     }
-    snprintf(c->chset[i].channel, sizeof c->chset[i].channel, "%.*s", (int)nl, rest);
-    snprintf(c->chset[i].key, sizeof c->chset[i].key, "%s", k);
-    snprintf(c->chset[i].value, sizeof c->chset[i].value, "%s", value);
+    snprintf(arr[i].channel, sizeof arr[i].channel, "%.*s", (int)nl, rest);
+    snprintf(arr[i].key, sizeof arr[i].key, "%s", k);
+    snprintf(arr[i].value, sizeof arr[i].value, "%s", value);
     return 0;
 }
 
-/* notify.CHANNEL.KEY: which keys a channel takes is its driver's to say,
- * when the dispatcher opens it (notify.c); here only their shape. */
+/* channel.NAME.KEY: payment channels (channels.c checks the keys). */
+static int set_channel(cfg *c, const char *rest, const char *value, const char *origin, err *e)
+{
+    switch (set_named(c->chset, &c->nchset, rest, value)) {
+    case 0: return 0;
+    case NAMED_BAD_SHAPE:
+        return err_field(e, ERR_INVALID, "unknown_config_key", "channel", "%s: channel settings are channel.NAME.KEY, got 'channel.%s'",
+                         origin, rest);
+    case NAMED_TOO_LONG: return err_field(e, ERR_INVALID, "invalid_config", "channel", "%s: channel.%s is too long", origin, rest);
+    default: return err_set(e, ERR_LIMIT, "%s: too many channel settings", origin);
+    }
+}
+
+/* notify.CHANNEL.KEY: notification channels (notify_engine.c checks the
+ * keys against the channel's driver). */
 static int set_notify(cfg *c, const char *rest, const char *value, const char *origin, err *e)
 {
-    const char *dot = strchr(rest, '.');
-    size_t nl = dot ? (size_t)(dot - rest) : 0;
-    const char *k = dot ? dot + 1 : "";
-    if (!nl || nl >= sizeof c->ntset[0].channel || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789") != nl || !k[0] ||
-        strlen(k) >= sizeof c->ntset[0].key || strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(k))
+    switch (set_named(c->ntset, &c->nntset, rest, value)) {
+    case 0: return 0;
+    case NAMED_BAD_SHAPE:
         return err_field(e, ERR_INVALID, "unknown_config_key", "notify",
                          "%s: unknown configuration key 'notify.%s' (notification settings are notify.CHANNEL.KEY)", origin, rest);
-    if (strlen(value) >= sizeof c->ntset[0].value)
-        return err_field(e, ERR_INVALID, "invalid_config", "notify", "%s: notify.%s is too long", origin, rest);
-    int i;
-    for (i = 0; i < c->nntset; i++)
-        if (!strncmp(c->ntset[i].channel, rest, nl) && !c->ntset[i].channel[nl] && !strcmp(c->ntset[i].key, k)) break;
-    if (i == c->nntset) {
-        if (c->nntset == CFG_MAX_CHANNEL_SETTINGS) return err_set(e, ERR_LIMIT, "%s: too many notify settings", origin);
-        c->nntset++;
+    case NAMED_TOO_LONG: return err_field(e, ERR_INVALID, "invalid_config", "notify", "%s: notify.%s is too long", origin, rest);
+    default: return err_set(e, ERR_LIMIT, "%s: too many notify settings", origin);
     }
-    snprintf(c->ntset[i].channel, sizeof c->ntset[i].channel, "%.*s", (int)nl, rest);
-    snprintf(c->ntset[i].key, sizeof c->ntset[i].key, "%s", k);
-    snprintf(c->ntset[i].value, sizeof c->ntset[i].value, "%s", value);
-    return 0;
 }
 
 /* nas.NAME.KEY: the NASes that take RFC 5176 requests (address, secret,
@@ -327,6 +329,15 @@ int cfg_load_file(cfg *c, const char *path, err *e)
     return 0;
 }
 
+/* BANDBILL_NS_NAME_KEY -> ns.name.key: the names of channels and NASes
+ * have no '_', so the first one after the name is the dot. */
+static void env_named_key(const char *ns, const char *rest, char *out, size_t n)
+{
+    snprintf(out, n, "%s.%s", ns, rest);
+    char *us = strchr(out + strlen(ns) + 1, '_');
+    if (us) *us = '.';
+}
+
 int cfg_load_env(cfg *c, char **envp, err *e)
 {
     static const char prefix[] = "BANDBILL_";
@@ -348,18 +359,14 @@ int cfg_load_env(cfg *c, char **envp, err *e)
         if (strncmp(lower, "channel_", 8) == 0) {
             /* BANDBILL_CHANNEL_ALIPAY_PUBLIC_KEY -> channel.alipay.public_key (channel names have no '_') */
             char ck[160];
-            snprintf(ck, sizeof ck, "channel.%s", lower + 8);
-            char *us = strchr(ck + 8, '_');
-            if (us) *us = '.';
+            env_named_key("channel", lower + 8, ck, sizeof ck);
             if (cfg_set(c, ck, eq + 1, origin, e)) return e->code;
             continue;
         }
         if (strncmp(lower, "nas_", 4) == 0) {
             /* BANDBILL_NAS_BRAS1_COA_PORT -> nas.bras1.coa_port (NAS names have no '_') */
             char nk[160];
-            snprintf(nk, sizeof nk, "nas.%s", lower + 4);
-            char *us = strchr(nk + 4, '_');
-            if (us) *us = '.';
+            env_named_key("nas", lower + 4, nk, sizeof nk);
             if (cfg_set(c, nk, eq + 1, origin, e)) return e->code;
             continue;
         }
@@ -390,8 +397,7 @@ int cfg_load_env(cfg *c, char **envp, err *e)
         if (!matched && strncmp(lower, "notify_", 7) == 0 && strchr(lower + 7, '_')) {
             /* BANDBILL_NOTIFY_SMS_URL -> notify.sms.url (after the fixed notify.* keys; channel names have no '_') */
             char nk[160];
-            snprintf(nk, sizeof nk, "notify.%s", lower + 7);
-            *strchr(nk + 7, '_') = '.';
+            env_named_key("notify", lower + 7, nk, sizeof nk);
             if (cfg_set(c, nk, eq + 1, origin, e)) return e->code;
             matched = 1;
         }

@@ -80,15 +80,10 @@ static void on_progress(void *ud, const billrun_progress *p)
 
 /* ------------------------------------------------------------------ report */
 
-static int64_t iget(const jv *o, const char *k)
-{
-    const jv *v = jv_get(o, k);
-    return v && v->kind == JV_INT ? v->u.i : 0;
-}
 static const char *sget(const jv *o, const char *k)
 {
-    const jv *v = jv_get(o, k);
-    return v && v->kind == JV_STR ? v->u.str.s : "";
+    const char *v = jv_get_str(o, k);
+    return v ? v : "";
 }
 
 static void print_report(const jv *r)
@@ -96,26 +91,26 @@ static void print_report(const jv *r)
     char n1[MONEY_FMT_MAX], n2[MONEY_FMT_MAX], n3[MONEY_FMT_MAX], n4[MONEY_FMT_MAX];
     printf("as of %s%s: %lld due, %lld invoices, %lld failed, %lld skipped, in %.2f s\n", sget(r, "as_of"),
            jv_get(r, "dry_run") && jv_get(r, "dry_run")->u.b ? " (dry run: nothing written)" : "",
-           (long long)iget(r, "due"), (long long)iget(r, "invoiced"), (long long)iget(r, "failed"),
-           (long long)iget(r, "skipped"), (double)iget(r, "duration_ms") / 1000.0);
-    if (iget(r, "still_behind"))
-        printf("%lld subscription(s) are still behind after %d periods: run again\n", (long long)iget(r, "still_behind"),
+           (long long)jv_get_int(r, "due"), (long long)jv_get_int(r, "invoiced"), (long long)jv_get_int(r, "failed"),
+           (long long)jv_get_int(r, "skipped"), (double)jv_get_int(r, "duration_ms") / 1000.0);
+    if (jv_get_int(r, "still_behind"))
+        printf("%lld subscription(s) are still behind after %d periods: run again\n", (long long)jv_get_int(r, "still_behind"),
                BILLRUN_MAX_PERIODS);
     const jv *t = jv_get(r, "totals");
-    fen(iget(t, "net"), n1);
-    fen(iget(t, "tax"), n2);
-    fen(iget(t, "gross"), n3);
-    fen(iget(t, "credit"), n4);
+    fen(jv_get_int(t, "net"), n1);
+    fen(jv_get_int(t, "tax"), n2);
+    fen(jv_get_int(t, "gross"), n3);
+    fen(jv_get_int(t, "credit"), n4);
     printf("totals: net %s, tax %s, gross %s, credit applied %s\n", n1, n2, n3, n4);
     const jv *bp = jv_get(r, "by_plan");
     if (jv_len(bp)) {
         printf("\n%-16s %9s %14s %12s %14s\n", "PLAN", "INVOICES", "NET", "TAX", "GROSS");
         for (size_t i = 0; i < jv_len(bp); i++) {
             const jv *p = jv_at(bp, i);
-            fen(iget(p, "net"), n1);
-            fen(iget(p, "tax"), n2);
-            fen(iget(p, "gross"), n3);
-            printf("%-16s %9lld %14s %12s %14s\n", sget(p, "plan"), (long long)iget(p, "invoices"), n1, n2, n3);
+            fen(jv_get_int(p, "net"), n1);
+            fen(jv_get_int(p, "tax"), n2);
+            fen(jv_get_int(p, "gross"), n3);
+            printf("%-16s %9lld %14s %12s %14s\n", sget(p, "plan"), (long long)jv_get_int(p, "invoices"), n1, n2, n3);
         }
     }
     const jv *br = jv_get(r, "by_tax_rate");
@@ -123,31 +118,31 @@ static void print_report(const jv *r)
         printf("\n%-6s %9s %14s %12s %14s\n", "RATE", "LINES", "NET", "TAX", "GROSS");
         for (size_t i = 0; i < jv_len(br); i++) {
             const jv *p = jv_at(br, i);
-            fen(iget(p, "net"), n1);
-            fen(iget(p, "tax"), n2);
-            fen(iget(p, "gross"), n3);
-            printf("%4lld%%  %9lld %14s %12s %14s\n", (long long)iget(p, "rate"), (long long)iget(p, "lines"), n1, n2, n3);
+            fen(jv_get_int(p, "net"), n1);
+            fen(jv_get_int(p, "tax"), n2);
+            fen(jv_get_int(p, "gross"), n3);
+            printf("%4lld%%  %9lld %14s %12s %14s\n", (long long)jv_get_int(p, "rate"), (long long)jv_get_int(p, "lines"), n1, n2, n3);
         }
     }
     const jv *fl = jv_get(r, "failures");
     if (jv_len(fl)) {
         printf("\nfailures:\n");
         for (size_t i = 0; i < jv_len(fl); i++) printf("  %s\n", sget(jv_at(fl, i), "message"));
-        if ((int64_t)jv_len(fl) < iget(r, "failed")) printf("  ... %lld more (bill_run_failures)\n", (long long)(iget(r, "failed") - (int64_t)jv_len(fl)));
+        if ((int64_t)jv_len(fl) < jv_get_int(r, "failed")) printf("  ... %lld more (bill_run_failures)\n", (long long)(jv_get_int(r, "failed") - (int64_t)jv_len(fl)));
     }
     const jv *w = jv_get(r, "what_if");
     if (w) {
-        fen(iget(w, "total_live"), n1);
-        fen(iget(w, "total_candidate"), n2);
-        fen(iget(w, "difference"), n3);
+        fen(jv_get_int(w, "total_live"), n1);
+        fen(jv_get_int(w, "total_candidate"), n2);
+        fen(jv_get_int(w, "difference"), n3);
         printf("\nwhat-if with rules %.12s against the live %.12s:\n", sget(w, "candidate_version"), sget(r, "rules_version"));
         printf("  %lld subscriptions compared: %lld change (%lld up, %lld down), %lld unchanged\n",
-               (long long)iget(w, "compared"), (long long)iget(w, "changed"), (long long)iget(w, "increased"),
-               (long long)iget(w, "decreased"), (long long)iget(w, "unchanged"));
+               (long long)jv_get_int(w, "compared"), (long long)jv_get_int(w, "changed"), (long long)jv_get_int(w, "increased"),
+               (long long)jv_get_int(w, "decreased"), (long long)jv_get_int(w, "unchanged"));
         printf("  total billed: live %s, candidate %s, difference %s\n", n1, n2, n3);
-        if (iget(w, "failed_live") || iget(w, "failed_candidate"))
-            printf("  bills refused: %lld with the live rules, %lld with the candidate\n", (long long)iget(w, "failed_live"),
-                   (long long)iget(w, "failed_candidate"));
+        if (jv_get_int(w, "failed_live") || jv_get_int(w, "failed_candidate"))
+            printf("  bills refused: %lld with the live rules, %lld with the candidate\n", (long long)jv_get_int(w, "failed_live"),
+                   (long long)jv_get_int(w, "failed_candidate"));
         const jv *l = jv_get(w, "largest");
         if (jv_len(l)) {
             printf("  largest changes:\n  %-12s %6s %14s %14s %14s\n", "CUSTOMER", "SUB", "LIVE", "CANDIDATE", "DIFFERENCE");
@@ -158,8 +153,8 @@ static void print_report(const jv *r)
                 else snprintf(n1, sizeof n1, "refused");
                 if (cv && cv->kind == JV_INT) fen(cv->u.i, n2);
                 else snprintf(n2, sizeof n2, "refused");
-                fen(iget(x, "difference"), n3);
-                printf("  %-12s %6lld %14s %14s %14s\n", sget(x, "customer"), (long long)iget(x, "subscription_id"), n1,
+                fen(jv_get_int(x, "difference"), n3);
+                printf("  %-12s %6lld %14s %14s %14s\n", sget(x, "customer"), (long long)jv_get_int(x, "subscription_id"), n1,
                        n2, n3);
             }
         }
@@ -291,9 +286,9 @@ int cmd_bill_runs(cli *c, err *e)
                    "FAILED", "SKIPPED", "STARTED (UTC)");
             for (size_t i = 0; i < jv_len(list); i++) {
                 const jv *x = jv_at(list, i);
-                printf("%-6lld %-12s %-11s %-9s %8lld %9lld %7lld %8lld  %s\n", (long long)iget(x, "id"), sget(x, "status"),
-                       sget(x, "as_of"), sget(x, "trigger"), (long long)iget(x, "due"), (long long)iget(x, "invoiced"),
-                       (long long)iget(x, "failed"), (long long)iget(x, "skipped"), sget(x, "started_at"));
+                printf("%-6lld %-12s %-11s %-9s %8lld %9lld %7lld %8lld  %s\n", (long long)jv_get_int(x, "id"), sget(x, "status"),
+                       sget(x, "as_of"), sget(x, "trigger"), (long long)jv_get_int(x, "due"), (long long)jv_get_int(x, "invoiced"),
+                       (long long)jv_get_int(x, "failed"), (long long)jv_get_int(x, "skipped"), sget(x, "started_at"));
             }
         }
     }
@@ -325,8 +320,8 @@ int cmd_bill_show(cli *c, err *e)
             printf("run %lld: %s, as of %s, %s by %s, rules %.12s\n", id, sget(o, "status"), sget(o, "as_of"),
                    sget(o, "trigger"), sget(o, "requested_by"), sget(o, "rules_version"));
             printf("started %s, finished %s; %lld of %lld subscriptions done (%lld%%)\n", sget(o, "started_at"),
-                   jv_get(o, "finished_at")->kind == JV_STR ? sget(o, "finished_at") : "-", (long long)iget(p, "done"),
-                   (long long)iget(o, "due"), (long long)iget(p, "percent"));
+                   jv_get(o, "finished_at")->kind == JV_STR ? sget(o, "finished_at") : "-", (long long)jv_get_int(p, "done"),
+                   (long long)jv_get_int(o, "due"), (long long)jv_get_int(p, "percent"));
             const jv *r = jv_get(o, "report");
             if (r && r->kind == JV_OBJ && jv_get(r, "totals")) print_report(r);
             else if (r && r->kind == JV_OBJ && jv_get(r, "error")) printf("error: %s\n", sget(r, "error"));
@@ -367,22 +362,22 @@ int cmd_bill_preview(cli *c, err *e)
             for (size_t i = 0; i < jv_len(bills); i++) {
                 const jv *b = jv_at(bills, i), *sv = jv_get(b, "service");
                 printf("\nsubscription %lld, plan %s, service %s to %s, issued %s, due %s\n",
-                       (long long)iget(b, "subscription_id"), sget(b, "plan"), sget(sv, "from"), sget(sv, "to"),
+                       (long long)jv_get_int(b, "subscription_id"), sget(b, "plan"), sget(sv, "from"), sget(sv, "to"),
                        sget(b, "issue_date"), sget(b, "due_date"));
                 const jv *ls = jv_get(b, "lines");
                 for (size_t k = 0; k < jv_len(ls); k++) {
                     const jv *l = jv_at(ls, k);
-                    fen(iget(l, "amount"), n1);
-                    fen(iget(l, "tax"), n2);
+                    fen(jv_get_int(l, "amount"), n1);
+                    fen(jv_get_int(l, "tax"), n2);
                     char desc[240];
-                    printf("  %2lld %-10s %s %12s  tax %9s (%lld%%)\n", (long long)iget(l, "seq"), sget(l, "kind"),
-                           cli_fit(sget(l, "description"), 56, desc, sizeof desc), n1, n2, (long long)iget(l, "tax_rate"));
+                    printf("  %2lld %-10s %s %12s  tax %9s (%lld%%)\n", (long long)jv_get_int(l, "seq"), sget(l, "kind"),
+                           cli_fit(sget(l, "description"), 56, desc, sizeof desc), n1, n2, (long long)jv_get_int(l, "tax_rate"));
                 }
-                fen(iget(b, "net"), n1);
-                fen(iget(b, "tax"), n2);
-                fen(iget(b, "gross"), n3);
+                fen(jv_get_int(b, "net"), n1);
+                fen(jv_get_int(b, "tax"), n2);
+                fen(jv_get_int(b, "gross"), n3);
                 printf("  net %s, tax %s, gross %s", n1, n2, n3);
-                fen(iget(b, "amount_due"), n1);
+                fen(jv_get_int(b, "amount_due"), n1);
                 printf(", amount due %s\n", n1);
             }
             const jv *fl = jv_get(o, "failures");

@@ -147,17 +147,11 @@ static int print_json(const jv *o, err *e)
     return cli_print_json(&w, e);
 }
 
-static const char *s_of(const jv *o, const char *key)
-{
-    const jv *v = jv_get(o, key);
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
-
 static void address_line(const jv *ad, buf *out)
 {
     static const char *const parts[] = {"province", "city", "district", "street", "community", "building", "unit", "floor", "room", NULL};
     for (int i = 0; ad && ad->kind == JV_OBJ && parts[i]; i++) {
-        const char *p = s_of(ad, parts[i]);
+        const char *p = jv_get_str(ad, parts[i]);
         if (!p || !p[0]) continue;
         if (out->len) buf_putc(out, ' ');
         buf_puts(out, p);
@@ -173,11 +167,11 @@ static void print_customer(const jv *o)
         {"created_by", "created by"}, {"updated_at", "updated"}, {NULL, NULL},
     };
     for (int i = 0; plain[i][0]; i++) {
-        const char *v = s_of(o, plain[i][0]);
+        const char *v = jv_get_str(o, plain[i][0]);
         if (!v) continue;
         printf("%-12s %s", plain[i][1], v);
         if (!strcmp(plain[i][0], "phone")) {
-            const char *at = s_of(o, "phone_verified_at");
+            const char *at = jv_get_str(o, "phone_verified_at");
             printf(at ? " (verified %s)" : " (not verified)", at);
         }
         putchar('\n');
@@ -223,7 +217,7 @@ int cmd_customer_add(cli *c, err *e)
     rc = db_begin(d, e);
     if (!rc) rc = customers_create(d, v, c->cfg.customer_prefix, in, by, &id, e);
     if (!rc) rc = customers_get(d, v, id, &a, &after, e);
-    const char *code = after ? s_of(after, "code") : NULL;
+    const char *code = after ? jv_get_str(after, "code") : NULL;
     audit_event ev = {.action = "customer.create", .object_type = "customer", .object_id = code, .after = after};
     if (!rc) rc = cli_audit(c, d, v, &ev, e);
     if (!rc) rc = db_commit(d, e);
@@ -303,7 +297,7 @@ int cmd_customer_find(cli *c, err *e)
         rc = privacy_filter(d, &a, "admin", "customer", o, &one, e);
         if (!rc && one.len) {
             if (ids.len) buf_putc(&ids, ',');
-            buf_puts(&ids, s_of(o, "code"));
+            buf_puts(&ids, jv_get_str(o, "code"));
             if (!clear.len) buf_puts(&clear, buf_cstr(&one));
         }
         buf_free(&one);
@@ -332,10 +326,10 @@ int cmd_customer_find(cli *c, err *e)
             const jv *o = jv_at(list, i);
             buf addr = {0};
             address_line(jv_get(o, "address"), &addr);
-            const char *ph = s_of(o, "phone");
+            const char *ph = jv_get_str(o, "phone");
             char name[96];
-            printf("%-12s %-10s %s %-14s %s\n", s_of(o, "code"), s_of(o, "status"),
-                   cli_fit(s_of(o, "name") ? s_of(o, "name") : "", 16, name, sizeof name), ph ? ph : "-", buf_cstr(&addr));
+            printf("%-12s %-10s %s %-14s %s\n", jv_get_str(o, "code"), jv_get_str(o, "status"),
+                   cli_fit(jv_get_str(o, "name") ? jv_get_str(o, "name") : "", 16, name, sizeof name), ph ? ph : "-", buf_cstr(&addr));
             buf_free(&addr);
         }
         if (next[0]) printf("(more than %lld: narrow the search or raise --limit)\n", (long long)cq.limit);
@@ -381,7 +375,7 @@ int cmd_customer_edit(cli *c, err *e)
         if (!rc) rc = cli_audit(c, d, v, &ev, e);
     }
     if (!rc && status) {
-        const char *from = s_of(before, "status");
+        const char *from = jv_get_str(before, "status");
         rc = customers_set_status(d, id, status, e);
         jv *b = jv_obj(&a), *af = jv_obj(&a);
         if (!rc && (!b || !af || jv_obj_set_str(&a, b, "status", from) || jv_obj_set_str(&a, af, "status", status)))

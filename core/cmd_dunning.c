@@ -50,16 +50,11 @@ int cmd_dunning_run(cli *c, err *e)
     return rc;
 }
 
+/* A field as the tables print it: "-" when there is none. */
 static const char *s_of(const jv *o, const char *k)
 {
-    const jv *v = jv_get(o, k);
-    return v && v->kind == JV_STR ? v->u.str.s : "-";
-}
-
-static int64_t i_of(const jv *o, const char *k)
-{
-    const jv *v = jv_get(o, k);
-    return v && v->kind == JV_INT ? v->u.i : 0;
+    const char *v = jv_get_str(o, k);
+    return v ? v : "-";
 }
 
 static int task_arg(const cli *c, int64_t *id, err *e)
@@ -104,8 +99,8 @@ int cmd_collection_list(cli *c, err *e)
         for (size_t i = 0; i < jv_len(list); i++) {
             const jv *t = jv_at(list, i);
             char amount[32], who[64];
-            money_format(i_of(t, "balance_due"), amount);
-            printf("%-6lld %-12s %-18s %10s %-10s %-8s %-6s %s %-11s %s\n", (long long)i_of(t, "id"), s_of(t, "customer"),
+            money_format(jv_get_int(t, "balance_due"), amount);
+            printf("%-6lld %-12s %-18s %10s %-10s %-8s %-6s %s %-11s %s\n", (long long)jv_get_int(t, "id"), s_of(t, "customer"),
                    s_of(t, "invoice"), amount, s_of(t, "due_date"), s_of(t, "priority"), s_of(t, "status"),
                    cli_fit(s_of(t, "assigned_to"), 14, who, sizeof who), s_of(t, "promised_until"), s_of(t, "outcome"));
         }
@@ -119,8 +114,8 @@ int cmd_collection_list(cli *c, err *e)
 static void print_task(const jv *t)
 {
     char amount[32];
-    money_format(i_of(t, "balance_due"), amount);
-    printf("Collection task %lld: %s, %s priority\n", (long long)i_of(t, "id"), s_of(t, "status"), s_of(t, "priority"));
+    money_format(jv_get_int(t, "balance_due"), amount);
+    printf("Collection task %lld: %s, %s priority\n", (long long)jv_get_int(t, "id"), s_of(t, "status"), s_of(t, "priority"));
     printf("  customer        %s\n  invoice         %s (%s), %s due on %s\n", s_of(t, "customer"), s_of(t, "invoice"),
            s_of(t, "invoice_status"), amount, s_of(t, "due_date"));
     printf("  assigned to     %s\n  promised until  %s\n  outcome         %s\n", s_of(t, "assigned_to"), s_of(t, "promised_until"),

@@ -36,18 +36,6 @@ static int open_env(cli *c, env *x, err *e)
 
 static void today(char out[11]) { date_format(date_of_time(time(NULL)), out); }
 
-static const char *s_of(const jv *o, const char *key)
-{
-    const jv *v = jv_get(o, key);
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
-
-static int64_t i_of(const jv *o, const char *key)
-{
-    const jv *v = jv_get(o, key);
-    return v && v->kind == JV_INT ? v->u.i : 0;
-}
-
 static const char *yuan(int64_t fen, char out[MONEY_FMT_MAX])
 {
     money_format(fen, out);
@@ -80,7 +68,7 @@ static void address_line(const jv *ad, buf *out)
 {
     static const char *const parts[] = {"province", "city", "district", "street", "community", "building", "unit", "floor", "room", NULL};
     for (int i = 0; ad && ad->kind == JV_OBJ && parts[i]; i++) {
-        const char *p = s_of(ad, parts[i]);
+        const char *p = jv_get_str(ad, parts[i]);
         if (!p || !p[0]) continue;
         if (out->len) buf_putc(out, ' ');
         buf_puts(out, p);
@@ -116,9 +104,9 @@ int cmd_invoice_list(cli *c, err *e)
         for (size_t i = 0; i < list->u.arr.n; i++) {
             const jv *o = list->u.arr.items[i];
             char g[MONEY_FMT_MAX], b[MONEY_FMT_MAX];
-            printf("%-18s %-12s %-10s %-10s %12s %12s  %s\n", s_of(o, "id"), s_of(o, "customer"), s_of(o, "issue_date") ? s_of(o, "issue_date") : "-",
-                   s_of(o, "due_date") ? s_of(o, "due_date") : "-", yuan(i_of(o, "gross"), g), yuan(i_of(o, "balance_due"), b),
-                   s_of(o, "status"));
+            printf("%-18s %-12s %-10s %-10s %12s %12s  %s\n", jv_get_str(o, "id"), jv_get_str(o, "customer"), jv_get_str(o, "issue_date") ? jv_get_str(o, "issue_date") : "-",
+                   jv_get_str(o, "due_date") ? jv_get_str(o, "due_date") : "-", yuan(jv_get_int(o, "gross"), g), yuan(jv_get_int(o, "balance_due"), b),
+                   jv_get_str(o, "status"));
         }
         if (next[0]) printf("(more: narrow with --customer or --status, or raise --limit)\n");
     }
@@ -128,10 +116,10 @@ int cmd_invoice_list(cli *c, err *e)
 static void print_invoice(const jv *o)
 {
     char m1[MONEY_FMT_MAX];
-    printf("Invoice %s    %s\n", s_of(o, "id"), s_of(o, "status"));
-    const char *name = s_of(o, "customer_name"), *company = s_of(o, "company_name");
-    printf("%-12s %s%s%s%s%s\n", "customer", s_of(o, "customer"), name ? "  " : "", name ? name : "", company ? "  " : "", company ? company : "");
-    if (s_of(o, "tax_id")) printf("%-12s %s\n", "tax id", s_of(o, "tax_id"));
+    printf("Invoice %s    %s\n", jv_get_str(o, "id"), jv_get_str(o, "status"));
+    const char *name = jv_get_str(o, "customer_name"), *company = jv_get_str(o, "company_name");
+    printf("%-12s %s%s%s%s%s\n", "customer", jv_get_str(o, "customer"), name ? "  " : "", name ? name : "", company ? "  " : "", company ? company : "");
+    if (jv_get_str(o, "tax_id")) printf("%-12s %s\n", "tax id", jv_get_str(o, "tax_id"));
     static const char *const addrs[][2] = {{"service_address", "service at"}, {"billing_address", "bill to"}};
     for (int i = 0; i < 2; i++) {
         buf b = {0};
@@ -140,47 +128,47 @@ static void print_invoice(const jv *o)
         buf_free(&b);
     }
     const jv *p = jv_get(o, "period");
-    if (p && p->kind == JV_OBJ) printf("%-12s %s to %s\n", "period", s_of(p, "from"), s_of(p, "to"));
-    printf("%-12s %s    due %s\n", "issued", s_of(o, "issue_date") ? s_of(o, "issue_date") : "-",
-           s_of(o, "due_date") ? s_of(o, "due_date") : "-");
-    printf("%-12s %s\n", "rule set", s_of(o, "rules_version"));
-    if (s_of(o, "void_reason")) printf("%-12s %s: %s\n", "voided", s_of(o, "voided_on"), s_of(o, "void_reason"));
+    if (p && p->kind == JV_OBJ) printf("%-12s %s to %s\n", "period", jv_get_str(p, "from"), jv_get_str(p, "to"));
+    printf("%-12s %s    due %s\n", "issued", jv_get_str(o, "issue_date") ? jv_get_str(o, "issue_date") : "-",
+           jv_get_str(o, "due_date") ? jv_get_str(o, "due_date") : "-");
+    printf("%-12s %s\n", "rule set", jv_get_str(o, "rules_version"));
+    if (jv_get_str(o, "void_reason")) printf("%-12s %s: %s\n", "voided", jv_get_str(o, "voided_on"), jv_get_str(o, "void_reason"));
     printf("\n%3s  %-10s %-28s %5s %11s %11s  %-13s %5s %9s\n", "#", "KIND", "DESCRIPTION", "QTY", "UNIT PRICE", "AMOUNT", "TAX CATEGORY",
            "RATE", "TAX");
     const jv *lines = jv_get(o, "lines");
     for (size_t i = 0; i < jv_len(lines); i++) {
         const jv *l = jv_at(lines, i);
         char u[MONEY_FMT_MAX], a[MONEY_FMT_MAX], t[MONEY_FMT_MAX], rate[8];
-        snprintf(rate, sizeof rate, "%lld%%", (long long)i_of(l, "tax_rate"));
-        printf("%3lld  %-10s %-28s %5lld %11s %11s  %-13s %5s %9s\n", (long long)i_of(l, "seq"), s_of(l, "kind"), s_of(l, "description"),
-               (long long)i_of(l, "quantity"), yuan(i_of(l, "unit_price"), u), yuan(i_of(l, "amount"), a), s_of(l, "tax_category"), rate,
-               yuan(i_of(l, "tax"), t));
+        snprintf(rate, sizeof rate, "%lld%%", (long long)jv_get_int(l, "tax_rate"));
+        printf("%3lld  %-10s %-28s %5lld %11s %11s  %-13s %5s %9s\n", (long long)jv_get_int(l, "seq"), jv_get_str(l, "kind"), jv_get_str(l, "description"),
+               (long long)jv_get_int(l, "quantity"), yuan(jv_get_int(l, "unit_price"), u), yuan(jv_get_int(l, "amount"), a), jv_get_str(l, "tax_category"), rate,
+               yuan(jv_get_int(l, "tax"), t));
         const jv *lp = jv_get(l, "period");
-        if (lp && lp->kind == JV_OBJ) printf("%3s  %-10s %s to %s\n", "", "", s_of(lp, "from"), s_of(lp, "to"));
-        if (i_of(l, "credited")) printf("%3s  %-10s credited %s\n", "", "", yuan(i_of(l, "credited"), m1));
+        if (lp && lp->kind == JV_OBJ) printf("%3s  %-10s %s to %s\n", "", "", jv_get_str(lp, "from"), jv_get_str(lp, "to"));
+        if (jv_get_int(l, "credited")) printf("%3s  %-10s credited %s\n", "", "", yuan(jv_get_int(l, "credited"), m1));
     }
     static const char *const sums[][2] = {{"net", "net"}, {"tax", "tax"}, {"gross", "total (tax included)"}, {"paid", "paid"},
                                           {"credited", "credited"}, {"written_off", "written off"}, {"balance_due", "balance due"}};
     putchar('\n');
     for (int i = 0; i < 7; i++) {
-        if ((i == 4 || i == 5) && !i_of(o, sums[i][0])) continue;
-        printf("%60s %11s\n", sums[i][1], yuan(i_of(o, sums[i][0]), m1));
+        if ((i == 4 || i == 5) && !jv_get_int(o, sums[i][0])) continue;
+        printf("%60s %11s\n", sums[i][1], yuan(jv_get_int(o, sums[i][0]), m1));
     }
     const jv *al = jv_get(o, "allocations");
     if (jv_len(al)) printf("\nsettled by\n");
     for (size_t i = 0; i < jv_len(al); i++) {
         const jv *x = jv_at(al, i);
         char who[40];
-        if (i_of(x, "payment_id")) snprintf(who, sizeof who, "payment %lld", (long long)i_of(x, "payment_id"));
+        if (jv_get_int(x, "payment_id")) snprintf(who, sizeof who, "payment %lld", (long long)jv_get_int(x, "payment_id"));
         else snprintf(who, sizeof who, "customer credit");
-        printf("  %-20s %11s  %s%s%s\n", who, yuan(i_of(x, "amount"), m1), s_of(x, "created_at"), s_of(x, "reversed_at") ? "  reversed: " : "",
-               s_of(x, "reversed_at") ? s_of(x, "reason") : "");
+        printf("  %-20s %11s  %s%s%s\n", who, yuan(jv_get_int(x, "amount"), m1), jv_get_str(x, "created_at"), jv_get_str(x, "reversed_at") ? "  reversed: " : "",
+               jv_get_str(x, "reversed_at") ? jv_get_str(x, "reason") : "");
     }
     const jv *cn = jv_get(o, "credit_notes");
     if (jv_len(cn)) printf("\ncredit notes\n");
     for (size_t i = 0; i < jv_len(cn); i++) {
         const jv *x = jv_at(cn, i);
-        printf("  %-20s %11s  %s  %s\n", s_of(x, "number"), yuan(i_of(x, "gross"), m1), s_of(x, "issue_date"), s_of(x, "reason"));
+        printf("  %-20s %11s  %s  %s\n", jv_get_str(x, "number"), yuan(jv_get_int(x, "gross"), m1), jv_get_str(x, "issue_date"), jv_get_str(x, "reason"));
     }
 }
 
@@ -210,13 +198,13 @@ int cmd_invoice_explain(cli *c, err *e)
     if (!rc) rc = invoices_explain(x.d, id, &x.a, &o, e);
     if (!rc && c->json) rc = print_json(o, e);
     else if (!rc) {
-        printf("Invoice %s, made with rule set %s\n", s_of(o, "id"), s_of(o, "rules_version"));
+        printf("Invoice %s, made with rule set %s\n", jv_get_str(o, "id"), jv_get_str(o, "rules_version"));
         const jv *lines = jv_get(o, "lines");
         for (size_t i = 0; i < jv_len(lines); i++) {
             const jv *l = jv_at(lines, i);
             char a[MONEY_FMT_MAX];
-            printf("\n%lld. %s %s \"%s\"\n", (long long)i_of(l, "seq"), s_of(l, "kind"), yuan(i_of(l, "amount"), a), s_of(l, "description"));
-            printf("   step  %s\n   rule  %s (rule set %s)\n", s_of(l, "step"), s_of(l, "rule"), s_of(l, "rules_version"));
+            printf("\n%lld. %s %s \"%s\"\n", (long long)jv_get_int(l, "seq"), jv_get_str(l, "kind"), yuan(jv_get_int(l, "amount"), a), jv_get_str(l, "description"));
+            printf("   step  %s\n   rule  %s (rule set %s)\n", jv_get_str(l, "step"), jv_get_str(l, "rule"), jv_get_str(l, "rules_version"));
             const jv *dt = jv_get(l, "detail");
             if (dt && dt->kind == JV_OBJ && dt->u.obj.n) {
                 /* the rule's own words, one member a line */
@@ -264,8 +252,8 @@ static int invoice_change(cli *c, change_kind kind, err *e)
     if (!rc && c->json) rc = cli_admin_view(c, &x, "invoice", &after, 1, e) ? e->code : print_json(after, e);
     else if (!rc) {
         char m[MONEY_FMT_MAX];
-        if (kind == CHANGE_VOID) printf("invoice %s void: %s is no longer owed\n", s_of(after, "id"), yuan(i_of(after, "gross"), m));
-        else printf("invoice %s written off: %s\n", s_of(after, "id"), yuan(i_of(after, "written_off"), m));
+        if (kind == CHANGE_VOID) printf("invoice %s void: %s is no longer owed\n", jv_get_str(after, "id"), yuan(jv_get_int(after, "gross"), m));
+        else printf("invoice %s written off: %s\n", jv_get_str(after, "id"), yuan(jv_get_int(after, "written_off"), m));
     }
     return cli_env_close(&x, rc);
 }
@@ -336,8 +324,8 @@ int cmd_invoice_credit(cli *c, err *e)
     if (!rc && c->json) rc = print_json(note, e);
     else if (!rc) {
         char g[MONEY_FMT_MAX], t[MONEY_FMT_MAX], d[MONEY_FMT_MAX];
-        printf("credit note %s against %s: %s (tax %s); %s now due\n", number, c->argv[0], yuan(i_of(note, "gross"), g),
-               yuan(i_of(note, "tax"), t), yuan(i_of(after, "balance_due"), d));
+        printf("credit note %s against %s: %s (tax %s); %s now due\n", number, c->argv[0], yuan(jv_get_int(note, "gross"), g),
+               yuan(jv_get_int(note, "tax"), t), yuan(jv_get_int(after, "balance_due"), d));
     }
     return cli_env_close(&x, rc);
 }
@@ -389,16 +377,16 @@ int cmd_ledger_show(cli *c, err *e)
         for (size_t i = jv_len(all); i-- > 0;) {
             const jv *o = jv_at(all, i);
             char doc[160] = "";
-            if (s_of(o, "invoice")) snprintf(doc, sizeof doc, "%s", s_of(o, "invoice"));
-            if (s_of(o, "credit_note")) snprintf(doc, sizeof doc, "%s", s_of(o, "credit_note"));
-            if (i_of(o, "payment_id")) snprintf(doc, sizeof doc, "payment %lld", (long long)i_of(o, "payment_id"));
-            if (i_of(o, "deposit_id")) snprintf(doc + strlen(doc), sizeof doc - strlen(doc), "%sdeposit %lld", doc[0] ? ", " : "",
-                                                (long long)i_of(o, "deposit_id"));
-            if (s_of(o, "reason"))
-                snprintf(doc + strlen(doc), sizeof doc - strlen(doc), "%s%s%s%s", doc[0] ? "; " : "", s_of(o, "reason"),
-                         s_of(o, "approved_by") ? ", approved by " : "", s_of(o, "approved_by") ? s_of(o, "approved_by") : "");
-            printf("%-10s %-8s %-18s %12s %12s  %s\n", s_of(o, "entry_date"), s_of(o, "account"), s_of(o, "kind"), yuan(i_of(o, "amount"), m1),
-                   yuan(i_of(o, "balance_after"), m2), doc);
+            if (jv_get_str(o, "invoice")) snprintf(doc, sizeof doc, "%s", jv_get_str(o, "invoice"));
+            if (jv_get_str(o, "credit_note")) snprintf(doc, sizeof doc, "%s", jv_get_str(o, "credit_note"));
+            if (jv_get_int(o, "payment_id")) snprintf(doc, sizeof doc, "payment %lld", (long long)jv_get_int(o, "payment_id"));
+            if (jv_get_int(o, "deposit_id")) snprintf(doc + strlen(doc), sizeof doc - strlen(doc), "%sdeposit %lld", doc[0] ? ", " : "",
+                                                (long long)jv_get_int(o, "deposit_id"));
+            if (jv_get_str(o, "reason"))
+                snprintf(doc + strlen(doc), sizeof doc - strlen(doc), "%s%s%s%s", doc[0] ? "; " : "", jv_get_str(o, "reason"),
+                         jv_get_str(o, "approved_by") ? ", approved by " : "", jv_get_str(o, "approved_by") ? jv_get_str(o, "approved_by") : "");
+            printf("%-10s %-8s %-18s %12s %12s  %s\n", jv_get_str(o, "entry_date"), jv_get_str(o, "account"), jv_get_str(o, "kind"), yuan(jv_get_int(o, "amount"), m1),
+                   yuan(jv_get_int(o, "balance_after"), m2), doc);
         }
     }
     return cli_env_close(&x, rc);
@@ -545,11 +533,11 @@ int cmd_payment_record(cli *c, err *e)
     if (!rc && c->json) rc = print_json(obj, e);
     else if (!rc) {
         char m1[MONEY_FMT_MAX], m2[MONEY_FMT_MAX];
-        printf("payment %lld: %s from %s (%s %s)\n", (long long)pid, yuan(amount, m1), s_of(obj, "customer"), channel, receipt);
+        printf("payment %lld: %s from %s (%s %s)\n", (long long)pid, yuan(amount, m1), jv_get_str(obj, "customer"), channel, receipt);
         const jv *al = jv_get(obj, "allocations");
         for (size_t i = 0; i < jv_len(al); i++)
-            printf("  pays %s %s\n", s_of(jv_at(al, i), "invoice"), yuan(i_of(jv_at(al, i), "amount"), m1));
-        if (i_of(obj, "unallocated")) printf("  %s is credit for the next bills\n", yuan(i_of(obj, "unallocated"), m2));
+            printf("  pays %s %s\n", jv_get_str(jv_at(al, i), "invoice"), yuan(jv_get_int(jv_at(al, i), "amount"), m1));
+        if (jv_get_int(obj, "unallocated")) printf("  %s is credit for the next bills\n", yuan(jv_get_int(obj, "unallocated"), m2));
         if (restored) printf("  nothing is overdue any more: the customer and the line are active again\n");
     }
     return cli_env_close(&x, rc);

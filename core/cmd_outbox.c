@@ -25,18 +25,6 @@ static int open_env(cli *c, env *x, err *e)
     return cli_env_open(c, x, e);
 }
 
-static const char *s_of(const jv *o, const char *key)
-{
-    const jv *v = jv_get(o, key);
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
-
-static int64_t i_of(const jv *o, const char *key)
-{
-    const jv *v = jv_get(o, key);
-    return v && v->kind == JV_INT ? v->u.i : 0;
-}
-
 static int print_json(const jv *o, err *e)
 {
     jw w;
@@ -57,9 +45,9 @@ static int message_arg(const char *s, int64_t *id, err *e)
 
 static const char *recipient_of(const jv *m)
 {
-    const char *r = s_of(m, "phone");
-    if (!r) r = s_of(m, "email");
-    if (!r) r = s_of(m, "openid");
+    const char *r = jv_get_str(m, "phone");
+    if (!r) r = jv_get_str(m, "email");
+    if (!r) r = jv_get_str(m, "openid");
     return r ? r : "-";
 }
 
@@ -88,10 +76,10 @@ int cmd_outbox_list(cli *c, err *e)
         printf("%8s  %-24s %-32s %-7s %-8s %3s  %-20s %s\n", "ID", "CREATED", "EVENT", "CHANNEL", "STATUS", "TRY", "RECIPIENT", "LAST ERROR");
         for (size_t i = 0; i < jv_len(list); i++) {
             const jv *m = jv_at(list, i);
-            const char *le = s_of(m, "last_error");
-            printf("%8lld  %-24s %s %s %s %3lld  %s %s\n", (long long)i_of(m, "id"), s_of(m, "created_at"),
-                   cli_fit(s_of(m, "event"), 32, ev, sizeof ev), cli_fit(s_of(m, "channel"), 7, ch, sizeof ch),
-                   cli_fit(s_of(m, "status"), 8, st, sizeof st), (long long)i_of(m, "attempts"), cli_fit(recipient_of(m), 20, rc_, sizeof rc_),
+            const char *le = jv_get_str(m, "last_error");
+            printf("%8lld  %-24s %s %s %s %3lld  %s %s\n", (long long)jv_get_int(m, "id"), jv_get_str(m, "created_at"),
+                   cli_fit(jv_get_str(m, "event"), 32, ev, sizeof ev), cli_fit(jv_get_str(m, "channel"), 7, ch, sizeof ch),
+                   cli_fit(jv_get_str(m, "status"), 8, st, sizeof st), (long long)jv_get_int(m, "attempts"), cli_fit(recipient_of(m), 20, rc_, sizeof rc_),
                    le ? le : "");
         }
         if (next[0]) printf("(more: narrow with --customer, --status, --channel, --event or raise --limit)\n");
@@ -112,25 +100,25 @@ int cmd_outbox_show(cli *c, err *e)
     if (!rc && c->json) rc = print_json(m, e);
     else if (!rc) {
         const char *v;
-        printf("message %lld: %s on %s, %s\n", (long long)id, s_of(m, "event"), s_of(m, "channel"), s_of(m, "status"));
-        printf("  customer      %s\n", (v = s_of(m, "customer")) ? v : "-");
+        printf("message %lld: %s on %s, %s\n", (long long)id, jv_get_str(m, "event"), jv_get_str(m, "channel"), jv_get_str(m, "status"));
+        printf("  customer      %s\n", (v = jv_get_str(m, "customer")) ? v : "-");
         printf("  recipient     %s\n", recipient_of(m));
-        printf("  created       %s\n", s_of(m, "created_at"));
-        printf("  attempts      %lld\n", (long long)i_of(m, "attempts"));
-        if ((v = s_of(m, "next_attempt_at"))) printf("  next attempt  %s\n", v);
-        if ((v = s_of(m, "sent_at"))) printf("  sent          %s\n", v);
-        if ((v = s_of(m, "driver"))) printf("  driver        %s\n", v);
-        if ((v = s_of(m, "provider_id"))) printf("  gateway id    %s\n", v);
-        if ((v = s_of(m, "last_error"))) printf("  last error    %s\n", v);
+        printf("  created       %s\n", jv_get_str(m, "created_at"));
+        printf("  attempts      %lld\n", (long long)jv_get_int(m, "attempts"));
+        if ((v = jv_get_str(m, "next_attempt_at"))) printf("  next attempt  %s\n", v);
+        if ((v = jv_get_str(m, "sent_at"))) printf("  sent          %s\n", v);
+        if ((v = jv_get_str(m, "driver"))) printf("  driver        %s\n", v);
+        if ((v = jv_get_str(m, "provider_id"))) printf("  gateway id    %s\n", v);
+        if ((v = jv_get_str(m, "last_error"))) printf("  last error    %s\n", v);
         buf p = {0};
         if (json_write(&p, jv_get(m, "payload")) == 0) printf("  payload       %s\n", buf_cstr(&p));
         buf_free(&p);
         const jv *h = jv_get(m, "history");
         for (size_t i = 0; i < jv_len(h); i++) {
             const jv *a = jv_at(h, i);
-            const char *er = s_of(a, "error"), *pid = s_of(a, "provider_id");
-            printf("  #%lld %s %-9s %-10s", (long long)i_of(a, "attempt"), s_of(a, "at"), s_of(a, "outcome"), s_of(a, "driver"));
-            if (i_of(a, "status_code")) printf(" %lld", (long long)i_of(a, "status_code"));
+            const char *er = jv_get_str(a, "error"), *pid = jv_get_str(a, "provider_id");
+            printf("  #%lld %s %-9s %-10s", (long long)jv_get_int(a, "attempt"), jv_get_str(a, "at"), jv_get_str(a, "outcome"), jv_get_str(a, "driver"));
+            if (jv_get_int(a, "status_code")) printf(" %lld", (long long)jv_get_int(a, "status_code"));
             if (pid) printf(" id=%s", pid);
             if (er) printf(" %s", er);
             printf("\n");

@@ -76,19 +76,13 @@ static void tallies_flush(tallies *t)
     memset(t, 0, sizeof *t);
 }
 
-static const char *str_of(const jv *o, const char *k)
-{
-    const jv *v = jv_get(o, k);
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
-
 /* What the rule may ask; anything else refuses that bill's stage. */
 static int check_action(const jv *a, char *why, size_t n)
 {
-    const char *kind = str_of(a, "kind");
+    const char *kind = jv_get_str(a, "kind");
     if (!kind) return snprintf(why, n, "an action without a kind"), -1;
     if (!strcmp(kind, "notify")) {
-        const char *t = str_of(a, "template");
+        const char *t = jv_get_str(a, "template");
         if (!t || !t[0] || strlen(t) > 40 || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(t))
             return snprintf(why, n, "notify needs a template (a-z 0-9 _)"), -1;
         const jv *cl = jv_get(a, "channels");
@@ -103,25 +97,25 @@ static int check_action(const jv *a, char *why, size_t n)
         return 0;
     }
     if (!strcmp(kind, "status")) {
-        const char *to = str_of(a, "to");
+        const char *to = jv_get_str(a, "to");
         if (!to || (strcmp(to, "overdue") && strcmp(to, "suspended")))
             return snprintf(why, n, "status goes to overdue or suspended"), -1;
         return 0;
     }
     if (!strcmp(kind, "network")) {
-        const char *st = str_of(a, "state");
+        const char *st = jv_get_str(a, "state");
         if (!st || (strcmp(st, "throttled") && strcmp(st, "suspended")))
             return snprintf(why, n, "network state is throttled or suspended"), -1;
         if (!strcmp(st, "throttled")) {
             /* a bad rate is the rule's failure for this bill, not the pass's */
             netstate_rate rate;
             err re;
-            if (netstate_rate_parse(str_of(a, "rate"), &rate, &re)) return snprintf(why, n, "network rate: %s", re.msg), -1;
+            if (netstate_rate_parse(jv_get_str(a, "rate"), &rate, &re)) return snprintf(why, n, "network rate: %s", re.msg), -1;
         }
         return 0;
     }
     if (!strcmp(kind, "task")) {
-        const char *p = str_of(a, "priority");
+        const char *p = jv_get_str(a, "priority");
         if (!p || (strcmp(p, "low") && strcmp(p, "high"))) return snprintf(why, n, "task priority is low or high"), -1;
         return 0;
     }
@@ -182,7 +176,7 @@ static int record(db *d, const bill *b, const char *stage, const char *status, c
 /* Carries out one action of a stage, inside the bill's transaction. */
 static int act(db *d, const vault *v, const bill *b, const char *stage, const jv *a, dunning_report *r, err *e)
 {
-    const char *kind = str_of(a, "kind");
+    const char *kind = jv_get_str(a, "kind");
     jv_arena ar;
     jv_arena_init(&ar, 0);
     int rc = 0;
@@ -191,7 +185,7 @@ static int act(db *d, const vault *v, const bill *b, const char *stage, const jv
          * transaction: on the channels the rule chose (channels = {...}),
          * else as the customer prefers (notify_customer) */
         char event[64], key[192], link[64];
-        snprintf(event, sizeof event, "dunning.%s", str_of(a, "template"));
+        snprintf(event, sizeof event, "dunning.%s", jv_get_str(a, "template"));
         snprintf(key, sizeof key, "dunning:%lld:%s:%s", (long long)b->id, stage, event);
         snprintf(link, sizeof link, "/pay/%s", b->number);
         const char *chans[NOTIFY_CHANNELS + 1] = {0};
@@ -220,11 +214,11 @@ static int act(db *d, const vault *v, const bill *b, const char *stage, const jv
         /* the line's state changes here, in the bill's transaction: the
          * customer's PPPoE accounts (netstate.c), which the network plugin
          * follows (netsync.c); the outbox keeps a record of the change */
-        const char *state = str_of(a, "state");
+        const char *state = jv_get_str(a, "state");
         netstate_rate rate = {0, 0};
         int64_t moved = 0;
         err re;
-        if (!strcmp(state, "throttled") && netstate_rate_parse(str_of(a, "rate"), &rate, &re))
+        if (!strcmp(state, "throttled") && netstate_rate_parse(jv_get_str(a, "rate"), &rate, &re))
             rc = err_field(e, ERR_RULE, "rule_output", "rate", "%s: the network action's rate: %s", stage, re.msg);
         if (!rc) rc = netstate_set_customer(d, b->customer_id, state, !strcmp(state, "throttled") ? &rate : NULL, &moved, e);
         jv *p = rc ? NULL : jv_copy(&ar, a);
@@ -239,7 +233,7 @@ static int act(db *d, const vault *v, const bill *b, const char *stage, const jv
         if (!rc) rc = outbox_enqueue(d, v, event, "log", b->customer_id, NULL, p, key, e);
         if (!rc) r->network++;
     } else if (!strcmp(kind, "status")) {
-        const char *to = str_of(a, "to");
+        const char *to = jv_get_str(a, "to");
         char from[16] = "";
         db_stmt *s = db_prepare(d, "SELECT status FROM customers WHERE id = ?", e);
         if (!s) rc = e->code;
@@ -259,7 +253,7 @@ static int act(db *d, const vault *v, const bill *b, const char *stage, const jv
         rc = db_run(d, e,
                     "INSERT INTO collection_tasks (customer_id, invoice_id, priority, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (invoice_id) DO UPDATE SET priority = excluded.priority, updated_at = excluded.updated_at",
-                    "iisss", b->customer_id, b->id, str_of(a, "priority"), now, now);
+                    "iisss", b->customer_id, b->id, jv_get_str(a, "priority"), now, now);
         if (!rc) r->tasks++;
     }
     jv_arena_free(&ar);
@@ -299,9 +293,9 @@ static int one_bill(db *d, const vault *v, ruleset *rs, const char *version, con
         const jv *skip = jv_get(res, "skip");
         for (size_t i = 0; i < jv_len(skip) && !why[0]; i++)
             if (jv_at(skip, i)->kind != JV_STR) snprintf(why, sizeof why, "skip[%zu] is not a stage name", i + 1);
-        if (!why[0] && jv_len(acts) && !str_of(res, "stage")) snprintf(why, sizeof why, "actions without a stage");
+        if (!why[0] && jv_len(acts) && !jv_get_str(res, "stage")) snprintf(why, sizeof why, "actions without a stage");
         /* stage names key the record and the messages' dedupe keys */
-        const char *stn = str_of(res, "stage");
+        const char *stn = jv_get_str(res, "stage");
         if (!why[0] && stn && (!stn[0] || strlen(stn) > 40 || strspn(stn, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(stn)))
             snprintf(why, sizeof why, "a stage name is 1 to 40 of a-z 0-9 _");
         for (size_t i = 0; i < jv_len(skip) && !why[0]; i++) {
@@ -318,7 +312,7 @@ static int one_bill(db *d, const vault *v, ruleset *rs, const char *version, con
         jv_arena_free(&a);
         return 0;
     }
-    const char *stage = str_of(res, "stage");
+    const char *stage = jv_get_str(res, "stage");
     const jv *skip = jv_get(res, "skip"), *acts = jv_get(res, "actions");
     if (dry_run) {
         r->skipped += (int64_t)jv_len(skip);

@@ -896,11 +896,7 @@ void http_fail(http_req *q, db *d, const err *e)
     http_reply_error(q, 0, e);
 }
 
-const char *http_str(const jv *obj, const char *key)
-{
-    const jv *v = obj ? jv_get(obj, key) : NULL;
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
+const char *http_str(const jv *obj, const char *key) { return jv_get_str(obj, key); }
 
 void http_today(char out[11]) { date_format(date_of_time(time(NULL)), out); }
 

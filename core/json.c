@@ -258,6 +258,18 @@ const jv *jv_getn(const jv *obj, const char *key, size_t klen)
 
 const jv *jv_get(const jv *obj, const char *key) { return jv_getn(obj, key, strlen(key)); }
 
+const char *jv_get_str(const jv *obj, const char *key)
+{
+    const jv *v = jv_get(obj, key);
+    return v && v->kind == JV_STR ? v->u.str.s : NULL;
+}
+
+int64_t jv_get_int(const jv *obj, const char *key)
+{
+    const jv *v = jv_get(obj, key);
+    return v && v->kind == JV_INT ? v->u.i : 0;
+}
+
 const jv *jv_at(const jv *arr, size_t i)
 {
     if (!arr || arr->kind != JV_ARR || i >= arr->u.arr.n) return NULL;

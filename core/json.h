@@ -76,6 +76,10 @@ jv *jv_copy(jv_arena *a, const jv *v);
 
 /* ---- access ---- */
 const jv *jv_get(const jv *obj, const char *key);   /* NULL if absent or not an object */
+/* The member key when it is a string, else NULL. */
+const char *jv_get_str(const jv *obj, const char *key);
+/* The member key when it is a whole number, else 0. */
+int64_t jv_get_int(const jv *obj, const char *key);
 const jv *jv_getn(const jv *obj, const char *key, size_t klen);
 const jv *jv_at(const jv *arr, size_t i);
 size_t jv_len(const jv *v);                          /* items or members; 0 otherwise */

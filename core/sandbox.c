@@ -43,12 +43,6 @@ typedef struct sandbox {
 
 static const paychan_host *H;
 
-static const char *str_of(const jv *o, const char *key)
-{
-    const jv *v = jv_get(o, key);
-    return v && v->kind == JV_STR ? v->u.str.s : NULL;
-}
-
 /* ------------------------------------------------------------------ keys */
 
 static int write_key(const char *dir, const char *name, EVP_PKEY *k, int private_key, err *e)
@@ -209,7 +203,7 @@ static void alipay_page(sandbox *sb, struct evhttp_request *r)
     if (!ok || !biz || !notify || json_parse(biz, strlen(biz), &json_default_limits, &a, &b, &e)) {
         page(r, 400, "支付宝 sandbox", "<p>The pay link's signature does not check out with the app's public key.</p>");
     } else {
-        const char *no = str_of(b, "out_trade_no"), *amt = str_of(b, "total_amount"), *subj = str_of(b, "subject");
+        const char *no = jv_get_str(b, "out_trade_no"), *amt = jv_get_str(b, "total_amount"), *subj = jv_get_str(b, "subject");
         char html[2048];
         snprintf(html, sizeof html,
                  "<p>%s</p><p style=\"font-size:2em\">¥ %s</p><p>订单 %s</p>"
@@ -334,7 +328,7 @@ static void wechat_native(sandbox *sb, struct evhttp_request *r)
         json_reply(sb, r, 401, "{\"code\":\"SIGN_ERROR\",\"message\":\"the signature does not check out\"}");
     } else {
         const jv *amount = jv_get(jv_get(b, "amount"), "total");
-        const char *no = str_of(b, "out_trade_no"), *url = str_of(b, "notify_url");
+        const char *no = jv_get_str(b, "out_trade_no"), *url = jv_get_str(b, "notify_url");
         char *eno = evhttp_encode_uri(no ? no : ""), *eurl = evhttp_encode_uri(url ? url : "");
         char out[2048];
         snprintf(out, sizeof out, "{\"code_url\":\"http://%s/wechat/pay?out_trade_no=%s&total=%lld&notify_url=%s\"}", sb->base,
