@@ -25,6 +25,8 @@ rm -rf "$work"
 mkdir -p "$work"
 echo "== copying $src to $work"
 cp "$src/bb.db" "$src/bandbill.key" "$work/"
+# what the source's write-ahead log holds belongs to the database too
+[ -s "$src/bb.db-wal" ] && cp "$src/bb.db-wal" "$work/"
 [ -f "$src/audit.anchor" ] && cp "$src/audit.anchor" "$work/"
 "$bin" --db "$work/bb.db" migrate >/dev/null
 date=${3:-$(python3 - "$work/bb.db" <<'PY'
