@@ -3,6 +3,7 @@
 #include "billrun.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "date.h"
 #include "invoices.h"
 #include "log.h"
+#include "rules.h"
 #include "scheduler.h"
 #include "vault.h"
 
@@ -322,6 +324,8 @@ static jv *build_report(acc *A, const billrun_opts *o, const char *rules_version
 
 typedef struct pass {
     int64_t ns_compute, ns_issue, ns_commit;   /* where the time went */
+    int64_t ns_ahead;         /* computing on the feeder thread */
+    int64_t recomputed;       /* bills the feeder computed that were computed again here */
     db *d;
     const billrun_opts *o;
     billing_cache *live, *cand;
@@ -379,24 +383,30 @@ static int customer_of(db *d, int64_t sub_id, int64_t *cid, char code[32])
  * only sums gross into *total and leaves everything rolled back.
  * Returns 0 (failures are recorded, not returned) or a fatal error. */
 static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int record, int64_t *total, int *failed,
-                    err *e)
+                    bill *ahead, err *e)
 {
     const billrun_opts *o = P->o;
     int issued = 0, rc = 0;
     *failed = 0;
     if (total) *total = 0;
     for (int k = 0; k < BILLRUN_MAX_PERIODS; k++) {
-        jv_arena_reset(&P->ba);
-        bill b;
+        bill local, *bp = &local;
         bill_error f;
         err be;
         err_clear(&be);
         int64_t t0 = mono_ns();
-        rc = billing_compute(P->d, rs, bc, sub_id, o->as_of, P->by, &P->ba, &b, &f, &be);
+        if (k == 0 && ahead) {
+            /* computed on the feeder thread from the same facts */
+            bp = ahead;
+            rc = 0;
+        } else {
+            jv_arena_reset(&P->ba);
+            rc = billing_compute(P->d, rs, bc, sub_id, o->as_of, P->by, &P->ba, bp, &f, &be);
+        }
         int64_t t1 = mono_ns();
         P->ns_compute += t1 - t0;
-        if (rc == ERR_NOTFOUND && k == 0 && !b.customer_id) return 0; /* gone since the list was read */
-        if (!rc && b.finished) break;
+        if (rc == ERR_NOTFOUND && k == 0 && !bp->customer_id) return 0; /* gone since the list was read */
+        if (!rc && bp->finished) break;
         if (rc) {
             if (rc == ERR_NOMEM || rc == ERR_DB || rc == ERR_BUSY || rc == ERR_IO) {
                 *e = be;
@@ -404,9 +414,9 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
             }
             *failed = 1;
             if (record) {
-                int64_t cid = b.customer_id;
+                int64_t cid = bp->customer_id;
                 char code[32];
-                snprintf(code, sizeof code, "%s", b.customer);
+                snprintf(code, sizeof code, "%s", bp->customer);
                 if (!cid) customer_of(P->d, sub_id, &cid, code);
                 const char *msg = rc == ERR_RULE && f.message[0] ? f.message : be.msg;
                 char m2[1200];
@@ -414,7 +424,7 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
                     snprintf(m2, sizeof m2, "customer %s, subscription %lld: %s", code, (long long)sub_id, be.msg);
                     msg = m2;
                 }
-                int r2 = record_failure(P, sub_id, cid, code, b.period_from, rc == ERR_RULE ? f.code : err_tag(&be),
+                int r2 = record_failure(P, sub_id, cid, code, bp->period_from, rc == ERR_RULE ? f.code : err_tag(&be),
                                         rc == ERR_RULE ? &f : NULL, msg, e);
                 if (r2) return r2;
                 /* the periods billed before this one stand: they are in the
@@ -424,26 +434,26 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
             return 0;
         }
         if ((rc = db_begin(P->d, e))) return rc;
-        if (b.nothing) {
+        if (bp->nothing) {
             rc = db_run(P->d, &be, "UPDATE subscriptions SET next_bill_date = ?, billed_through = ? WHERE id = ?", "ssi",
-                        b.next_bill_date, b.billed_through, sub_id);
+                        bp->next_bill_date, bp->billed_through, sub_id);
         } else {
-            b.inv.bill_run_id = P->run_id;
+            bp->inv.bill_run_id = P->run_id;
             /* the subscription moves on in the invoice's own write */
-            b.inv.next_bill_date = b.next_bill_date;
+            bp->inv.next_bill_date = bp->next_bill_date;
             int64_t id = 0;
             char number[INVOICE_NUMBER_MAX];
-            rc = invoices_issue(P->d, o->v, &b.inv, &id, number, &be);
+            rc = invoices_issue(P->d, o->v, &bp->inv, &id, number, &be);
             if (rc == ERR_CONFLICT && !strcmp(be.tag, "already_billed")) {
                 /* made by an earlier pass or by hand: move on past it */
                 db_rollback(P->d);
                 if ((rc = db_begin(P->d, e))) return rc;
-                b.nothing = 1;
-                rc = db_run(P->d, &be, "UPDATE subscriptions SET next_bill_date = ? WHERE id = ?", "si", b.next_bill_date,
+                bp->nothing = 1;
+                rc = db_run(P->d, &be, "UPDATE subscriptions SET next_bill_date = ? WHERE id = ?", "si", bp->next_bill_date,
                             sub_id);
             } else if (!rc) {
-                if (total) *total += b.gross;
-                if (record && (rc = add_bill(&P->A, &b, e))) {
+                if (total) *total += bp->gross;
+                if (record && (rc = add_bill(&P->A, bp, e))) {
                     db_rollback(P->d);
                     return rc;
                 }
@@ -459,8 +469,8 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
             if (record) {
                 char msg[1200];
                 snprintf(msg, sizeof msg, "customer %s, subscription %lld, period from %s: the invoice was refused: %s",
-                         b.customer, (long long)sub_id, b.from, be.msg);
-                int r2 = record_failure(P, sub_id, b.customer_id, b.customer, b.from, err_tag(&be), NULL, msg, e);
+                         bp->customer, (long long)sub_id, bp->from, be.msg);
+                int r2 = record_failure(P, sub_id, bp->customer_id, bp->customer, bp->from, err_tag(&be), NULL, msg, e);
                 if (r2) return r2;
                 P->A.invoiced += issued;
             }
@@ -469,8 +479,8 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
         rc = db_commit(P->d, e);
         P->ns_issue += mono_ns() - t1;
         if (rc) return rc;
-        if (!b.nothing) issued++;
-        if (strcmp(b.next_bill_date, o->as_of) > 0) break;
+        if (!bp->nothing) issued++;
+        if (strcmp(bp->next_bill_date, o->as_of) > 0) break;
         if (k == BILLRUN_MAX_PERIODS - 1 && record) P->A.behind++;
     }
     if (record) {
@@ -487,12 +497,12 @@ static int what_if_one(pass *P, int64_t sub_id, int *failed, err *e)
     /* each side in a savepoint of its own, rolled back: they must see the
      * same starting state. The live side makes the report's totals. */
     if ((rc = db_begin(P->d, e))) return rc;
-    rc = bill_one(P, sub_id, P->o->rs, P->live, 1, &live, &lf, e);
+    rc = bill_one(P, sub_id, P->o->rs, P->live, 1, &live, &lf, NULL, e);
     db_rollback(P->d);
     if (rc) return rc;
     *failed = lf;
     if ((rc = db_begin(P->d, e))) return rc;
-    rc = bill_one(P, sub_id, P->o->candidate, P->cand, 0, &cand, &cf, e);
+    rc = bill_one(P, sub_id, P->o->candidate, P->cand, 0, &cand, &cf, NULL, e);
     db_rollback(P->d);
     if (rc) return rc;
     acc *A = &P->A;
@@ -550,6 +560,283 @@ static int read_due(db *d, const char *as_of, int64_t after, int64_t *ids, size_
     while ((rc = db_step(d, s, e)) == DB_ROW && *n < DUE_CHUNK) ids[(*n)++] = db_col_int(s, 0);
     db_done(s);
     return rc < 0 ? rc : 0;
+}
+
+/* ------------------------------------------------------------------ feeder */
+
+/* Bills are computed ahead on a second thread, with its own connection and
+ * rule host, while this one issues them: computing a bill (its context
+ * read, the rules, the checks) is about half the work, and only reads. A
+ * bill computed ahead is used only when nothing it read can have changed
+ * before it is issued:
+ *  - a bill of a customer who had an earlier bill in this pass is
+ *    "dependent" (deposits, charges and credit are the customer's, and the
+ *    earlier bill may have used them): it is computed again here, after the
+ *    earlier one's writes, as are the catch-up periods of a subscription;
+ *  - a commit by any other connection (a payment, a staff edit) seen at the
+ *    start of a batch moves the epoch on, and every bill computed in an
+ *    earlier epoch is computed again here. This thread holds the write lock
+ *    from a batch's start to its commit, so no other commit can land
+ *    between the check and the bills the batch issues.
+ * What the feeder could not compute is computed again here too. The feeder
+ * changes how fast a pass runs, never what it writes. */
+#define FEED_SLOTS 256
+#define FEED_SNAPSHOT 64
+#define FEED_CHECKPOINT_BATCHES 4
+
+typedef struct feed_slot {
+    int64_t sub_id;
+    int rc;                     /* billing_compute's */
+    int dependent;
+    uint64_t epoch;
+    jv_arena a;                 /* the bill's memory, until the slot is released */
+    bill b;
+    bill_error f;
+    err e;
+} feed_slot;
+
+typedef struct feeder {
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* a slot filled or freed, the end, stop */
+    feed_slot slots[FEED_SLOTS];
+    uint64_t head, tail;        /* released, filled: slots head..tail-1 are ready */
+    int done, stop, failed;
+    int pause, paused;          /* the writer checkpoints; the feeder holds no snapshot */
+    int writer_waits, feeder_waits;
+    err fe;                     /* why the feeder ended early */
+    _Atomic uint64_t epoch;
+    int64_t data_version;       /* the writer connection's, at the last check */
+    db *d;
+    ruleset *rs;
+    billing_cache *bc;
+    const char *as_of, *by;
+    unsigned char *seen;        /* a bit per customer id with a bill in this pass */
+    size_t nseen;               /* bytes */
+    int64_t ns;                 /* time spent computing, on the feeder */
+} feeder;
+
+/* 1 when cid was seen before, 0 when not (now it is), < 0 out of memory. */
+static int feed_seen(feeder *F, int64_t cid)
+{
+    size_t byte = (size_t)(cid >> 3);
+    if (byte >= F->nseen) {
+        size_t n = F->nseen ? F->nseen : 1 << 16;
+        while (n <= byte) n *= 2;
+        unsigned char *m = realloc(F->seen, n);
+        if (!m) return -1;
+        memset(m + F->nseen, 0, n - F->nseen);
+        F->seen = m;
+        F->nseen = n;
+    }
+    unsigned char bit = (unsigned char)(1u << (cid & 7));
+    int was = (F->seen[byte] & bit) != 0;
+    F->seen[byte] |= bit;
+    return was;
+}
+
+static void *feed_main(void *arg)
+{
+    feeder *F = arg;
+    int64_t *ids = malloc(DUE_CHUNK * sizeof *ids), last = 0;
+    err e;
+    err_clear(&e);
+    int rc = ids ? 0 : ERR_NOMEM_RET(&e), in_read = 0;
+    uint64_t epoch = 0;
+    size_t since = 0;
+    while (!rc) {
+        size_t n = 0;
+        if (in_read) {
+            db_read_end(F->d);
+            in_read = 0;
+        }
+        if ((rc = read_due(F->d, F->as_of, last, ids, &n, &e)) || n == 0) break;
+        for (size_t i = 0; i < n && !rc; i++) {
+            pthread_mutex_lock(&F->mu);
+            for (;;) {
+                if (F->stop) break;
+                if (F->pause) {
+                    /* the writer checkpoints: no snapshot of ours may hold the WAL */
+                    pthread_mutex_unlock(&F->mu);
+                    if (in_read) db_read_end(F->d);
+                    in_read = 0;
+                    pthread_mutex_lock(&F->mu);
+                    F->paused = 1;
+                    pthread_cond_broadcast(&F->cv);
+                    while (F->pause && !F->stop) pthread_cond_wait(&F->cv, &F->mu);
+                    F->paused = 0;
+                    continue;
+                }
+                if (F->tail - F->head < FEED_SLOTS) break;
+                F->feeder_waits = 1;
+                pthread_cond_wait(&F->cv, &F->mu);
+                F->feeder_waits = 0;
+            }
+            int stop = F->stop;
+            pthread_mutex_unlock(&F->mu);
+            if (stop) {
+                rc = 1;
+                break;
+            }
+            /* bills are read FEED_SNAPSHOT at a time in one snapshot; the
+             * epoch is taken before the snapshot, so a commit the writer
+             * has not seen yet can only make a bill look older than it is */
+            if (!in_read || ++since >= FEED_SNAPSHOT) {
+                if (in_read) db_read_end(F->d);
+                epoch = atomic_load(&F->epoch);
+                if ((rc = db_read_begin(F->d, &e))) break;
+                in_read = 1;
+                since = 0;
+            }
+            feed_slot *s = &F->slots[F->tail % FEED_SLOTS];
+            s->sub_id = ids[i];
+            s->epoch = epoch;
+            jv_arena_reset(&s->a);
+            err_clear(&s->e);
+            int64_t t0 = mono_ns();
+            s->rc = billing_compute(F->d, F->rs, F->bc, ids[i], F->as_of, F->by, &s->a, &s->b, &s->f, &s->e);
+            F->ns += mono_ns() - t0;
+            /* a customer's later bills wait for the writes of the first */
+            s->dependent = s->b.customer_id > 0 ? feed_seen(F, s->b.customer_id) != 0 : 1;
+            pthread_mutex_lock(&F->mu);
+            F->tail++;
+            if (F->writer_waits) pthread_cond_broadcast(&F->cv);
+            pthread_mutex_unlock(&F->mu);
+        }
+        last = ids[n - 1];
+    }
+    if (in_read) db_read_end(F->d);
+    free(ids);
+    pthread_mutex_lock(&F->mu);
+    if (rc < 0) {
+        F->failed = 1;
+        F->fe = e;
+    }
+    F->done = 1;
+    pthread_cond_broadcast(&F->cv);
+    pthread_mutex_unlock(&F->mu);
+    return NULL;
+}
+
+static void feed_free(feeder *F)
+{
+    if (!F) return;
+    if (F->started) {
+        pthread_mutex_lock(&F->mu);
+        F->stop = 1;
+        pthread_cond_broadcast(&F->cv);
+        pthread_mutex_unlock(&F->mu);
+        pthread_join(F->th, NULL);
+    }
+    pthread_mutex_destroy(&F->mu);
+    pthread_cond_destroy(&F->cv);
+    for (size_t i = 0; i < FEED_SLOTS; i++) jv_arena_free(&F->slots[i].a);
+    billing_cache_free(F->bc);
+    if (F->rs) ruleset_unref(F->rs);
+    db_close(F->d);
+    free(F->seen);
+    free(F);
+}
+
+/* Starts the feeder over the subscriptions due as of as_of. *out stays
+ * NULL (bills are computed here, one by one) when the database cannot be
+ * opened a second time (in memory) or the feeder cannot start. */
+static void feed_start(feeder **out, db *d, ruleset *rs, const char *as_of, const char *by)
+{
+    *out = NULL;
+    const char *path = db_path(d);
+    if (!path || !path[0] || !strcmp(path, ":memory:") || !strncmp(path, "file:", 5)) return;
+    err e;
+    err_clear(&e);
+    feeder *F = calloc(1, sizeof *F);
+    if (!F) return;
+    pthread_mutex_init(&F->mu, NULL);
+    pthread_cond_init(&F->cv, NULL);
+    for (size_t i = 0; i < FEED_SLOTS; i++) jv_arena_init(&F->slots[i].a, 0);
+    F->as_of = as_of;
+    F->by = by;
+    int rc = db_open(path, 0, &F->d, &e);
+    if (!rc) rc = ruleset_twin(rs, &F->rs, &e);
+    if (!rc) rc = billing_cache_open(F->d, F->rs, &F->bc, &e);
+    if (!rc) rc = db_get_int(d, &e, &F->data_version, "PRAGMA data_version", NULL);
+    if (!rc && pthread_create(&F->th, NULL, feed_main, F) != 0) rc = err_set(&e, ERR_INTERNAL, "cannot start a thread");
+    if (rc) {
+        log_msg(LOG_WARN, "bill_run_feeder", "bills are computed one by one: %s", e.msg);
+        feed_free(F);
+        return;
+    }
+    F->started = 1;
+    *out = F;
+}
+
+/* The next computed slot, in due order; NULL at the end. */
+static int feed_next(feeder *F, feed_slot **out, err *e)
+{
+    int rc = 0;
+    pthread_mutex_lock(&F->mu);
+    while (F->tail == F->head && !F->done) {
+        F->writer_waits = 1;
+        pthread_cond_wait(&F->cv, &F->mu);
+        F->writer_waits = 0;
+    }
+    *out = NULL;
+    if (F->tail != F->head) *out = &F->slots[F->head % FEED_SLOTS];
+    else if (F->failed) {
+        *e = F->fe;
+        rc = e->code ? e->code : ERR_INTERNAL;
+    }
+    pthread_mutex_unlock(&F->mu);
+    return rc;
+}
+
+static void feed_release(feeder *F)
+{
+    pthread_mutex_lock(&F->mu);
+    F->head++;
+    if (F->feeder_waits) pthread_cond_broadcast(&F->cv);
+    pthread_mutex_unlock(&F->mu);
+}
+
+/* A reader that always holds a snapshot keeps the WAL from ever starting
+ * over: it grows without end and every page read searches more of it. So
+ * the writer checkpoints itself, every few batches, while the feeder holds
+ * none; the next write then starts the WAL from its beginning. */
+static int feed_checkpoint(feeder *F, db *d, err *e)
+{
+    pthread_mutex_lock(&F->mu);
+    F->pause = 1;
+    pthread_cond_broadcast(&F->cv);
+    while (!F->paused && !F->done) pthread_cond_wait(&F->cv, &F->mu);
+    pthread_mutex_unlock(&F->mu);
+    int rc = db_run(d, e, "PRAGMA wal_checkpoint(PASSIVE)", NULL);
+    pthread_mutex_lock(&F->mu);
+    F->pause = 0;
+    pthread_cond_broadcast(&F->cv);
+    pthread_mutex_unlock(&F->mu);
+    return rc;
+}
+
+/* At the start of a batch, inside its transaction: anything committed by
+ * another connection since the last batch makes every bill computed so far
+ * stale. */
+static int feed_batch_start(feeder *F, db *d, err *e)
+{
+    int64_t v;
+    int rc = db_get_int(d, e, &v, "PRAGMA data_version", NULL);
+    if (rc) return rc;
+    if (v != F->data_version) {
+        F->data_version = v;
+        atomic_fetch_add(&F->epoch, 1);
+    }
+    return 0;
+}
+
+/* The slot's bill when it can be issued as it is, or NULL. */
+static bill *feed_usable(feeder *F, feed_slot *s)
+{
+    if (s->rc || s->dependent || s->epoch != atomic_load(&F->epoch)) return NULL;
+    return &s->b;
 }
 
 static int create_run(db *d, const billrun_opts *o, int64_t *id, err *e)
@@ -653,13 +940,29 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     size_t batch_n = 0;
     size_t n = 0, i = 0;
     int64_t last = 0;
+    /* a what-if compares two rule sets bill by bill: computed here */
+    feeder *F = NULL;
+    int64_t batches = 0;
+    if (!rc && !o->candidate && due > 1) feed_start(&F, d, o->rs, o->as_of, P.by);
+    /* checkpoints are the pass's own while the feeder reads (feed_checkpoint) */
+    if (F && writes && (rc = db_run(d, e, "PRAGMA wal_autocheckpoint = 0", NULL))) {
+        feed_free(F);
+        F = NULL;
+    }
     while (!rc) {
-        if (i == n) {
-            if ((rc = read_due(d, o->as_of, last, ids, &n, e))) break;
-            i = 0;
-            if (n == 0) break;
+        int64_t sub_id;
+        feed_slot *slot = NULL;
+        if (F) {
+            if ((rc = feed_next(F, &slot, e)) || !slot) break;
+            sub_id = slot->sub_id;
+        } else {
+            if (i == n) {
+                if ((rc = read_due(d, o->as_of, last, ids, &n, e))) break;
+                i = 0;
+                if (n == 0) break;
+            }
+            sub_id = ids[i++];
         }
-        int64_t sub_id = ids[i++];
         last = sub_id;
         if (o->stop && *o->stop) {
             interrupted = 1;
@@ -670,10 +973,16 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
             in_batch = 1;
             batch_t = db_now_ms();
             batch_n = 0;
+            if (F && (rc = feed_batch_start(F, d, e))) break;
         }
         int failed = 0;
         if (o->candidate) rc = what_if_one(&P, sub_id, &failed, e);
-        else rc = bill_one(&P, sub_id, o->rs, P.live, 1, NULL, &failed, e);
+        else {
+            bill *ahead = slot ? feed_usable(F, slot) : NULL;
+            if (slot && !ahead) P.recomputed++;
+            rc = bill_one(&P, sub_id, o->rs, P.live, 1, NULL, &failed, ahead, e);
+        }
+        if (slot) feed_release(F);
         if (rc) break;
         if (failed) P.A.failed++;
         P.A.done++;
@@ -687,8 +996,9 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
             } else {
                 db_rollback(d);
             }
-            P.ns_commit += mono_ns() - tc;
             in_batch = 0;
+            if (!rc && F && writes && ++batches % FEED_CHECKPOINT_BATCHES == 0) rc = feed_checkpoint(F, d, e);
+            P.ns_commit += mono_ns() - tc;
             if (rc) break;
             progress(&P, t0);
         }
@@ -703,6 +1013,13 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
         }
     }
     free(ids);
+    if (F) {
+        P.ns_ahead = F->ns;
+        feed_free(F);
+        err ce;
+        /* SQLite's default, which the connection had before */
+        if (writes) db_run(d, &ce, "PRAGMA wal_autocheckpoint = 1000", NULL);
+    }
     int64_t ms = elapsed(t0);
     jv *report = NULL;
     /* the customers of the largest differences, the only ones reported */
@@ -756,6 +1073,8 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     out->compute_ms = P.ns_compute / 1000000;
     out->issue_ms = P.ns_issue / 1000000;
     out->commit_ms = P.ns_commit / 1000000;
+    out->ahead_ms = P.ns_ahead / 1000000;
+    out->recomputed = P.recomputed;
     out->report = report;
     snprintf(out->status, sizeof out->status, "%s", rc ? "failed" : interrupted ? "interrupted" : "done");
     l = log_begin(rc ? LOG_ERROR : LOG_INFO, "bill_run_done");
@@ -767,6 +1086,8 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     log_int(l, "compute_ms", out->compute_ms);
     log_int(l, "issue_ms", out->issue_ms);
     log_int(l, "commit_ms", out->commit_ms);
+    log_int(l, "ahead_ms", out->ahead_ms);
+    log_int(l, "recomputed", out->recomputed);
     log_end(l);
     return rc;
 }

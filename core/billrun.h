@@ -76,6 +76,10 @@ typedef struct billrun_result {
      * checks), issuing them (invoice, lines, ledger, outbox, each in its
      * savepoint), committing batches (durable writes) */
     int64_t compute_ms, issue_ms, commit_ms;
+    /* bills computed ahead on a second thread (ahead_ms of its time), and
+     * how many of those were computed again here because something they
+     * read may have changed (a customer's later bill, another writer) */
+    int64_t ahead_ms, recomputed;
     jv_arena a;
     jv *report;                 /* the report (see billrun_get), in a */
 } billrun_result;

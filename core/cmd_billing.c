@@ -596,6 +596,8 @@ int cmd_bench_billrun(cli *c, err *e)
             jw_kv_int(&w, "compute_ms", r.compute_ms);
             jw_kv_int(&w, "issue_ms", r.issue_ms);
             jw_kv_int(&w, "commit_ms", r.commit_ms);
+            jw_kv_int(&w, "ahead_ms", r.ahead_ms);
+            jw_kv_int(&w, "recomputed", r.recomputed);
             jw_obj_close(&w);
             rc = cli_print_json(&w, e);
         } else {
@@ -610,6 +612,9 @@ int cmd_bench_billrun(cli *c, err *e)
             printf("  CPU: user %.1f s, system %.1f s; peak RSS %ld MB\n", cpu, sys, rss_mb);
             printf("  time: computing bills %.1f s, issuing them %.1f s, committing batches %.1f s\n",
                    (double)r.compute_ms / 1000, (double)r.issue_ms / 1000, (double)r.commit_ms / 1000);
+            if (r.ahead_ms || r.recomputed)
+                printf("  computed ahead on a second thread: %.1f s; %lld of those computed again (a customer's later "
+                       "bill, or another writer's commit)\n", (double)r.ahead_ms / 1000, (long long)r.recomputed);
             if (moved) printf("  (%lld never-billed postpaid subscriptions were set as billed through %s first)\n", (long long)moved, prev_end);
             if (!r.due) printf("  nothing was due: this database was billed for %s already (bench a fresh copy)\n", period);
         }

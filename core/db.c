@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +50,15 @@ static int pragma(db *d, const char *sql, err *e)
     return 0;
 }
 
+/* SQLite's memory statistics take one global mutex on every allocation:
+ * two threads each with a connection (the billing pass and its feeder, the
+ * daemon's workers) would queue on it. Nothing reads those statistics. */
+static void db_configure(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 int db_open(const char *path, int flags, db **out, err *e)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, db_configure);
     *out = NULL;
     db *d = calloc(1, sizeof *d);
     if (!d) return ERR_NOMEM_RET(e);
@@ -129,6 +137,25 @@ int db_begin(db *d, err *e)
     if (rc) return rc;
     d->depth++;
     return 0;
+}
+
+int db_read_begin(db *d, err *e)
+{
+    if (d->depth != 0) return err_set(e, ERR_INTERNAL, "a read transaction inside a transaction");
+    int rc = run_literal(d, "BEGIN DEFERRED", e, "begin read transaction");
+    if (rc) return rc;
+    d->depth++;
+    return 0;
+}
+
+void db_read_end(db *d)
+{
+    if (d->depth != 1) return;
+    for (size_t i = 0; i < d->cache_cap; i++)
+        if (d->cache && d->cache[i].st) sqlite3_reset(d->cache[i].st);
+    err e;
+    run_literal(d, "COMMIT", &e, "end read transaction");
+    d->depth--;
 }
 
 int db_commit(db *d, err *e)

@@ -33,6 +33,11 @@ int db_begin(db *d, err *e);
 int db_commit(db *d, err *e);
 void db_rollback(db *d);
 int db_in_tx(const db *d);
+/* A read transaction (BEGIN DEFERRED): every read until db_read_end sees
+ * the one snapshot its first read takes, and pays for the WAL's read lock
+ * once instead of per statement. Not for writing; not nested. */
+int db_read_begin(db *d, err *e);
+void db_read_end(db *d);
 
 /* Runs a trusted multi-statement script (migrations only). */
 int db_exec_script(db *d, const char *sql, err *e);

@@ -539,6 +539,11 @@ void rules_write_files(jw *w, const rules_snapshot *s)
     jw_obj_close(w);
 }
 
+int ruleset_twin(ruleset *rs, ruleset **out, err *e)
+{
+    return ruleset_load(rs->snap, rules_limits(), 0, out, NULL, e);
+}
+
 int rules_load_folder(const char *dir, ruleset **out, err *e)
 {
     rules_snapshot *snap;

@@ -63,6 +63,10 @@ int ruleset_load(rules_snapshot *snap, const lhost_limits *lim, int check, rules
 /* Loads the rules of a folder with the configured limits, without running
  * their examples (a command or job that only calls them). */
 int rules_load_folder(const char *dir, ruleset **out, err *e);
+/* A second host for the same snapshot, with the configured limits: a
+ * ruleset belongs to one thread, and a thread that works beside it needs
+ * its own. Examples are not run again. */
+int ruleset_twin(ruleset *rs, ruleset **out, err *e);
 ruleset *ruleset_ref(ruleset *rs);
 void ruleset_unref(ruleset *rs);
 

@@ -1042,6 +1042,100 @@ static void test_property_ledger_verify(void **state)
     assert_true(rep.customers >= 30);
 }
 
+
+/* ------------------------------------------------- bills computed ahead */
+
+/* Two subscriptions of one customer with 150.00 of credit: the first bill
+ * takes 129.00 of it, the second the 21.00 left. The feeder thread computes
+ * the second from the database as committed, before the first is written
+ * (both are in one batch): issued as computed it would take 129.00 again.
+ * It must be computed again after the first. */
+static void test_ahead_customer_second_bill_sees_the_first(void **state)
+{
+    fixture *f = *state;
+    int64_t c = customer(f, "", "2026-01-01");
+    int64_t s1 = monthly(f, c, 1, "2026-10-01", "2026-12-01", "2026-10-31");
+    int64_t s2 = monthly(f, c, 1, "2026-10-01", "2026-12-01", "2026-10-31");
+    err e;
+    err_clear(&e);
+    payment_new p = {.customer_id = c, .channel = "counter", .channel_txn_id = "R-2", .amount = 15000,
+                     .entry_date = "2026-11-20", .by = "test"};
+    int64_t pid;
+    assert_int_equal(db_begin(f->d, &e), 0);
+    assert_int_equal(payments_record(f->d, &p, &pid, NULL, &e), 0);
+    assert_int_equal(db_commit(f->d, &e), 0);
+    billrun_opts o = {.as_of = "2026-12-01", .rs = f->rs, .trigger = "manual", .by = "test"};
+    billrun_result r;
+    assert_int_equal(billrun_exec(f->d, &o, &r, &e), 0);
+    assert_int_equal(r.invoiced, 2);
+    /* computed ahead, then again once the first bill was written */
+    assert_true(r.recomputed >= 1);
+    billrun_result_free(&r);
+    assert_string_equal(lines_of(f, s1, "2026-11-01"), "recurring 12900 730|credit -12900 0");
+    assert_string_equal(lines_of(f, s2, "2026-11-01"), "recurring 12900 730|credit -2100 0");
+    ledger_balance lb;
+    assert_int_equal(ledger_balance_of(f->d, c, &lb, &e), 0);
+    /* -15000 + 12900 + 12900 = 10800 owed */
+    assert_int_equal(lb.balance, 10800);
+}
+
+typedef struct other_writer {
+    const char *path;
+    int64_t customer;
+    int calls;
+} other_writer;
+
+/* Between the first and the second batch, another connection records a
+ * payment for a customer whose bill is in the second batch. */
+static void pay_between_batches(void *ud, const billrun_progress *pg)
+{
+    other_writer *w = ud;
+    if (w->calls++ || pg->done >= pg->due) return;
+    db *d2;
+    err e;
+    err_clear(&e);
+    assert_int_equal(db_open(w->path, 0, &d2, &e), 0);
+    payment_new p = {.customer_id = w->customer, .channel = "counter", .channel_txn_id = "R-3", .amount = 5000,
+                     .entry_date = "2026-11-30", .by = "test"};
+    int64_t pid;
+    assert_int_equal(db_begin(d2, &e), 0);
+    assert_int_equal(payments_record(d2, &p, &pid, NULL, &e), 0);
+    assert_int_equal(db_commit(d2, &e), 0);
+    db_close(d2);
+}
+
+/* A bill the feeder computed before another writer's commit is computed
+ * again: the payment recorded between the batches is on the bill. */
+static void test_ahead_another_writer_between_batches(void **state)
+{
+    fixture *f = *state;
+    int64_t target = 0, sub = 0;
+    sql(f, "BEGIN");
+    for (int i = 0; i < BILLRUN_BATCH + 3; i++) {
+        int64_t c = customer(f, "", "2026-01-01");
+        int64_t s = monthly(f, c, 1, "2026-10-01", "2026-12-01", "2026-10-31");
+        /* just past the first batch: the feeder is ahead of it by then */
+        if (i == BILLRUN_BATCH + 1) {
+            target = c;
+            sub = s;
+        }
+    }
+    sql(f, "COMMIT");
+    other_writer w = {.path = f->path, .customer = target};
+    billrun_opts o = {.as_of = "2026-12-01", .rs = f->rs, .trigger = "manual", .by = "test",
+                      .progress = pay_between_batches, .ud = &w};
+    billrun_result r;
+    err e;
+    err_clear(&e);
+    assert_int_equal(billrun_exec(f->d, &o, &r, &e), 0);
+    assert_int_equal(r.invoiced, BILLRUN_BATCH + 3);
+    assert_true(w.calls >= 2);
+    /* the bills of the second batch computed before the payment were computed again */
+    assert_true(r.recomputed >= 1);
+    billrun_result_free(&r);
+    assert_string_equal(lines_of(f, sub, "2026-11-01"), "recurring 12900 730|credit -5000 0");
+}
+
 int main(void)
 {
     log_set_level(LOG_OFF);
@@ -1076,6 +1170,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_is_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_property_24_months, setup, teardown),
         cmocka_unit_test_setup_teardown(test_property_ledger_verify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ahead_customer_second_bill_sees_the_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ahead_another_writer_between_batches, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
