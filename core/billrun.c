@@ -342,6 +342,15 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* CPU time of the calling thread: what each thread of a pass costs, which
+ * a busy machine's wall clock hides. */
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int record_failure(pass *P, int64_t sub_id, int64_t customer_id, const char *customer, const char *period_from,
                           const char *code, const bill_error *f, const char *message, err *e)
 {
@@ -615,6 +624,7 @@ typedef struct feeder {
     unsigned char *seen;        /* a bit per customer id with a bill in this pass */
     size_t nseen;               /* bytes */
     int64_t ns;                 /* time spent computing, on the feeder */
+    int64_t cpu_ns;             /* the feeder thread's CPU time */
 } feeder;
 
 /* 1 when cid was seen before, 0 when not (now it is), < 0 out of memory. */
@@ -639,6 +649,7 @@ static int feed_seen(feeder *F, int64_t cid)
 static void *feed_main(void *arg)
 {
     feeder *F = arg;
+    int64_t cpu0 = thread_cpu_ns();
     int64_t *ids = malloc(DUE_CHUNK * sizeof *ids), last = 0;
     err e;
     err_clear(&e);
@@ -708,6 +719,7 @@ static void *feed_main(void *arg)
     }
     if (in_read) db_read_end(F->d);
     free(ids);
+    F->cpu_ns = thread_cpu_ns() - cpu0;
     pthread_mutex_lock(&F->mu);
     if (rc < 0) {
         F->failed = 1;
@@ -719,7 +731,8 @@ static void *feed_main(void *arg)
     return NULL;
 }
 
-static void feed_free(feeder *F)
+/* Stops the feeder and frees it; *cpu_ns (may be NULL): its thread's CPU time. */
+static void feed_free(feeder *F, int64_t *cpu_ns)
 {
     if (!F) return;
     if (F->started) {
@@ -729,6 +742,7 @@ static void feed_free(feeder *F)
         pthread_mutex_unlock(&F->mu);
         pthread_join(F->th, NULL);
     }
+    if (cpu_ns) *cpu_ns = F->cpu_ns;
     pthread_mutex_destroy(&F->mu);
     pthread_cond_destroy(&F->cv);
     for (size_t i = 0; i < FEED_SLOTS; i++) jv_arena_free(&F->slots[i].a);
@@ -763,7 +777,7 @@ static void feed_start(feeder **out, db *d, ruleset *rs, const char *as_of, cons
     if (!rc && pthread_create(&F->th, NULL, feed_main, F) != 0) rc = err_set(&e, ERR_INTERNAL, "cannot start a thread");
     if (rc) {
         log_msg(LOG_WARN, "bill_run_feeder", "bills are computed one by one: %s", e.msg);
-        feed_free(F);
+        feed_free(F, NULL);
         return;
     }
     F->started = 1;
@@ -911,7 +925,7 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     int rc = 0;
     /* dry runs and what-ifs write nothing: they need no lease */
     if (writes && !o->run_id && (rc = lease_take(d, holder, e))) return rc;
-    int64_t t0 = db_now_ms();
+    int64_t t0 = db_now_ms(), cpu0 = thread_cpu_ns();
     pass P = {.d = d, .o = o, .run_id = o->run_id};
     snprintf(P.by, sizeof P.by, "%s", o->by ? o->by : "system");
     jv_arena_init(&P.ba, 0);
@@ -946,7 +960,7 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     if (!rc && !o->candidate && due > 1) feed_start(&F, d, o->rs, o->as_of, P.by);
     /* checkpoints are the pass's own while the feeder reads (feed_checkpoint) */
     if (F && writes && (rc = db_run(d, e, "PRAGMA wal_autocheckpoint = 0", NULL))) {
-        feed_free(F);
+        feed_free(F, NULL);
         F = NULL;
     }
     while (!rc) {
@@ -1013,9 +1027,10 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
         }
     }
     free(ids);
+    int64_t writer_cpu = thread_cpu_ns() - cpu0, feeder_cpu = 0;
     if (F) {
         P.ns_ahead = F->ns;
-        feed_free(F);
+        feed_free(F, &feeder_cpu);
         err ce;
         /* SQLite's default, which the connection had before */
         if (writes) db_run(d, &ce, "PRAGMA wal_autocheckpoint = 1000", NULL);
@@ -1074,6 +1089,8 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     out->issue_ms = P.ns_issue / 1000000;
     out->commit_ms = P.ns_commit / 1000000;
     out->ahead_ms = P.ns_ahead / 1000000;
+    out->writer_cpu_ms = writer_cpu / 1000000;
+    out->feeder_cpu_ms = feeder_cpu / 1000000;
     out->recomputed = P.recomputed;
     out->report = report;
     snprintf(out->status, sizeof out->status, "%s", rc ? "failed" : interrupted ? "interrupted" : "done");

@@ -80,6 +80,7 @@ typedef struct billrun_result {
      * how many of those were computed again here because something they
      * read may have changed (a customer's later bill, another writer) */
     int64_t ahead_ms, recomputed;
+    int64_t writer_cpu_ms, feeder_cpu_ms;   /* CPU time of each thread */
     jv_arena a;
     jv *report;                 /* the report (see billrun_get), in a */
 } billrun_result;

@@ -598,6 +598,8 @@ int cmd_bench_billrun(cli *c, err *e)
             jw_kv_int(&w, "commit_ms", r.commit_ms);
             jw_kv_int(&w, "ahead_ms", r.ahead_ms);
             jw_kv_int(&w, "recomputed", r.recomputed);
+            jw_kv_int(&w, "writer_cpu_ms", r.writer_cpu_ms);
+            jw_kv_int(&w, "feeder_cpu_ms", r.feeder_cpu_ms);
             jw_obj_close(&w);
             rc = cli_print_json(&w, e);
         } else {
@@ -609,7 +611,8 @@ int cmd_bench_billrun(cli *c, err *e)
                        (long long)lines, (long long)credit_lines, (long long)ledger, (long long)outbox);
             else
                 printf("  computed: %lld taxed lines (nothing written)\n", (long long)lines);
-            printf("  CPU: user %.1f s, system %.1f s; peak RSS %ld MB\n", cpu, sys, rss_mb);
+            printf("  CPU: user %.1f s, system %.1f s (the issuing thread %.1f s, the feeder %.1f s); peak RSS %ld MB\n",
+                   cpu, sys, (double)r.writer_cpu_ms / 1000, (double)r.feeder_cpu_ms / 1000, rss_mb);
             printf("  time: computing bills %.1f s, issuing them %.1f s, committing batches %.1f s\n",
                    (double)r.compute_ms / 1000, (double)r.issue_ms / 1000, (double)r.commit_ms / 1000);
             if (r.ahead_ms || r.recomputed)
