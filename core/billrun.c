@@ -591,7 +591,7 @@ static int read_due(db *d, const char *as_of, int64_t after, int64_t *ids, size_
  * changes how fast a pass runs, never what it writes. */
 #define FEED_SLOTS 256
 #define FEED_SNAPSHOT 64
-#define FEED_CHECKPOINT_BATCHES 4
+#define FEED_CHECKPOINT_BILLS 8192
 
 typedef struct feed_slot {
     int64_t sub_id;
@@ -814,7 +814,7 @@ static void feed_release(feeder *F)
 
 /* A reader that always holds a snapshot keeps the WAL from ever starting
  * over: it grows without end and every page read searches more of it. So
- * the writer checkpoints itself, every few batches, while the feeder holds
+ * the writer checkpoints itself, every few thousand bills, while the feeder holds
  * none; the next write then starts the WAL from its beginning. */
 static int feed_checkpoint(feeder *F, db *d, err *e)
 {
@@ -956,7 +956,7 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     int64_t last = 0;
     /* a what-if compares two rule sets bill by bill: computed here */
     feeder *F = NULL;
-    int64_t batches = 0;
+    size_t since_checkpoint = 0, batch_max = o->batch > 0 ? (size_t)o->batch : BILLRUN_BATCH;
     if (!rc && !o->candidate && due > 1) feed_start(&F, d, o->rs, o->as_of, P.by);
     /* checkpoints are the pass's own while the feeder reads (feed_checkpoint) */
     if (F && writes && (rc = db_run(d, e, "PRAGMA wal_autocheckpoint = 0", NULL))) {
@@ -1001,7 +1001,7 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
         if (failed) P.A.failed++;
         P.A.done++;
         batch_n++;
-        if (batch_n >= BILLRUN_BATCH || db_now_ms() - batch_t >= BATCH_MS) {
+        if (batch_n >= batch_max || db_now_ms() - batch_t >= BATCH_MS) {
             int64_t tc = mono_ns();
             if (writes && P.run_id) {
                 rc = update_counts(&P, e);
@@ -1011,7 +1011,11 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
                 db_rollback(d);
             }
             in_batch = 0;
-            if (!rc && F && writes && ++batches % FEED_CHECKPOINT_BATCHES == 0) rc = feed_checkpoint(F, d, e);
+            since_checkpoint += batch_n;
+            if (!rc && F && writes && since_checkpoint >= FEED_CHECKPOINT_BILLS) {
+                rc = feed_checkpoint(F, d, e);
+                since_checkpoint = 0;
+            }
             P.ns_commit += mono_ns() - tc;
             if (rc) break;
             progress(&P, t0);

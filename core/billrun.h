@@ -35,7 +35,7 @@
  * commit waits for the disk (synchronous=FULL: 10-40 ms here for a batch's
  * pages), so batches of 256 spent a quarter of a run in fsync; 1024 keeps
  * it near a tenth, and a crash still loses under a second of work. */
-#define BILLRUN_BATCH 1024
+#define BILLRUN_BATCH 4096
 #define BILLRUN_REPORT_FAILURES 100
 #define BILLRUN_REPORT_LARGEST 10
 
@@ -66,6 +66,7 @@ typedef struct billrun_opts {
     billrun_progress_fn progress;
     void *ud;
     const volatile int *stop;   /* set: the pass stops between bills (interrupted) */
+    int batch;                  /* bills per batch at most; 0: BILLRUN_BATCH (tests set a few) */
 } billrun_opts;
 
 typedef struct billrun_result {
