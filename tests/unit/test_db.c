@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "db.h"
 #include "migrate.h"
 #include "unit_fs.h"
@@ -730,6 +731,319 @@ static void test_migrate_refusal_leaves_the_connection_usable(void **state)
     assert_int_equal(rc, 0);
 }
 
+/* ------------------------------------------- 0012: the billing CHECKs as OR chains */
+
+/* Applies the embedded migrations after the database's version up to
+ * `version` and records them as migrate_apply does: the database a binary
+ * of that version left. */
+static void migrate_upto(db *d, int version)
+{
+    err e;
+    err_clear(&e);
+    int cur = -1;
+    assert_int_equal(migrate_current(d, &cur, &e), 0);
+    for (int i = 0; i < migrate_embedded_count && migrate_embedded[i].version <= version; i++) {
+        const struct migration *m = &migrate_embedded[i];
+        if (m->version <= cur) continue;
+        char sum[SHA256_HEX_LEN];
+        crypto_sha256_hex(m->sql, m->len, sum);
+        assert_int_equal(db_begin(d, &e), 0);
+        int rc = db_exec_script(d, m->sql, &e);
+        if (rc) print_error("%04d: %s\n", m->version, e.msg);
+        assert_int_equal(rc, 0);
+        assert_int_equal(db_run(d, &e, "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+                                "isss", (int64_t)m->version, m->name, sum, "2026-01-01T00:00:00.000Z"),
+                         0);
+        assert_int_equal(db_commit(d, &e), 0);
+    }
+    assert_int_equal(migrate_current(d, &cur, &e), 0);
+    assert_int_equal(cur, version);
+}
+
+/* How many embedded migrations come after `version`. */
+static int migrations_after(int version)
+{
+    int n = 0;
+    for (int i = 0; i < migrate_embedded_count; i++) n += migrate_embedded[i].version > version;
+    return n;
+}
+
+/* The rows that hold the CHECK probes up, made inside a transaction the
+ * probes roll back. */
+#define PROBE_PARENTS                                                                                                   \
+    "INSERT INTO customers (id, code, type, name, status, created_at, created_by, updated_at) "                       \
+    "VALUES (1000000, 'C010000003', 'residential', 'probe', 'active', 'now', 'test', 'now');"                           \
+    "INSERT INTO invoices (id, customer_id, status, net, tax, gross, rules_version, created_at, created_by) "            \
+    "VALUES (1000000, 1000000, 'draft', 94, 6, 100, 'v', 'now', 'test');"                                               \
+    "INSERT INTO outbox (id, created_at, event, channel, payload, status, next_attempt_at) "                           \
+    "VALUES (1000000, 'now', 'test', 'log', '{}', 'pending', 'now');"
+
+/* A statement that evaluates one of the CHECKs 0012 rewrote, with ? the
+ * value, and the values the CHECK allows, as 0003 and 0006 list them. */
+typedef struct rewritten_check {
+    const char *what, *sql, *explain;
+    const char *allowed[10];
+} rewritten_check;
+
+#define REWRITTEN(what, sql, ...) {what, sql, "EXPLAIN " sql, {__VA_ARGS__, NULL}}
+#define INVOICE_STATUSES "draft", "open", "partially_paid", "paid", "void", "written_off"
+#define OUTBOX_STATUSES "pending", "sent", "failed", "dead"
+static const rewritten_check REWRITTEN_CHECKS[] = {
+    REWRITTEN("invoices.status (insert)",
+              "INSERT INTO invoices (customer_id, status, net, tax, gross, rules_version, created_at, created_by) "
+              "VALUES (1000000, ?, 94, 6, 100, 'v', 'now', 'test')",
+              INVOICE_STATUSES),
+    REWRITTEN("invoices.status (update)", "UPDATE invoices SET status = ? WHERE id = 1000000", INVOICE_STATUSES),
+    REWRITTEN("invoice_lines.kind",
+              "INSERT INTO invoice_lines (invoice_id, seq, kind, description, unit_price, amount, tax_category, tax_rate, "
+              "tax, net, step, rule) VALUES (1000000, 1, ?, 'line', 100, 100, 'internet', 6, 6, 94, 'step', 'rule')",
+              "recurring", "addon", "one_time", "proration", "discount", "deposit", "credit", "fee", "adjustment"),
+    REWRITTEN("ledger_entries.kind",
+              "INSERT INTO ledger_entries (customer_id, kind, amount, entry_date, created_at, created_by) "
+              "VALUES (1000000, ?, 100, '2026-01-01', 'now', 'test')",
+              "invoice", "payment", "credit_note", "adjustment", "refund", "deposit_held", "deposit_returned",
+              "deposit_forfeited", "write_off"),
+    REWRITTEN("outbox.status (insert)",
+              "INSERT INTO outbox (created_at, event, channel, payload, status, next_attempt_at) "
+              "VALUES ('now', 'test', 'log', '{}', ?, 'now')",
+              OUTBOX_STATUSES),
+    REWRITTEN("outbox.status (update)", "UPDATE outbox SET status = ? WHERE id = 1000000", OUTBOX_STATUSES),
+};
+#define NREWRITTEN (sizeof REWRITTEN_CHECKS / sizeof *REWRITTEN_CHECKS)
+
+static int allows(const rewritten_check *c, const char *v)
+{
+    for (int i = 0; c->allowed[i]; i++)
+        if (!strcmp(c->allowed[i], v)) return 1;
+    return 0;
+}
+
+/* Runs c's statement with the value (types "s", "i" or "n") in a savepoint
+ * it rolls back; returns what the statement returned. */
+static int probe(db *d, const rewritten_check *c, const char *types, const char *text, err *e)
+{
+    err_clear(e);
+    assert_int_equal(db_begin(d, e), 0);
+    int rc = types[0] == 's' ? db_run(d, e, c->sql, "s", text)
+           : types[0] == 'i' ? db_run(d, e, c->sql, "i", (int64_t)1)
+                             : db_run(d, e, c->sql, "n");
+    if (!rc && db_changes(d) != 1) rc = ERR_INTERNAL; /* an update that hit nothing checked nothing */
+    db_rollback(d);
+    return rc;
+}
+
+static void expect_refused(db *d, const rewritten_check *c, const char *types, const char *v, const char *constraint)
+{
+    err e;
+    int rc = probe(d, c, types, v, &e);
+    if (rc != ERR_CONFLICT || !strstr(e.msg, constraint))
+        print_error("%s: %s%s%s was not refused by its %s constraint (%d: %s)\n", c->what, v ? "'" : "", v ? v : types,
+                    v ? "'" : "", constraint, rc, e.msg);
+    assert_int_equal(rc, ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, constraint));
+}
+
+/* Every value each rewritten CHECK allowed is still allowed, and nothing
+ * else is: not the other columns' values, not a value in another case or
+ * with a space, not a number, not NULL. */
+static void check_rewritten_rules(db *d)
+{
+    err e;
+    err_clear(&e);
+    assert_int_equal(db_begin(d, &e), 0);
+    int rc = db_exec_script(d, PROBE_PARENTS, &e);
+    if (rc) print_error("probe parents: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    for (size_t i = 0; i < NREWRITTEN; i++) {
+        const rewritten_check *c = &REWRITTEN_CHECKS[i];
+        for (int k = 0; c->allowed[k]; k++) {
+            rc = probe(d, c, "s", c->allowed[k], &e);
+            if (rc) print_error("%s: '%s' was refused: %s\n", c->what, c->allowed[k], e.msg);
+            assert_int_equal(rc, 0);
+            char v[64];
+            snprintf(v, sizeof v, "%s ", c->allowed[k]);
+            expect_refused(d, c, "s", v, "CHECK constraint failed");
+            for (char *p = v; *p; p++) *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+            v[strlen(v) - 1] = '\0';
+            expect_refused(d, c, "s", v, "CHECK constraint failed");
+        }
+        for (size_t j = 0; j < NREWRITTEN; j++)
+            for (int k = 0; REWRITTEN_CHECKS[j].allowed[k]; k++)
+                if (!allows(c, REWRITTEN_CHECKS[j].allowed[k]))
+                    expect_refused(d, c, "s", REWRITTEN_CHECKS[j].allowed[k], "CHECK constraint failed");
+        expect_refused(d, c, "s", "", "CHECK constraint failed");
+        expect_refused(d, c, "s", "bogus", "CHECK constraint failed");
+        expect_refused(d, c, "i", NULL, "CHECK constraint failed");
+        expect_refused(d, c, "n", NULL, "NOT NULL constraint failed");
+    }
+    db_rollback(d);
+}
+
+/* How many temporary tables or indexes one run of the statement builds. */
+static int ephemeral_tables(db *d, const char *explain)
+{
+    err e;
+    err_clear(&e);
+    db_stmt *s = db_prepare(d, explain, &e);
+    assert_non_null(s);
+    int n = 0, rc;
+    while ((rc = db_step(d, s, &e)) == DB_ROW)
+        if (!strcmp(db_col_text(s, 1), "OpenEphemeral")) n++;
+    assert_int_equal(rc, DB_DONE);
+    return n;
+}
+
+static void test_migrate_0012_keeps_the_rules(void **state)
+{
+    fixture *f = *state;
+    err e;
+    err_clear(&e);
+    /* the rules as 0011 enforces them are the lists above ... */
+    migrate_upto(f->d, 11);
+    assert_true(migrations_after(11) >= 1);
+    check_rewritten_rules(f->d);
+    /* a connection that has the 0011 schema loaded while another migrates */
+    db *d2;
+    assert_int_equal(db_open(f->path, 0, &d2, &e), 0);
+    check_rewritten_rules(d2);
+    int applied = -1;
+    int rc = migrate_apply(f->d, &applied, &e);
+    if (rc) print_error("%s\n", e.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(applied, migrations_after(11));
+    /* ... and stay so, on the connection that migrated and on the other
+     * one, without a temporary index of the values per statement run:
+     * both read the new schema */
+    db *conns[] = {f->d, d2};
+    for (size_t c = 0; c < 2; c++) {
+        check_rewritten_rules(conns[c]);
+        for (size_t i = 0; i < NREWRITTEN; i++) {
+            int eph = ephemeral_tables(conns[c], REWRITTEN_CHECKS[i].explain);
+            if (eph) print_error("connection %zu, %s: %d ephemeral tables\n", c, REWRITTEN_CHECKS[i].what, eph);
+            assert_int_equal(eph, 0);
+        }
+    }
+    db_close(d2);
+}
+
+/* Data written at 0011, kept as it was (every row, every rowid, every
+ * index, trigger and table root page), with the schema of a database made
+ * at the latest version. */
+#define DATA_0011                                                                                                       \
+    "INSERT INTO customers (id, code, type, name, status, created_at, created_by, updated_at) "                       \
+    "VALUES (1, 'C000000017', 'residential', 'one', 'active', 'now', 'test', 'now');"                                   \
+    "INSERT INTO invoices (id, number, customer_id, status, issue_date, net, tax, gross, rules_version, created_at, "   \
+    "created_by, finalized_at) VALUES (1, 'INV-2026-000001', 1, 'open', '2026-01-01', 85, 5, 90, 'v', 'now', 'test', " \
+    "'now'), (2, NULL, 1, 'draft', NULL, 94, 6, 100, 'v', 'now', 'test', NULL);"                                       \
+    "INSERT INTO invoice_lines (invoice_id, seq, kind, description, unit_price, amount, tax_category, tax_rate, tax, "  \
+    "net, step, rule) VALUES (1, 1, 'recurring', 'plan', 100, 100, 'internet', 6, 6, 94, 'recurring', 'tariffs.m'), "  \
+    "(1, 2, 'discount', 'promo', -10, -10, 'internet', 6, -1, -9, 'promotions', 'promos.p'), "                         \
+    "(2, 1, 'one_time', 'install', 100, 100, 'install', 6, 6, 94, 'charges', 'charges.c');"                              \
+    "INSERT INTO ledger_entries (customer_id, kind, amount, entry_date, invoice_id, created_at, created_by) "           \
+    "VALUES (1, 'invoice', 90, '2026-01-01', 1, 'now', 'test'), (1, 'adjustment', -5, '2026-01-02', NULL, 'now', 'test');" \
+    "INSERT INTO outbox (created_at, event, channel, customer_id, payload, status, next_attempt_at, dedupe_key) "      \
+    "VALUES ('now', 'invoice_issued', 'log', 1, '{}', 'sent', 'now', 'inv:1'), "                                      \
+    "('now', 'reminder', 'sms', 1, '{}', 'pending', 'now', NULL);"
+
+static int64_t count_of(db *d, const char *sql)
+{
+    err e;
+    err_clear(&e);
+    db_stmt *s = db_prepare_once(d, sql, &e);
+    if (!s) print_error("%s: %s\n", sql, e.msg);
+    assert_non_null(s);
+    assert_int_equal(db_step(d, s, &e), DB_ROW);
+    int64_t n = db_col_int(s, 0);
+    db_finalize(s);
+    return n;
+}
+
+#define SCHEMA_OF(db) "SELECT type, name, tbl_name, rootpage, sql FROM " db ".sqlite_schema"
+#define TEXT_OF(db) "SELECT type, name, tbl_name, sql FROM " db ".sqlite_schema"
+#define THE_FOUR "('invoices', 'invoice_lines', 'ledger_entries', 'outbox')"
+
+static void test_migrate_0012_keeps_the_data(void **state)
+{
+    fixture *f = *state;
+    err e;
+    err_clear(&e);
+    migrate_upto(f->d, 11);
+    int rc = db_exec_script(f->d, DATA_0011, &e);
+    if (rc) print_error("data: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    char before[192], fresh[192];
+    snprintf(before, sizeof before, "%s/before.db", f->dir);
+    snprintf(fresh, sizeof fresh, "%s/fresh.db", f->dir);
+    assert_int_equal(db_backup(f->d, before, &e), 0);
+    migrate_upto(f->d, 12);
+
+    char sql[512];
+    snprintf(sql, sizeof sql, "ATTACH '%s' AS before;", before);
+    assert_int_equal(db_exec_script(f->d, sql, &e), 0);
+    static const char *const tables[] = {"customers", "invoices", "invoice_lines", "ledger_entries", "outbox"};
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM main.%s", tables[i]);
+        int64_t rows = count_of(f->d, sql);
+        assert_true(rows > 0);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM before.%s", tables[i]);
+        assert_int_equal(count_of(f->d, sql), rows);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM (SELECT * FROM main.%s EXCEPT SELECT * FROM before.%s)", tables[i],
+                 tables[i]);
+        assert_int_equal(count_of(f->d, sql), 0);
+    }
+    /* Only the four tables' CREATE text changed: no object was added,
+     * dropped or rebuilt (same root pages) ... */
+    assert_int_equal(count_of(f->d, "SELECT count(*) FROM (" SCHEMA_OF("main") " EXCEPT " SCHEMA_OF("before") ")"), 4);
+    assert_int_equal(count_of(f->d, "SELECT count(*) FROM (" SCHEMA_OF("before") " EXCEPT " SCHEMA_OF("main") ")"), 4);
+    assert_int_equal(count_of(f->d, "SELECT count(*) FROM (" SCHEMA_OF("main") " EXCEPT " SCHEMA_OF("before")
+                                    ") WHERE type <> 'table' OR name NOT IN " THE_FOUR),
+                     0);
+    assert_true(count_of(f->d, "SELECT count(*) FROM main.sqlite_schema WHERE type = 'trigger'") > 0);
+    assert_int_equal(db_exec_script(f->d, "DETACH before;", &e), 0);
+
+    /* ... and, with what comes after 0012, it is what a database made at
+     * the latest version says */
+    int applied = -1;
+    rc = migrate_apply(f->d, &applied, &e);
+    if (rc) print_error("%s\n", e.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(applied, migrations_after(12));
+    assert_int_equal(migrate_require_current(f->d, &e), 0);
+    db *d2;
+    assert_int_equal(db_open(fresh, DB_OPEN_CREATE, &d2, &e), 0);
+    assert_int_equal(migrate_apply(d2, NULL, &e), 0);
+    db_close(d2);
+    snprintf(sql, sizeof sql, "ATTACH '%s' AS fresh;", fresh);
+    assert_int_equal(db_exec_script(f->d, sql, &e), 0);
+    assert_int_equal(count_of(f->d, "SELECT count(*) FROM (" TEXT_OF("main") " EXCEPT " TEXT_OF("fresh") ")"), 0);
+    assert_int_equal(count_of(f->d, "SELECT count(*) FROM (" TEXT_OF("fresh") " EXCEPT " TEXT_OF("main") ")"), 0);
+    assert_int_equal(db_exec_script(f->d, "DETACH fresh;", &e), 0);
+
+    db_stmt *s = db_prepare_once(f->d, "PRAGMA integrity_check", &e);
+    assert_non_null(s);
+    assert_int_equal(db_step(f->d, s, &e), DB_ROW);
+    assert_string_equal(db_col_text(s, 0), "ok");
+    assert_int_equal(db_step(f->d, s, &e), DB_DONE);
+    db_finalize(s);
+    s = db_prepare_once(f->d, "PRAGMA foreign_key_check", &e);
+    assert_non_null(s);
+    assert_int_equal(db_step(f->d, s, &e), DB_DONE);
+    db_finalize(s);
+
+    /* the triggers on the rewritten tables still hold */
+    err_clear(&e);
+    assert_int_equal(db_run(f->d, &e, "UPDATE invoices SET net = net + 1, gross = gross + 1 WHERE id = 1", NULL),
+                     ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "an issued invoice never changes"));
+    err_clear(&e);
+    assert_int_equal(db_run(f->d, &e, "DELETE FROM invoice_lines WHERE invoice_id = 1", NULL), ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "never deleted"));
+    err_clear(&e);
+    assert_int_equal(db_run(f->d, &e, "UPDATE ledger_entries SET amount = 0", NULL), ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "append-only"));
+    check_rewritten_rules(f->d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -774,6 +1088,8 @@ int main(void)
         TE(test_migrate_refuses_newer_database),
         TE(test_migrate_refuses_edited_migration),
         TE(test_migrate_refusal_leaves_the_connection_usable),
+        TE(test_migrate_0012_keeps_the_rules),
+        TE(test_migrate_0012_keeps_the_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
