@@ -106,23 +106,25 @@ static const char *const ENTRY_SQL[ENTRIES_PER_INSERT + 1] = {
     ENTRY_COLS ENTRY_ROW ", " ENTRY_ROW ", " ENTRY_ROW ", " ENTRY_ROW,
 };
 
+/* The entry's values outlive the step (the caller's, the kinds' table and
+ * insert_entries' clock): bound without copies. */
 static void bind_entry(db_stmt *s, int r, const ledger_entry *le, const char *account, const char *kname, const char *now)
 {
     int b = r * ENTRY_NCOLS;
     db_bind_int(s, b + 1, le->customer_id);
-    db_bind_text(s, b + 2, account);
-    db_bind_text(s, b + 3, kname);
+    db_bind_text_ref(s, b + 2, account);
+    db_bind_text_ref(s, b + 3, kname);
     db_bind_int(s, b + 4, le->amount);
-    db_bind_text(s, b + 5, le->entry_date);
+    db_bind_text_ref(s, b + 5, le->entry_date);
     const int64_t refs[4] = {le->invoice_id, le->credit_note_id, le->payment_id, le->deposit_id};
     for (int i = 0; i < 4; i++) {
         if (refs[i] > 0) db_bind_int(s, b + 6 + i, refs[i]);
         else db_bind_null(s, b + 6 + i);
     }
-    db_bind_text(s, b + 10, le->reason);
-    db_bind_text(s, b + 11, le->approved_by);
-    db_bind_text(s, b + 12, now);
-    db_bind_text(s, b + 13, le->by);
+    db_bind_text_ref(s, b + 10, le->reason);
+    db_bind_text_ref(s, b + 11, le->approved_by);
+    db_bind_text_ref(s, b + 12, now);
+    db_bind_text_ref(s, b + 13, le->by);
 }
 
 /* Entries les[0..k-1] in one statement, already checked. */

@@ -34,104 +34,102 @@ static void wipe(buf *b)
     buf_free(b);
 }
 
-/* The customer's preferred channel from its tags (a preference is the
- * customer's data, as a phone number is; rules may ask for others). */
-static int preferred(db *d, int64_t customer_id, const char **out, err *e)
+/* Checks the channels a rule asked for before anything is queued; *n gets
+ * their count (at most NOTIFY_CHANNELS, as none is named twice). */
+static int check_channels(const char *const *channels, int *n, err *e)
 {
-    int wechat = 0, email = 0;
+    int k;
+    for (k = 0; channels[k]; k++) {
+        if (notify_channel_index(channels[k]) < 0)
+            return err_field(e, ERR_RULE, "invalid_channel", "channels", "channels[%d]: '%.32s' is not a channel (log, sms, email, wechat)",
+                             k + 1, channels[k]);
+        for (int j = 0; j < k; j++)
+            if (!strcmp(channels[j], channels[k]))
+                return err_field(e, ERR_RULE, "invalid_channel", "channels", "channels[%d]: '%s' is named twice", k + 1, channels[k]);
+    }
+    *n = k;
+    return 0;
+}
+
+/* notify_customer with the payload as a jv or as JSON text. */
+static int queue_for_customer(db *d, const vault *v, const char *event, int64_t customer_id, const char *const *channels,
+                              const jv *payload, const char *payload_json, const char *dedupe_key, int *queued, err *e)
+{
+    if (queued) *queued = 0;
+    if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "notify_customer needs the caller's transaction");
+    int n = 0, rc = 0;
+    if (channels && (rc = check_channels(channels, &n, e))) return rc;
+    /* contacts, openid and preference (a preference is the customer's data,
+     * as a phone number is; rules may ask for other channels) in one read:
+     * every bill of a billing run comes here */
     db_stmt *s = db_prepare(d,
-                            "SELECT tag FROM customer_tags WHERE customer_id = ? AND tag IN ('prefer_wechat', 'prefer_email')",
+                            "SELECT c.phone_enc, c.email_enc, w.openid_enc, "
+                            "EXISTS (SELECT 1 FROM customer_tags t WHERE t.customer_id = c.id AND t.tag = 'prefer_wechat'), "
+                            "EXISTS (SELECT 1 FROM customer_tags t WHERE t.customer_id = c.id AND t.tag = 'prefer_email') "
+                            "FROM customers c LEFT JOIN customer_wechat w ON w.customer_id = c.id WHERE c.id = ?",
                             e);
     if (!s) return e->code;
     db_bind_int(s, 1, customer_id);
-    int rc;
-    while ((rc = db_step(d, s, e)) == DB_ROW) {
-        if (!strcmp(db_col_text(s, 0), "prefer_wechat")) wechat = 1;
-        else email = 1;
+    rc = db_step(d, s, e);
+    if (rc != DB_ROW) {
+        db_done(s);
+        return rc < 0 ? rc : err_field(e, ERR_NOTFOUND, "not_found", "customer", "no customer with id %lld", (long long)customer_id);
+    }
+    const char *pref[2] = {NULL, NULL};
+    if (!channels) {
+        pref[0] = db_col_int(s, 3) ? "wechat" : db_col_int(s, 4) ? "email" : "sms";
+        channels = pref;
+        n = 1;
+    }
+    /* each channel's recipient, decrypted while the row is at hand */
+    const char *ch[NOTIFY_CHANNELS];
+    buf plain[NOTIFY_CHANNELS];
+    memset(plain, 0, sizeof plain);
+    for (int i = 0; i < n; i++) {
+        ch[i] = channels[i];
+        int col = !strcmp(ch[i], "sms") ? 0 : !strcmp(ch[i], "email") ? 1 : !strcmp(ch[i], "wechat") ? 2 : -1;
+        const char *aad = col == 0 ? AAD_PHONE : col == 1 ? AAD_EMAIL : AAD_OPENID;
+        err de;
+        /* no way to reach the customer there: the message is not lost, it
+         * goes to the log, where staff see it */
+        if (col < 0 || !db_col_bytes(s, col)) {
+            ch[i] = "log";
+        } else if (!v || vault_decrypt(v, aad, db_col_text(s, col), &plain[i], &de)) {
+            /* a contact that cannot be read (no key file, a key pruned too
+             * early) must not undo the change that sends the message */
+            log_msg(LOG_ERROR, "notify_contact_unreadable", "customer %lld, %s: %s", (long long)customer_id, aad,
+                    v ? de.msg : "no key file");
+            wipe(&plain[i]);
+            ch[i] = "log";
+        }
     }
     db_done(s);
-    if (rc < 0) return rc;
-    *out = wechat ? "wechat" : email ? "email" : "sms";
-    return 0;
+    rc = 0;
+    int logged = 0;
+    for (int i = 0; i < n; i++) {
+        if (!rc && !(!strcmp(ch[i], "log") && logged++)) {
+            char key[256];
+            if (dedupe_key) snprintf(key, sizeof key, "%s:%s", dedupe_key, ch[i]);
+            const char *to = plain[i].len ? buf_cstr(&plain[i]) : NULL, *k = dedupe_key ? key : NULL;
+            rc = payload_json ? outbox_enqueue_json(d, v, event, ch[i], customer_id, to, payload_json, k, e)
+                              : outbox_enqueue(d, v, event, ch[i], customer_id, to, payload, k, e);
+            if (!rc && queued) (*queued)++;
+        }
+        wipe(&plain[i]);
+    }
+    return rc;
 }
 
 int notify_customer(db *d, const vault *v, const char *event, int64_t customer_id, const char *const *channels,
                     const jv *payload, const char *dedupe_key, int *queued, err *e)
 {
-    if (queued) *queued = 0;
-    if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "notify_customer needs the caller's transaction");
-    const char *pref[2] = {NULL, NULL};
-    int n = 0, rc = 0;
-    if (!channels) {
-        if ((rc = preferred(d, customer_id, &pref[0], e))) return rc;
-        channels = pref;
-    }
-    /* what a rule asked for is checked before anything is queued */
-    for (n = 0; channels[n]; n++) {
-        if (notify_channel_index(channels[n]) < 0)
-            return err_field(e, ERR_RULE, "invalid_channel", "channels", "channels[%d]: '%.32s' is not a channel (log, sms, email, wechat)",
-                             n + 1, channels[n]);
-        for (int j = 0; j < n; j++)
-            if (!strcmp(channels[j], channels[n]))
-                return err_field(e, ERR_RULE, "invalid_channel", "channels", "channels[%d]: '%s' is named twice", n + 1, channels[n]);
-    }
-    buf phone_enc = {0}, email_enc = {0}, openid_enc = {0};
-    db_stmt *s = db_prepare(d, "SELECT phone_enc, email_enc FROM customers WHERE id = ?", e);
-    if (!s) return e->code;
-    db_bind_int(s, 1, customer_id);
-    rc = db_step(d, s, e);
-    if (rc == DB_ROW) {
-        if (!db_col_is_null(s, 0) && buf_puts(&phone_enc, db_col_text(s, 0))) rc = ERR_NOMEM_RET(e);
-        if (!db_col_is_null(s, 1) && buf_puts(&email_enc, db_col_text(s, 1))) rc = ERR_NOMEM_RET(e);
-    }
-    db_done(s);
-    if (rc == DB_DONE) rc = err_field(e, ERR_NOTFOUND, "not_found", "customer", "no customer with id %lld", (long long)customer_id);
-    else if (rc == DB_ROW) rc = 0;
-    if (!rc) {
-        s = db_prepare(d, "SELECT openid_enc FROM customer_wechat WHERE customer_id = ?", e);
-        if (!s) rc = e->code;
-        else {
-            db_bind_int(s, 1, customer_id);
-            rc = db_step(d, s, e);
-            if (rc == DB_ROW && buf_puts(&openid_enc, db_col_text(s, 0))) rc = ERR_NOMEM_RET(e);
-            db_done(s);
-            if (rc > 0 || rc == DB_DONE) rc = 0;
-        }
-    }
-    int logged = 0;
-    for (int i = 0; !rc && i < n; i++) {
-        const char *ch = channels[i];
-        const buf *enc = !strcmp(ch, "sms") ? &phone_enc : !strcmp(ch, "email") ? &email_enc
-                       : !strcmp(ch, "wechat") ? &openid_enc : NULL;
-        const char *aad = !strcmp(ch, "sms") ? AAD_PHONE : !strcmp(ch, "email") ? AAD_EMAIL : AAD_OPENID;
-        buf plain = {0};
-        err de;
-        /* no way to reach the customer there: the message is not lost, it
-         * goes to the log, where staff see it */
-        if (!enc || !enc->len) ch = "log";
-        else if (!v || vault_decrypt(v, aad, buf_cstr(enc), &plain, &de)) {
-            /* a contact that cannot be read (no key file, a key pruned too
-             * early) must not undo the change that sends the message */
-            log_msg(LOG_ERROR, "notify_contact_unreadable", "customer %lld, %s: %s", (long long)customer_id, aad,
-                    v ? de.msg : "no key file");
-            wipe(&plain);
-            ch = "log";
-        }
-        if (!rc && !strcmp(ch, "log") && logged++) {
-            wipe(&plain);
-            continue;
-        }
-        char key[256];
-        if (dedupe_key) snprintf(key, sizeof key, "%s:%s", dedupe_key, ch);
-        if (!rc) rc = outbox_enqueue(d, v, event, ch, customer_id, plain.len ? buf_cstr(&plain) : NULL, payload,
-                                     dedupe_key ? key : NULL, e);
-        if (!rc && queued) (*queued)++;
-        wipe(&plain);
-    }
-    buf_free(&phone_enc);
-    buf_free(&email_enc);
-    buf_free(&openid_enc);
-    return rc;
+    return queue_for_customer(d, v, event, customer_id, channels, payload, NULL, dedupe_key, queued, e);
+}
+
+int notify_customer_json(db *d, const vault *v, const char *event, int64_t customer_id, const char *const *channels,
+                         const char *payload, const char *dedupe_key, int *queued, err *e)
+{
+    return queue_for_customer(d, v, event, customer_id, channels, NULL, payload ? payload : "{}", dedupe_key, queued, e);
 }
 
 int notify_set_wechat(db *d, const vault *v, int64_t customer_id, const char *openid, const char *by, err *e)

@@ -64,6 +64,10 @@ int notify_channel_index(const char *name);                     /* -1 if unknown
  * that is not one (a rule asked for it). */
 int notify_customer(db *d, const vault *v, const char *event, int64_t customer_id, const char *const *channels,
                     const jv *payload, const char *dedupe_key, int *queued, err *e);
+/* The same with the payload as the JSON text of an object, as json_write
+ * would write it (an issued bill's e-bill: written directly, once). */
+int notify_customer_json(db *d, const vault *v, const char *event, int64_t customer_id, const char *const *channels,
+                         const char *payload, const char *dedupe_key, int *queued, err *e);
 
 /* Sets (openid non-NULL) or removes a customer's WeChat openid, stored
  * encrypted (vault place customer_wechat.openid). Inside the caller's

@@ -24,27 +24,26 @@ static int event_valid(const char *ev)
     return n >= 1 && n <= 48 && strspn(ev, "abcdefghijklmnopqrstuvwxyz0123456789_.") == n;
 }
 
-int outbox_enqueue(db *d, const vault *v, const char *event, const char *channel, int64_t customer_id,
-                   const char *recipient, const jv *payload, const char *dedupe_key, err *e)
+static int enqueue_checks(db *d, const vault *v, const char *event, const char *channel, const char *recipient,
+                          int payload_ok, err *e)
 {
     /* the point of an outbox is to commit with the change that causes it */
     if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "outbox_enqueue needs the caller's transaction");
     if (!event || !event_valid(event)) return err_set(e, ERR_INTERNAL, "outbox: bad event name '%s'", event ? event : "");
     if (!channel || !channel_known(channel))
         return err_set(e, ERR_INTERNAL, "outbox: unknown channel '%s'", channel ? channel : "");
-    if (payload && payload->kind != JV_OBJ) return err_set(e, ERR_INTERNAL, "outbox: the payload must be an object");
+    if (!payload_ok) return err_set(e, ERR_INTERNAL, "outbox: the payload must be an object");
     if (recipient && !v) return err_set(e, ERR_INTERNAL, "outbox: no key file to encrypt the recipient");
-    buf enc = {0}, body = {0};
+    return 0;
+}
+
+/* The row, once checked; payload is the JSON text of an object. */
+static int enqueue_row(db *d, const vault *v, const char *event, const char *channel, int64_t customer_id,
+                       const char *recipient, const char *payload, const char *dedupe_key, err *e)
+{
+    buf enc = {0};
     int rc = 0;
     if (recipient) rc = vault_encrypt(v, RECIPIENT_AAD, recipient, strlen(recipient), &enc, e);
-    if (!rc) {
-        if (payload) {
-            rc = json_write(&body, payload);
-            if (rc) err_set(e, rc, "outbox: the payload cannot be written as JSON");
-        } else if (buf_puts(&body, "{}")) {
-            rc = ERR_NOMEM_RET(e);
-        }
-    }
     if (!rc) {
         char now[25];
         db_now(now);
@@ -55,15 +54,16 @@ int outbox_enqueue(db *d, const vault *v, const char *event, const char *channel
                                 e);
         if (!s) rc = e->code;
         else {
-            db_bind_text(s, 1, now);
-            db_bind_text(s, 2, event);
-            db_bind_text(s, 3, channel);
+            /* every value outlives the step: bound without copies */
+            db_bind_text_ref(s, 1, now);
+            db_bind_text_ref(s, 2, event);
+            db_bind_text_ref(s, 3, channel);
             if (customer_id > 0) db_bind_int(s, 4, customer_id);
             else db_bind_null(s, 4);
-            db_bind_text(s, 5, recipient ? buf_cstr(&enc) : NULL);
-            db_bind_text(s, 6, buf_cstr(&body));
-            db_bind_text(s, 7, now);
-            db_bind_text(s, 8, dedupe_key);
+            db_bind_text_ref(s, 5, recipient ? buf_cstr(&enc) : NULL);
+            db_bind_text_ref(s, 6, payload);
+            db_bind_text_ref(s, 7, now);
+            db_bind_text_ref(s, 8, dedupe_key);
             rc = db_step(d, s, e);
             db_done(s);
             if (rc == DB_DONE) rc = 0;
@@ -71,8 +71,32 @@ int outbox_enqueue(db *d, const vault *v, const char *event, const char *channel
         }
     }
     buf_free(&enc);
+    return rc;
+}
+
+int outbox_enqueue(db *d, const vault *v, const char *event, const char *channel, int64_t customer_id,
+                   const char *recipient, const jv *payload, const char *dedupe_key, err *e)
+{
+    int rc = enqueue_checks(d, v, event, channel, recipient, !payload || payload->kind == JV_OBJ, e);
+    if (rc) return rc;
+    buf body = {0};
+    if (payload) {
+        rc = json_write(&body, payload);
+        if (rc) err_set(e, rc, "outbox: the payload cannot be written as JSON");
+    } else if (buf_puts(&body, "{}")) {
+        rc = ERR_NOMEM_RET(e);
+    }
+    if (!rc) rc = enqueue_row(d, v, event, channel, customer_id, recipient, buf_cstr(&body), dedupe_key, e);
     buf_free(&body);
     return rc;
+}
+
+int outbox_enqueue_json(db *d, const vault *v, const char *event, const char *channel, int64_t customer_id,
+                        const char *recipient, const char *payload, const char *dedupe_key, err *e)
+{
+    int rc = enqueue_checks(d, v, event, channel, recipient, !payload || payload[0] == '{', e);
+    if (rc) return rc;
+    return enqueue_row(d, v, event, channel, customer_id, recipient, payload ? payload : "{}", dedupe_key, e);
 }
 
 /* ---------------------------------------------------------------- delivery */

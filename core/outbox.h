@@ -40,6 +40,11 @@
  * (returns 0). */
 int outbox_enqueue(db *d, const vault *v, const char *event, const char *channel, int64_t customer_id,
                    const char *recipient, const jv *payload, const char *dedupe_key, err *e);
+/* The same with the payload as the JSON text of an object (NULL: {}), as
+ * json_write would write it: for callers that queue a message per bill and
+ * write their few fields directly. */
+int outbox_enqueue_json(db *d, const vault *v, const char *event, const char *channel, int64_t customer_id,
+                        const char *recipient, const char *payload, const char *dedupe_key, err *e);
 
 /* The log channel alone, in one transaction (the dispatcher of notify.h
  * does this and the rest; kept for callers that want only the log).

@@ -281,6 +281,11 @@ static void test_issue_writes_everything(void **state)
     assert_non_null(strstr(payload, "\"due_date\":\"2026-12-16\""));
     assert_non_null(strstr(payload, "\"period\":\"2026-11-01..2026-11-30\""));
     assert_non_null(strstr(payload, "\"customer\":\"C000000013\""));
+    /* written directly (not through a jv tree): byte for byte what
+     * json_write made of the same object, keys in byte order */
+    assert_string_equal(payload, "{\"amount_due\":32900,\"customer\":\"C000000013\",\"due_date\":\"2026-12-16\","
+                                 "\"number\":\"INV-2026-000001\",\"pay_link\":\"/pay/INV-2026-000001\","
+                                 "\"period\":\"2026-11-01..2026-11-30\"}");
     buf phone = {0};
     assert_int_equal(vault_decrypt(f->v, "outbox.recipient", q1(f, "SELECT recipient_enc FROM outbox WHERE customer_id = ?", f->c1),
                                    &phone, &e), 0);
