@@ -300,6 +300,8 @@ typedef struct bctx {
     int64_t credit_available;
     const jv *charges, *deposits;
     unsigned char *charge_used, *deposit_used;
+    struct chg *chgs;           /* the subscription's applied changes (read_change_rows) */
+    size_t nchgs;
 } bctx;
 
 __attribute__((format(printf, 3, 4))) static int refuse(bctx *x, const step_def *sd, const char *fmt, ...)
@@ -391,8 +393,9 @@ static jv *extend(jv_arena *a, const jv *base, size_t more)
 {
     jv *o = jv_obj_sized(a, base->u.obj.n + more);
     if (!o) return NULL;
-    for (size_t i = 0; i < base->u.obj.n; i++)
-        if (jv_obj_setn(a, o, base->u.obj.m[i].key, base->u.obj.m[i].klen, base->u.obj.m[i].val)) return NULL;
+    /* the members as they are, names included: the cache's outlive the bill */
+    if (base->u.obj.n) memcpy(o->u.obj.m, base->u.obj.m, base->u.obj.n * sizeof *o->u.obj.m);
+    o->u.obj.n = base->u.obj.n;
     return o;
 }
 
@@ -405,10 +408,22 @@ static void min_date(char *dst, const char *s)
     if (s && s[0] && strcmp(s, dst) < 0) memcpy(dst, s, 11);
 }
 
+/* s read as sscanf's "%4d-%2d-%2d" reads it (1, or 0 if it does not
+ * match), without sscanf's cost when s starts as a date does. */
+static int ymd(const char *s, int *y, int *m, int *d)
+{
+    for (int i = 0; i < 10; i++)
+        if (i == 4 || i == 7 ? s[i] != '-' : (s[i] < '0' || s[i] > '9')) return sscanf(s, "%4d-%2d-%2d", y, m, d) == 3;
+    *y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    *m = (s[5] - '0') * 10 + (s[6] - '0');
+    *d = (s[8] - '0') * 10 + (s[9] - '0');
+    return 1;
+}
+
 static int tenure_months(const char *since, const char *as_of)
 {
     int y1, m1, d1, y2, m2, d2;
-    if (sscanf(since, "%4d-%2d-%2d", &y1, &m1, &d1) != 3 || sscanf(as_of, "%4d-%2d-%2d", &y2, &m2, &d2) != 3) return 0;
+    if (!ymd(since, &y1, &m1, &d1) || !ymd(as_of, &y2, &m2, &d2)) return 0;
     int m = (y2 - y1) * 12 + (m2 - m1) - (d2 < d1 ? 1 : 0);
     return m < 0 ? 0 : m;
 }
@@ -418,15 +433,48 @@ typedef struct subrow {
     char status[16], billing[16], period[16], start[11], contract_end[11], next_bill[11], end[11], billed[11], paid[11];
     int anchor;
     char code[32], ctype[16], cstatus[16], since[11];
+    jv *region;                 /* {province, city, district} of the service address, or {} */
+    jv *previous;               /* {from, to} of the latest bill not void, or NULL */
+    /* whether there can be rows for read_changes, read_items, read_charges,
+     * read_tags (a superset of each one's conditions): most have none */
+    int has_changes, has_items, has_charges, has_tags;
 } subrow;
 
+/* src into a fixed buffer, cut where snprintf("%s") would cut it (a
+ * context copies a few dozen strings: snprintf was a good part of it). */
+static void str_copy(char *dst, size_t n, const char *src)
+{
+    size_t l = strnlen(src, n - 1);
+    memcpy(dst, src, l);
+    dst[l] = '\0';
+}
+
+static void col_copy(char *dst, size_t n, db_stmt *s, int col) { str_copy(dst, n, db_col_text(s, col)); }
+
+/* The subscription with its customer, in one statement with what else a
+ * subscription has at most one of (the service address, the latest bill)
+ * and probes of the lists that are mostly empty: a statement is a good
+ * part of the cost of a context, and these each found one row or none. */
 static int read_sub(bctx *x, subrow *r)
 {
     err *e = x->e;
+    jv_arena *a = x->a;
     db_stmt *s = db_prepare(x->d,
                             "SELECT s.id, s.customer_id, s.product_id, s.status, s.billing, s.period, s.start_date, "
                             "s.contract_end, s.anchor_day, s.next_bill_date, s.end_date, s.billed_through, c.code, c.type, "
-                            "c.status, c.created_at, s.paid_through FROM subscriptions s JOIN customers c ON c.id = s.customer_id "
+                            "c.status, c.created_at, s.paid_through, "
+                            "ad.customer_id IS NOT NULL, ad.province, ad.city, ad.district, "
+                            "pv.id IS NOT NULL, pv.period_from, pv.period_to, "
+                            "EXISTS (SELECT 1 FROM subscription_changes h WHERE h.subscription_id = s.id "
+                            "AND h.status || '' = 'applied' AND h.kind <> 'create'), "
+                            "EXISTS (SELECT 1 FROM subscription_items i WHERE i.subscription_id = s.id), "
+                            "EXISTS (SELECT 1 FROM pending_charges p WHERE p.customer_id = s.customer_id "
+                            "AND p.billed_on IS NULL AND p.cancelled_at IS NULL), "
+                            "EXISTS (SELECT 1 FROM customer_tags t WHERE t.customer_id = s.customer_id) "
+                            "FROM subscriptions s JOIN customers c ON c.id = s.customer_id "
+                            "LEFT JOIN addresses ad ON ad.customer_id = s.customer_id AND ad.kind = 'service' "
+                            "LEFT JOIN invoices pv ON pv.id = (SELECT v.id FROM invoices v WHERE v.subscription_id = s.id "
+                            "AND v.status <> 'void' AND v.period_from IS NOT NULL ORDER BY v.period_from DESC LIMIT 1) "
                             "WHERE s.id = ?",
                             e);
     if (!s) return e->code;
@@ -437,21 +485,33 @@ static int read_sub(bctx *x, subrow *r)
         r->id = db_col_int(s, 0);
         r->customer_id = db_col_int(s, 1);
         r->product_id = db_col_int(s, 2);
-        snprintf(r->status, sizeof r->status, "%s", db_col_text(s, 3));
-        snprintf(r->billing, sizeof r->billing, "%s", db_col_text(s, 4));
-        snprintf(r->period, sizeof r->period, "%s", db_col_text(s, 5));
-        snprintf(r->start, sizeof r->start, "%s", db_col_text(s, 6));
-        snprintf(r->contract_end, sizeof r->contract_end, "%s", db_col_text(s, 7));
+        col_copy(r->status, sizeof r->status, s, 3);
+        col_copy(r->billing, sizeof r->billing, s, 4);
+        col_copy(r->period, sizeof r->period, s, 5);
+        col_copy(r->start, sizeof r->start, s, 6);
+        col_copy(r->contract_end, sizeof r->contract_end, s, 7);
         r->anchor = (int)db_col_int(s, 8);
-        snprintf(r->next_bill, sizeof r->next_bill, "%s", db_col_text(s, 9));
-        snprintf(r->end, sizeof r->end, "%s", db_col_text(s, 10));
-        snprintf(r->billed, sizeof r->billed, "%s", db_col_text(s, 11));
-        snprintf(r->code, sizeof r->code, "%s", db_col_text(s, 12));
-        snprintf(r->ctype, sizeof r->ctype, "%s", db_col_text(s, 13));
-        snprintf(r->cstatus, sizeof r->cstatus, "%s", db_col_text(s, 14));
-        snprintf(r->since, sizeof r->since, "%.10s", db_col_text(s, 15));
-        snprintf(r->paid, sizeof r->paid, "%s", db_col_text(s, 16));
-        rc = 0;
+        col_copy(r->next_bill, sizeof r->next_bill, s, 9);
+        col_copy(r->end, sizeof r->end, s, 10);
+        col_copy(r->billed, sizeof r->billed, s, 11);
+        col_copy(r->code, sizeof r->code, s, 12);
+        col_copy(r->ctype, sizeof r->ctype, s, 13);
+        col_copy(r->cstatus, sizeof r->cstatus, s, 14);
+        col_copy(r->since, sizeof r->since, s, 15);
+        col_copy(r->paid, sizeof r->paid, s, 16);
+        r->region = jv_obj_sized(a, 3);
+        if (!r->region || (db_col_int(s, 17) && (jv_obj_set_str(a, r->region, "province", db_col_text(s, 18)) ||
+                                                 jv_obj_set_str(a, r->region, "city", db_col_text(s, 19)) ||
+                                                 jv_obj_set_str(a, r->region, "district", db_col_text(s, 20)))))
+            rc = ERR_NOMEM_RET(e);
+        else if (db_col_int(s, 21) && !(r->previous = range(a, db_col_text(s, 22), db_col_text(s, 23))))
+            rc = ERR_NOMEM_RET(e);
+        else
+            rc = 0;
+        r->has_changes = (int)db_col_int(s, 24);
+        r->has_items = (int)db_col_int(s, 25);
+        r->has_charges = (int)db_col_int(s, 26);
+        r->has_tags = (int)db_col_int(s, 27);
     } else if (rc == DB_DONE) {
         rc = err_set(e, ERR_NOTFOUND, "no subscription %lld", (long long)x->sub_id);
     }
@@ -512,31 +572,102 @@ static int check_schedule(bctx *x, const jv *res, const subrow *r)
     return 0;
 }
 
-/* The day a suspension in force when the period starts began, if any. */
-static int suspended_since(bctx *x, const subrow *r, jv *sub)
+/* One applied change of the subscription other than its creation. */
+typedef struct chg {
+    int64_t id, from_id, to_id;
+    int has_from, has_to;
+    int unbilled;               /* no bill took it yet */
+    const char *kind;
+    const char *eff;            /* effective_date as stored */
+    size_t eff_len;
+} chg;
+
+/* SQLite's BINARY order of two texts (bytes, then length): what the
+ * statements these rows replace compared and sorted dates with. */
+static int text_cmp(const char *a, size_t la, const char *b, size_t lb)
+{
+    int c = memcmp(a, b, la < lb ? la : lb);
+    return c ? c : (la > lb) - (la < lb);
+}
+
+/* The subscription's applied changes, in id order through the
+ * (subscription_id, id) index, for plan_at, suspended_since and
+ * read_changes: they were three statements, two of them a temporary
+ * b-tree each for at most one row, and most subscriptions have no change
+ * but their creation (read_sub's probe says so, and nothing is read). */
+static int read_change_rows(bctx *x, const subrow *r)
 {
     err *e = x->e;
+    jv_arena *a = x->a;
+    x->chgs = NULL;
+    x->nchgs = 0;
+    if (!r->has_changes) return 0;
     db_stmt *s = db_prepare(x->d,
-                            "SELECT kind, effective_date FROM subscription_changes WHERE subscription_id = ? "
-                            "AND status || '' = 'applied' AND kind IN ('suspend', 'resume') AND effective_date || '' < ? "
-                            "ORDER BY effective_date DESC, id DESC LIMIT 1",
+                            "SELECT id, kind, effective_date, from_product_id, to_product_id, invoice_id IS NULL "
+                            "FROM subscription_changes WHERE subscription_id = ? AND status || '' = 'applied' "
+                            "AND kind <> 'create' ORDER BY id",
                             e);
     if (!s) return e->code;
     db_bind_int(s, 1, r->id);
-    db_bind_text(s, 2, x->period_from);
-    int rc = db_step(x->d, s, e);
-    if (rc == DB_ROW && !strcmp(db_col_text(s, 0), "suspend") &&
-        jv_obj_set_str(x->a, sub, "suspended_since", db_col_text(s, 1)))
-        rc = ERR_NOMEM_RET(e);
+    size_t cap = 0;
+    int rc;
+    while ((rc = db_step(x->d, s, e)) == DB_ROW) {
+        if (x->nchgs == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            chg *more = jv_alloc(a, ncap * sizeof *more);
+            if (!more) {
+                rc = ERR_NOMEM_RET(e);
+                break;
+            }
+            if (x->nchgs) memcpy(more, x->chgs, x->nchgs * sizeof *more);
+            x->chgs = more;
+            cap = ncap;
+        }
+        chg *c = &x->chgs[x->nchgs];
+        const char *kind = db_col_text(s, 1), *eff = db_col_text(s, 2);
+        c->id = db_col_int(s, 0);
+        c->kind = jv_strdup(a, kind, strlen(kind));
+        c->eff_len = db_col_bytes(s, 2);
+        c->eff = jv_strdup(a, eff, c->eff_len);
+        c->has_from = !db_col_is_null(s, 3);
+        c->from_id = db_col_int(s, 3);
+        c->has_to = !db_col_is_null(s, 4);
+        c->to_id = db_col_int(s, 4);
+        c->unbilled = (int)db_col_int(s, 5);
+        if (!c->kind || !c->eff) {
+            rc = ERR_NOMEM_RET(e);
+            break;
+        }
+        x->nchgs++;
+    }
     db_done(s);
     return rc < 0 ? rc : 0;
 }
 
-static int read_tags(bctx *x, int64_t cid, jv **out)
+/* The day a suspension in force when the period starts began, if any. */
+static int suspended_since(bctx *x, jv *sub)
+{
+    size_t fl = strlen(x->period_from);
+    const chg *last = NULL;
+    for (size_t i = 0; i < x->nchgs; i++) {
+        const chg *c = &x->chgs[i];
+        if ((strcmp(c->kind, "suspend") && strcmp(c->kind, "resume")) || text_cmp(c->eff, c->eff_len, x->period_from, fl) >= 0)
+            continue;
+        /* the latest; of one day's, the last made (the rows come in id order) */
+        if (!last || text_cmp(c->eff, c->eff_len, last->eff, last->eff_len) >= 0) last = c;
+    }
+    if (last && !strcmp(last->kind, "suspend") && jv_obj_set_str(x->a, sub, "suspended_since", last->eff))
+        return ERR_NOMEM_RET(x->e);
+    return 0;
+}
+
+static int read_tags(bctx *x, int64_t cid, int any, jv **out)
 {
     err *e = x->e;
     jv *l = jv_arr(x->a);
     if (!l) return ERR_NOMEM_RET(e);
+    *out = l;
+    if (!any) return 0;
     db_stmt *s = db_prepare(x->d, "SELECT tag FROM customer_tags WHERE customer_id = ? ORDER BY tag", e);
     if (!s) return e->code;
     db_bind_int(s, 1, cid);
@@ -544,47 +675,24 @@ static int read_tags(bctx *x, int64_t cid, jv **out)
     while ((rc = db_step(x->d, s, e)) == DB_ROW)
         if (jv_arr_push(x->a, l, jv_str(x->a, db_col_text(s, 0)))) rc = ERR_NOMEM_RET(e);
     db_done(s);
-    *out = l;
-    return rc < 0 ? rc : 0;
-}
-
-static int read_region(bctx *x, int64_t cid, jv **out)
-{
-    err *e = x->e;
-    jv *o = jv_obj_sized(x->a, 3);
-    if (!o) return ERR_NOMEM_RET(e);
-    db_stmt *s = db_prepare(x->d, "SELECT province, city, district FROM addresses WHERE customer_id = ? AND kind = 'service'", e);
-    if (!s) return e->code;
-    db_bind_int(s, 1, cid);
-    int rc = db_step(x->d, s, e);
-    if (rc == DB_ROW) {
-        if (jv_obj_set_str(x->a, o, "province", db_col_text(s, 0)) || jv_obj_set_str(x->a, o, "city", db_col_text(s, 1)) ||
-            jv_obj_set_str(x->a, o, "district", db_col_text(s, 2)))
-            rc = ERR_NOMEM_RET(e);
-    }
-    db_done(s);
-    *out = o;
     return rc < 0 ? rc : 0;
 }
 
 /* The plan in force at the start of the period: the plan a later plan
  * change (applied since) moved the subscription from, or the current one. */
-static int plan_at(bctx *x, const subrow *r, int64_t *pid)
+static int64_t plan_at(const bctx *x, const subrow *r)
 {
-    err *e = x->e;
-    *pid = r->product_id;
-    db_stmt *s = db_prepare(x->d,
-                            "SELECT from_product_id FROM subscription_changes WHERE subscription_id = ? AND status || '' = 'applied' "
-                            "AND kind IN ('upgrade', 'downgrade') AND effective_date || '' > ? AND from_product_id IS NOT NULL "
-                            "ORDER BY effective_date, id LIMIT 1",
-                            e);
-    if (!s) return e->code;
-    db_bind_int(s, 1, r->id);
-    db_bind_text(s, 2, x->period_from);
-    int rc = db_step(x->d, s, e);
-    if (rc == DB_ROW) *pid = db_col_int(s, 0);
-    db_done(s);
-    return rc < 0 ? rc : 0;
+    size_t fl = strlen(x->period_from);
+    const chg *first = NULL;
+    for (size_t i = 0; i < x->nchgs; i++) {
+        const chg *c = &x->chgs[i];
+        if ((strcmp(c->kind, "upgrade") && strcmp(c->kind, "downgrade")) || !c->has_from ||
+            text_cmp(c->eff, c->eff_len, x->period_from, fl) <= 0)
+            continue;
+        /* the earliest; of one day's, the first made */
+        if (!first || text_cmp(c->eff, c->eff_len, first->eff, first->eff_len) < 0) first = c;
+    }
+    return first ? first->from_id : r->product_id;
 }
 
 static int version_obj(bctx *x, int64_t pid, const char *day, const char *what, pversion **out)
@@ -636,80 +744,48 @@ static int read_items(bctx *x, const subrow *r, const char *afrom, const char *a
     return rc < 0 ? rc : 0;
 }
 
-static int read_changes(bctx *x, const subrow *r, jv *list)
+static int chg_order(const void *pa, const void *pb)
+{
+    const chg *a = *(const chg *const *)pa, *b = *(const chg *const *)pb;
+    int c = text_cmp(a->eff, a->eff_len, b->eff, b->eff_len);
+    return c ? c : (a->id > b->id) - (a->id < b->id);
+}
+
+/* The changes not billed yet that took effect by the period's end, by day
+ * and then in the order they were made. */
+static int read_changes(bctx *x, jv *list)
 {
     err *e = x->e;
     jv_arena *a = x->a;
-    db_stmt *s = db_prepare(x->d,
-                            "SELECT id, kind, effective_date, from_product_id, to_product_id FROM subscription_changes "
-                            "WHERE subscription_id = ? AND status || '' = 'applied' AND invoice_id IS NULL AND kind <> 'create' "
-                            "AND effective_date || '' <= ? ORDER BY effective_date, id",
-                            e);
-    if (!s) return e->code;
-    db_bind_int(s, 1, r->id);
-    db_bind_text(s, 2, x->period_to);
-    int rc;
+    size_t tl = strlen(x->period_to), n = 0, cap = x->nchgs ? x->nchgs : 1;
+    const chg **due = jv_alloc(a, cap * sizeof *due);
+    int64_t *ids = jv_alloc(a, cap * sizeof *ids);
+    if (!due || !ids) return ERR_NOMEM_RET(e);
+    for (size_t i = 0; i < x->nchgs; i++) {
+        const chg *c = &x->chgs[i];
+        if (c->unbilled && text_cmp(c->eff, c->eff_len, x->period_to, tl) <= 0) due[n++] = c;
+    }
     /* every change goes on the bill, however many: each one left out
      * would stay unbilled for ever */
-    size_t n = 0, cap = 64;
-    int64_t *ids = jv_alloc(a, cap * sizeof *ids);
-    if (!ids) {
-        db_done(s);
-        return ERR_NOMEM_RET(e);
-    }
-    while ((rc = db_step(x->d, s, e)) == DB_ROW) {
-        if (n == cap) {
-            int64_t *more = jv_alloc(a, cap * 2 * sizeof *more);
-            if (!more) {
-                rc = ERR_NOMEM_RET(e);
-                break;
-            }
-            memcpy(more, ids, n * sizeof *ids);
-            ids = more;
-            cap *= 2;
-        }
+    if (n > 1) qsort(due, n, sizeof *due, chg_order);
+    for (size_t i = 0; i < n; i++) {
+        const chg *c = due[i];
         jv *o = jv_obj_sized(a, 5);
-        const char *eff = db_col_text(s, 2);
-        ids[n++] = db_col_int(s, 0);
-        if (!o || jv_obj_set_int(a, o, "id", db_col_int(s, 0)) || jv_obj_set_str(a, o, "kind", db_col_text(s, 1)) ||
-            jv_obj_set_str(a, o, "effective_date", eff)) {
-            rc = ERR_NOMEM_RET(e);
-            break;
-        }
+        ids[i] = c->id;
+        if (!o || jv_obj_set_int(a, o, "id", c->id) || jv_obj_set_str(a, o, "kind", c->kind) ||
+            jv_obj_set_str(a, o, "effective_date", c->eff))
+            return ERR_NOMEM_RET(e);
         /* plans as they were on the day of the change; add-ons too */
         for (int k = 0; k < 2; k++) {
-            if (db_col_is_null(s, 3 + k)) continue;
-            pversion *v = version_at(product_by_id(x->bc, db_col_int(s, 3 + k)), eff);
-            if (v && jv_obj_set(a, o, k ? "to" : "from", v->obj)) rc = ERR_NOMEM_RET(e);
+            if (!(k ? c->has_to : c->has_from)) continue;
+            pversion *v = version_at(product_by_id(x->bc, k ? c->to_id : c->from_id), c->eff);
+            if (v && jv_obj_set(a, o, k ? "to" : "from", v->obj)) return ERR_NOMEM_RET(e);
         }
-        if (rc < 0 || jv_arr_push(a, list, o)) {
-            rc = rc < 0 ? rc : ERR_NOMEM_RET(e);
-            break;
-        }
+        if (jv_arr_push(a, list, o)) return ERR_NOMEM_RET(e);
     }
-    db_done(s);
-    if (rc < 0) return rc;
     x->b->changes = ids;
     x->b->nchanges = n;
     return 0;
-}
-
-static int read_previous(bctx *x, const subrow *r, jv *ctx)
-{
-    err *e = x->e;
-    db_stmt *s = db_prepare(x->d,
-                            "SELECT period_from, period_to FROM invoices WHERE subscription_id = ? AND status <> 'void' "
-                            "AND period_from IS NOT NULL ORDER BY period_from DESC LIMIT 1",
-                            e);
-    if (!s) return e->code;
-    db_bind_int(s, 1, r->id);
-    int rc = db_step(x->d, s, e);
-    if (rc == DB_ROW) {
-        jv *p = range(x->a, db_col_text(s, 0), db_col_text(s, 1));
-        if (!p || jv_obj_set(x->a, ctx, "previous", p)) rc = ERR_NOMEM_RET(e);
-    }
-    db_done(s);
-    return rc < 0 ? rc : 0;
 }
 
 static int read_charges(bctx *x, const subrow *r, jv *list)
@@ -1072,14 +1148,14 @@ int billing_compute(db *d, ruleset *rs, billing_cache *bc, int64_t sub_id, const
     memset(out, 0, sizeof *out);
     memset(f, 0, sizeof *f);
     bctx x = {.d = d, .bc = bc, .rs = rs, .a = a, .b = out, .f = f, .e = e, .sub_id = sub_id};
-    snprintf(x.as_of, sizeof x.as_of, "%s", as_of);
+    str_copy(x.as_of, sizeof x.as_of, as_of);
     subrow r;
     int rc = read_sub(&x, &r);
     if (rc) return rc;
     out->subscription_id = r.id;
     out->customer_id = r.customer_id;
-    snprintf(x.start, sizeof x.start, "%s", r.start);
-    snprintf(out->customer, sizeof out->customer, "%s", r.code);
+    str_copy(x.start, sizeof x.start, r.start);
+    str_copy(out->customer, sizeof out->customer, r.code);
     if (!strcmp(r.status, "terminated") && (!r.end[0] || (r.billed[0] && strcmp(r.billed, r.end) >= 0))) {
         out->finished = 1;
         return 0;
@@ -1107,14 +1183,14 @@ int billing_compute(db *d, ruleset *rs, billing_cache *bc, int64_t sub_id, const
         return 0;
     }
 
-    int64_t plan_id;
-    if ((rc = plan_at(&x, &r, &plan_id)) || (rc = suspended_since(&x, &r, sub))) return rc;
+    if ((rc = read_change_rows(&x, &r)) || (rc = suspended_since(&x, sub))) return rc;
+    int64_t plan_id = plan_at(&x, &r);
     pversion *plan = NULL;
     if ((rc = version_obj(&x, plan_id, out->from, "plan", &plan))) return rc;
-    snprintf(out->plan, sizeof out->plan, "%s", product_by_id(bc, plan_id)->code);
+    str_copy(out->plan, sizeof out->plan, product_by_id(bc, plan_id)->code);
 
-    jv *tags = NULL, *region = NULL;
-    if ((rc = read_tags(&x, r.customer_id, &tags)) || (rc = read_region(&x, r.customer_id, &region))) return rc;
+    jv *tags = NULL, *region = r.region;
+    if ((rc = read_tags(&x, r.customer_id, r.has_tags, &tags))) return rc;
     jv *cust = jv_obj_sized(a, 7);
     if (!cust || jv_obj_set_str(a, cust, "code", r.code) || jv_obj_set_str(a, cust, "type", r.ctype) ||
         jv_obj_set_str(a, cust, "status", r.cstatus) || jv_obj_set(a, cust, "tags", tags) ||
@@ -1124,9 +1200,9 @@ int billing_compute(db *d, ruleset *rs, billing_cache *bc, int64_t sub_id, const
 
     jv *addons = jv_arr(a), *promos = jv_arr(a), *changes = jv_arr(a), *charges = jv_arr(a), *deposits = jv_arr(a);
     if (!addons || !promos || !changes || !charges || !deposits) return ERR_NOMEM_RET(e);
-    if ((rc = read_items(&x, &r, out->from, out->to, addons, promos)) || (rc = add_promotions(&x, region, tags, promos)) ||
-        (rc = read_changes(&x, &r, changes)) || (rc = read_charges(&x, &r, charges)) ||
-        (rc = read_deposits(&x, &r, deposits)))
+    if ((r.has_items && (rc = read_items(&x, &r, out->from, out->to, addons, promos))) ||
+        (rc = add_promotions(&x, region, tags, promos)) || (rc = read_changes(&x, changes)) ||
+        (r.has_charges && (rc = read_charges(&x, &r, charges))) || (rc = read_deposits(&x, &r, deposits)))
         return rc;
     x.charges = charges;
     x.deposits = deposits;
@@ -1153,7 +1229,7 @@ int billing_compute(db *d, ruleset *rs, billing_cache *bc, int64_t sub_id, const
         jv_obj_set(a, ctx, "promotions", promos) || jv_obj_set(a, ctx, "balance", bal) ||
         jv_obj_set_str(a, ctx, "as_of", as_of) || jv_obj_set_str(a, ctx, "issue_date", out->issue_date))
         return ERR_NOMEM_RET(e);
-    if ((rc = read_previous(&x, &r, ctx))) return rc;
+    if (r.previous && jv_obj_set(a, ctx, "previous", r.previous)) return ERR_NOMEM_RET(e);
 
     line *lines = NULL;
     size_t n = 0;
