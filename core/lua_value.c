@@ -57,7 +57,9 @@ static const jv *checked(lua_State *L, int idx)
     return p->v;
 }
 
-void lv_push(lua_State *L, lhost *h, const jv *v)
+/* Pushes v; a view gets the metatable at stack index mt (0: the one in the
+ * registry). */
+static void push_value(lua_State *L, lhost *h, const jv *v, int mt)
 {
     switch (v->kind) {
     case JV_NULL: lua_pushnil(L); return;
@@ -70,7 +72,8 @@ void lv_push(lua_State *L, lhost *h, const jv *v)
         lview *p = lua_newuserdatauv(L, sizeof *p, 0);
         p->v = v;
         p->gen = h->gen;
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &VIEW_MT);
+        if (mt) lua_pushvalue(L, mt);
+        else lua_rawgetp(L, LUA_REGISTRYINDEX, &VIEW_MT);
         lua_setmetatable(L, -2);
         return;
     }
@@ -78,6 +81,11 @@ void lv_push(lua_State *L, lhost *h, const jv *v)
     lua_pushnil(L);
 }
 
+void lv_push(lua_State *L, lhost *h, const jv *v) { push_value(L, h, v, 0); }
+
+/* The hottest function of a rule call: every field a rule reads from its
+ * context comes through here. Upvalue 1 is the views' metatable (a
+ * registry lookup less for each record read). */
 static int v_index(lua_State *L)
 {
     lhost *h;
@@ -87,7 +95,12 @@ static int v_index(lua_State *L)
         size_t n;
         if (lua_type(L, 2) == LUA_TSTRING) {
             const char *k = lua_tolstring(L, 2, &n);
-            r = jv_getn(v, k, n);
+            const jv_member *m = v->u.obj.m;
+            for (size_t i = 0; i < v->u.obj.n; i++)
+                if (m[i].klen == n && m[i].key[0] == k[0] && memcmp(m[i].key, k, n) == 0) {
+                    r = m[i].val;
+                    break;
+                }
         }
     } else {
         int ok;
@@ -98,7 +111,7 @@ static int v_index(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
-    lv_push(L, h, r);
+    push_value(L, h, r, lua_upvalueindex(1));
     return 1;
 }
 
@@ -170,11 +183,14 @@ static int v_tostring(lua_State *L)
 void lv_init(lua_State *L)
 {
     static const luaL_Reg mt[] = {
-        {"__index", v_index}, {"__newindex", v_newindex}, {"__len", v_len},
+        {"__newindex", v_newindex}, {"__len", v_len},
         {"__pairs", v_pairs}, {"__eq", v_eq}, {"__tostring", v_tostring}, {NULL, NULL},
     };
     lua_createtable(L, 0, 8);
     luaL_setfuncs(L, mt, 0);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, v_index, 1);
+    lua_setfield(L, -2, "__index");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_pushliteral(L, "record");
@@ -298,7 +314,8 @@ int lv_copy(lua_State *L)
 typedef struct seg { const char *key; size_t klen; lua_Integer idx; } seg;
 
 /* Lua interns short strings, so the same key or value text comes back as
- * the same pointer: one arena copy serves every repeat within a result. */
+ * the same pointer: one check of its UTF-8 and one arena copy serve every
+ * repeat within a result (the keys of a list of lines, say). */
 #define STRCACHE 32
 typedef struct strcache { const char *lua; const char *copy; } strcache;
 
@@ -313,10 +330,17 @@ typedef struct conv {
     strcache sc[STRCACHE];
 } conv;
 
-static const char *copy_str(conv *c, const char *s, size_t n)
+/* The arena copy of a Lua string, or NULL: *bad set when the text is not
+ * valid UTF-8, clear when out of memory. */
+static const char *take_str(conv *c, const char *s, size_t n, int *bad)
 {
     strcache *e = &c->sc[((uintptr_t)s >> 4) % STRCACHE];
+    *bad = 0;
     if (e->lua == s) return e->copy;
+    if (!json_utf8_valid(s, n)) {
+        *bad = 1;
+        return NULL;
+    }
     char *p = jv_strdup(c->a, s, n);
     if (p) {
         e->lua = s;
@@ -431,12 +455,14 @@ static int table_to_jv_raw(conv *c, int idx, jv **out)
         }
         entry *en = &ents[n];
         if (lua_type(L, -2) == LUA_TSTRING) {
-            en->k.k = lua_tolstring(L, -2, &en->k.n); /* a string key: no conversion */
+            int bad;
+            const char *k = lua_tolstring(L, -2, &en->k.n); /* a string key: no conversion */
+            en->k.k = take_str(c, k, en->k.n, &bad);
             en->i = 0;
             strkeys++;
-            if (!json_utf8_valid(en->k.k, en->k.n)) {
+            if (!en->k.k) {
                 lua_pop(L, 2);
-                rc = cfail(c, "a table key that is not valid UTF-8");
+                rc = bad ? cfail(c, "a table key that is not valid UTF-8") : ERR_NOMEM_RET(c->e);
                 goto out;
             }
         } else if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1) {
@@ -482,11 +508,7 @@ static int table_to_jv_raw(conv *c, int idx, jv **out)
     }
     for (size_t k = 0; k < n; k++) {
         jv_member *m = &obj->u.obj.m[k];
-        m->key = copy_str(c, ents[k].k.k, ents[k].k.n);
-        if (!m->key) {
-            rc = ERR_NOMEM_RET(c->e);
-            goto out;
-        }
+        m->key = ents[k].k.k;
         m->klen = ents[k].k.n;
         m->val = ents[k].v;
     }
@@ -515,10 +537,11 @@ static int to_jv(conv *c, int idx, jv **out)
         break;
     case LUA_TSTRING: {
         size_t n;
+        int bad;
         const char *s = lua_tolstring(L, idx, &n);
-        if (!json_utf8_valid(s, n)) return cfail(c, "a string that is not valid UTF-8");
+        const char *copy = take_str(c, s, n, &bad);
+        if (bad) return cfail(c, "a string that is not valid UTF-8");
         jv *v = jv_alloc(c->a, sizeof *v);
-        const char *copy = copy_str(c, s, n);
         if (!v || !copy) return ERR_NOMEM_RET(c->e);
         v->kind = JV_STR;
         v->u.str.s = copy;

@@ -94,17 +94,28 @@ end
 
 -- ------------------------------------------------------------------ helpers
 
+-- The function each rule name ("tariffs.monthly") names, looked up once:
+-- every bill prices the same few products. A memo, not state between
+-- calls: modules never change once loaded, so any copy of the rules finds
+-- the same functions whatever it was called for before.
+local rule_fns = {}
+
 -- A product version's price for `active` days of `period`, by its own
 -- pricing rule ("tariffs.monthly"), tax included.
 local function price_of(item, period, active)
-  local mod, fn = string.match(item.rule, "^(.+)%.([%w_]+)$")
-  if mod == nil then error("product " .. item.code .. ": rule '" .. tostring(item.rule) .. "' is not module.function") end
-  local f = require(mod)[fn]
-  if type(f) ~= "function" then error("product " .. item.code .. ": no pricing function " .. item.rule) end
+  local rule = item.rule
+  local f = rule_fns[rule]
+  if f == nil then
+    local mod, fn = string.match(rule, "^(.+)%.([%w_]+)$")
+    if mod == nil then error("product " .. item.code .. ": rule '" .. tostring(rule) .. "' is not module.function") end
+    f = require(mod)[fn]
+    if type(f) ~= "function" then error("product " .. item.code .. ": no pricing function " .. rule) end
+    rule_fns[rule] = f
+  end
   local c = bandbill.copy(item.params or {})
   c.price, c.period, c.active = item.price, period, active
   local r = f(c)
-  local amount = money.check(r.amount, item.rule .. " amount")
+  local amount = money.check(r.amount, rule .. " amount")
   if item.price_includes_tax == false and amount ~= 0 then
     -- a price quoted net of tax: the bill carries gross amounts
     amount = require("tax").on_net({ net = amount, category = item.tax_category }).gross
@@ -133,9 +144,11 @@ end
 -- addons: each add-on for its own days inside the period, times its quantity.
 function M.addons(ctx)
   local out = {}
-  for _, x in ipairs(ctx.addons) do
+  local addons, period = ctx.addons, ctx.period
+  for i = 1, #addons do
+    local x = addons[i]
     local a = { from = x.from, to = x.to }
-    local unit, r = price_of(x, ctx.period, a)
+    local unit, r = price_of(x, period, a)
     out[#out + 1] = {
       kind = "addon", description = x.name .. ", " .. span(a), quantity = x.quantity, unit_price = unit,
       amount = unit * x.quantity, tax_category = x.tax_category, product = x.code, version = x.version,
@@ -148,7 +161,9 @@ end
 -- one_time: every charge waiting for a bill.
 function M.one_time(ctx)
   local out = {}
-  for _, c in ipairs(ctx.charges) do
+  local charges = ctx.charges
+  for i = 1, #charges do
+    local c = charges[i]
     out[#out + 1] = {
       kind = "one_time", description = c.description, quantity = c.quantity, unit_price = c.unit_price,
       amount = c.quantity * c.unit_price, tax_category = c.tax_category, product = c.product, charge = c.id,
@@ -167,9 +182,11 @@ end
 -- period (a change not billed yet inside the last billed period): the plan
 -- the first later change moved from, else the last earlier one moved to.
 local function plan_on(ctx, d)
+  local changes = ctx.changes
   if d < ctx.period.from then
     local p
-    for _, ch in ipairs(ctx.changes) do
+    for i = 1, #changes do
+      local ch = changes[i]
       if is_plan_change(ch) then
         if ch.effective_date <= d then p = ch.to
         else return ch.from end
@@ -178,7 +195,8 @@ local function plan_on(ctx, d)
     return p or ctx.plan
   end
   local p = ctx.plan
-  for _, ch in ipairs(ctx.changes) do
+  for i = 1, #changes do
+    local ch = changes[i]
     if (ch.kind == "upgrade" or ch.kind == "downgrade") and ch.effective_date > ctx.period.from
       and ch.effective_date <= d and ch.to ~= nil then
       p = ch.to
@@ -213,7 +231,9 @@ end
 function M.proration(ctx)
   local out, a = {}, ctx.active
   local prev = previous_period(ctx)
-  for _, ch in ipairs(ctx.changes) do
+  local changes = ctx.changes
+  for i = 1, #changes do
+    local ch = changes[i]
     local eff = ch.effective_date
     local r, per
     if is_plan_change(ch) and eff > ctx.period.from and eff <= a.to then
@@ -262,7 +282,8 @@ function M.proration(ctx)
     if ended and prev ~= nil then give_back_in(f, t, prev, ctx.previous) end
     give_back_in(f, t, ctx.period, a)
   end
-  for _, ch in ipairs(ctx.changes) do
+  for i = 1, #changes do
+    local ch = changes[i]
     if ch.kind == "suspend" then
       from = ch.effective_date
     elseif ch.kind == "resume" then
@@ -287,7 +308,8 @@ end
 local function has_all(ctx, codes)
   for _, want in ipairs(codes or {}) do
     local ok = ctx.plan.code == want
-    for _, x in ipairs(ctx.addons) do if x.code == want then ok = true end end
+    local addons = ctx.addons
+    for k = 1, #addons do if addons[k].code == want then ok = true end end
     if not ok then return false end
   end
   return true
@@ -300,7 +322,8 @@ end
 -- times, and a plain table is read without a call into the core.
 local function net_of(lines, l)
   local net = l.amount
-  for _, x in ipairs(lines) do
+  for i = 1, #lines do
+    local x = lines[i]
     if x.kind == "proration" and x.amount < 0 and x.product == l.product and x.index > l.index then
       net = net + x.amount
     end
@@ -311,13 +334,14 @@ end
 
 -- The lines a promotion applies to: lines of the kinds it names, of its
 -- products when it lists some, that still charge something; each with its
--- base (net_of).
-local function targets(lines, promo)
-  local at = promo.attrs or {}
+-- base (net_of). `at` is the promotion's attrs (or {}).
+local function targets(lines, at)
   local kinds = base_kinds[at.applies_to or "plan"] or base_kinds.plan
+  local products = at.products
   local out = {}
-  for _, l in ipairs(lines) do
-    if kinds[l.kind] and l.amount > 0 and listed(at.products, l.product) then
+  for i = 1, #lines do
+    local l = lines[i]
+    if kinds[l.kind] and l.amount > 0 and listed(products, l.product) then
       local base = net_of(lines, l)
       if base > 0 then out[#out + 1] = { line = l, base = base } end
     end
@@ -326,12 +350,17 @@ local function targets(lines, promo)
 end
 
 local function call_promo(promo, c)
-  local mod, fn = string.match(promo.rule, "^(.+)%.([%w_]+)$")
-  if mod == nil then error("promotion " .. promo.code .. ": rule '" .. tostring(promo.rule) .. "' is not module.function") end
-  local f = require(mod)[fn]
-  if type(f) ~= "function" then error("promotion " .. promo.code .. ": no function " .. promo.rule) end
+  local rule = promo.rule
+  local f = rule_fns[rule]
+  if f == nil then
+    local mod, fn = string.match(rule, "^(.+)%.([%w_]+)$")
+    if mod == nil then error("promotion " .. promo.code .. ": rule '" .. tostring(rule) .. "' is not module.function") end
+    f = require(mod)[fn]
+    if type(f) ~= "function" then error("promotion " .. promo.code .. ": no function " .. rule) end
+    rule_fns[rule] = f
+  end
   local r = f(c)
-  return money.check(r.discount, promo.rule .. " discount"), r
+  return money.check(r.discount, rule .. " discount"), r
 end
 
 -- The days of line l a discount works on: its period less the days that
@@ -343,10 +372,12 @@ end
 local function covered(lines, l)
   if l.period == nil then return nil, nil end
   local left = { { from = l.period.from, to = l.period.to } }
-  for _, x in ipairs(lines) do
+  for i = 1, #lines do
+    local x = lines[i]
     if x.kind == "proration" and x.amount < 0 and x.product == l.product and x.index > l.index and x.period ~= nil then
       local keep = {}
-      for _, r in ipairs(left) do
+      for k = 1, #left do
+        local r = left[k]
         if x.period.to < r.from or x.period.from > r.to then
           keep[#keep + 1] = r
         else
@@ -359,7 +390,7 @@ local function covered(lines, l)
   end
   if #left == 0 then return l.period, nil end
   local n = 0
-  for _, r in ipairs(left) do n = n + days(r) end
+  for i = 1, #left do n = n + days(left[i]) end
   return { from = left[1].from, to = left[#left].to }, n
 end
 
@@ -380,17 +411,24 @@ end
 -- worth most to the customer.
 function M.promotions(ctx)
   local kinds = { first_year = true, loyalty = true, bundle = true, coupon = true }
-  local all = bandbill.copy(ctx.lines)
+  -- the lines as a plain table, made once some promotion applies
+  local all
   local stack, best, best_total, best_lines, others = {}, nil, 0, nil, {}
-  for _, promo in ipairs(ctx.promotions) do
+  local promos = ctx.promotions
+  for i = 1, #promos do
+    local promo = promos[i]
     local at = promo.attrs or {}
-    local ok = kinds[at.promo_type] ~= nil
-      and (at.promo_type ~= "coupon" or promo.attached)
+    local promo_type = at.promo_type
+    local ok = kinds[promo_type] ~= nil
+      and (promo_type ~= "coupon" or promo.attached)
       and ctx.customer.tenure_months >= (at.min_tenure_months or 0)
       and has_all(ctx, at.requires)
     if ok then
+      all = all or bandbill.copy(ctx.lines)
       local lines, total = {}, 0
-      for _, t in ipairs(targets(all, promo)) do
+      local ts = targets(all, at)
+      for k = 1, #ts do
+        local t = ts[k]
         local l = t.line
         local d, r = call_promo(promo, promo_ctx(ctx, promo, l, t.base, all))
         if d > t.base then d = t.base end
@@ -406,7 +444,7 @@ function M.promotions(ctx)
       end
       if total > 0 then
         if at.stackable then
-          for _, x in ipairs(lines) do stack[#stack + 1] = x end
+          for k = 1, #lines do stack[#stack + 1] = lines[k] end
         elseif total > best_total then
           if best ~= nil then others[#others + 1] = best.code end
           best, best_total, best_lines = promo, total, lines
@@ -418,12 +456,13 @@ function M.promotions(ctx)
   end
   local out = {}
   if best ~= nil then
-    for _, x in ipairs(best_lines) do
+    for i = 1, #best_lines do
+      local x = best_lines[i]
       if #others > 0 then x.detail.beats = others end
       out[#out + 1] = x
     end
   end
-  for _, x in ipairs(stack) do out[#out + 1] = x end
+  for i = 1, #stack do out[#out + 1] = stack[i] end
   return { lines = out }
 end
 
@@ -433,31 +472,41 @@ end
 -- why. The price is a ceiling: a line already discounted below it stays.
 function M.tag_prices(ctx)
   local out = {}
-  local all = bandbill.copy(ctx.lines)
+  -- the lines as a plain table, made only when some tag price applies
+  local all
   -- each tag price's lines and their bases, once: {promo, {[index] = base}}
   local offers = {}
-  for _, promo in ipairs(ctx.promotions) do
+  local promos = ctx.promotions
+  for i = 1, #promos do
+    local promo = promos[i]
     local at = promo.attrs or {}
     if at.promo_type == "tag_price" then
+      all = all or bandbill.copy(ctx.lines)
       local bases = {}
-      for _, t in ipairs(targets(all, promo)) do bases[t.line.index] = t.base end
+      local ts = targets(all, at)
+      for k = 1, #ts do bases[ts[k].line.index] = ts[k].base end
       offers[#offers + 1] = { promo = promo, bases = bases }
     end
   end
-  for _, l in ipairs(all) do
+  if all == nil then return { lines = out } end
+  for i = 1, #all do
+    local l = all[i]
     local cands, base = {}, 0
-    for _, o in ipairs(offers) do
+    for k = 1, #offers do
+      local o = offers[k]
       local b = o.bases[l.index]
       if b ~= nil then cands[#cands + 1], base = o.promo, b end
     end
     if #cands > 0 then
       -- what the line costs after the discounts already on it
       local net = base
-      for _, d in ipairs(all) do
+      for k = 1, #all do
+        local d = all[k]
         if d.kind == "discount" and d.detail ~= nil and d.detail.line == l.index then net = net + d.amount end
       end
       local best, best_d, why = nil, -1, {}
-      for _, promo in ipairs(cands) do
+      for k = 1, #cands do
+        local promo = cands[k]
         local c = promo_ctx(ctx, promo, l, net, all)
         local d = call_promo(promo, c)
         why[#why + 1] = { promotion = promo.code, price = promo.price, discount = d }
@@ -466,7 +515,8 @@ function M.tag_prices(ctx)
       if best_d > 0 then
         local reason = best.name .. " " .. money.format(best.price)
         local beaten = {}
-        for _, w in ipairs(why) do
+        for k = 1, #why do
+          local w = why[k]
           if w.promotion ~= best.code then beaten[#beaten + 1] = w.promotion .. " " .. money.format(w.price) end
         end
         if #beaten > 0 then reason = reason .. " beats " .. table.concat(beaten, ", ") end
@@ -484,7 +534,9 @@ end
 -- deposits: each device deposit held and not yet billed.
 function M.deposits(ctx)
   local out = {}
-  for _, d in ipairs(ctx.deposits) do
+  local deposits = ctx.deposits
+  for i = 1, #deposits do
+    local d = deposits[i]
     out[#out + 1] = {
       kind = "deposit", description = "Deposit for device " .. d.device, amount = d.amount,
       tax_category = "deposit", product = d.product, deposit = d.id, detail = { taken_on = d.taken_on },
@@ -497,7 +549,9 @@ end
 function M.tax(ctx)
   local split = require("tax").split
   local taxes = {}
-  for _, l in ipairs(ctx.lines) do
+  local lines = ctx.lines
+  for i = 1, #lines do
+    local l = lines[i]
     if l.kind ~= "credit" then
       local r = split({ gross = l.amount, category = l.tax_category })
       taxes[#taxes + 1] = { line = l.index, rate = r.rate, tax = r.tax }
@@ -509,11 +563,15 @@ end
 -- credit: the customer's credit (overpayments, credit notes) pays what it
 -- can of the bill.
 function M.credit(ctx)
+  local c = ctx.balance.credit
+  -- most customers have none: then the lines need not be added up
+  if c <= 0 then return { lines = {} } end
   local gross = 0
-  for _, l in ipairs(ctx.lines) do
+  local lines = ctx.lines
+  for i = 1, #lines do
+    local l = lines[i]
     if l.kind ~= "credit" then gross = gross + l.amount end
   end
-  local c = ctx.balance.credit
   if c > gross then c = gross end
   if c <= 0 then return { lines = {} } end
   return { lines = { { kind = "credit", description = "Credit applied", amount = -c, tax_category = "credit",

@@ -68,9 +68,10 @@ local function windowed(ctx, percent, months)
   money.check(ctx.base, "base")
   local p = ctx.period
   local a = ctx.active or p
+  local af, pf, at, pt = a.from, p.from, a.to, p.to
   -- the days the base pays for
-  local from = a.from > p.from and a.from or p.from
-  local to = a.to < p.to and a.to or p.to
+  local from = af > pf and af or pf
+  local to = at < pt and at or pt
   local billed = overlap(from, to, from, to)
   if billed == 0 then
     return { discount = 0, days_discounted = 0, days_billed = 0 }
@@ -127,9 +128,10 @@ function M.tag_price(ctx)
   money.check(ctx.price, "price")
   local p = ctx.period
   local a = ctx.active or p
-  local from = a.from > p.from and a.from or p.from
-  local to = a.to < p.to and a.to or p.to
-  local total = date.diff(p.from, p.to) + 1
+  local af, pf, at, pt = a.from, p.from, a.to, p.to
+  local from = af > pf and af or pf
+  local to = at < pt and at or pt
+  local total = date.diff(pf, pt) + 1
   local used = overlap(from, to, from, to)
   if ctx.active_days ~= nil and ctx.active_days < used then used = ctx.active_days end
   local tagged = money.prorate(ctx.price, used, total)

@@ -44,9 +44,10 @@ M.schemas = {
 -- the days of the period.
 local function days_used(period, active)
   local a = active or period
-  local from = a.from > period.from and a.from or period.from
-  local to = a.to < period.to and a.to or period.to
-  local total = date.diff(period.from, period.to) + 1
+  local af, pf, at, pt = a.from, period.from, a.to, period.to
+  local from = af > pf and af or pf
+  local to = at < pt and at or pt
+  local total = date.diff(pf, pt) + 1
   local used = 0
   if from <= to then used = date.diff(from, to) + 1 end
   return used, total
