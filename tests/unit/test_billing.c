@@ -879,6 +879,442 @@ static void test_failure_is_isolated(void **state)
     assert_string_equal(lines_of(f, bad, "2026-11-01"), "recurring 12900 730");
 }
 
+/* ------------------------------------------- the context a bill is read from */
+
+/* A change as subs.c records it (from / to 0: none); its id. */
+static int64_t change(fixture *f, int64_t sub, const char *kind, const char *eff, int from, int to, const char *status)
+{
+    char fp[24] = "NULL", tp[24] = "NULL";
+    if (from) snprintf(fp, sizeof fp, "%d", from);
+    if (to) snprintf(tp, sizeof tp, "%d", to);
+    sql(f, "INSERT INTO subscription_changes (subscription_id, kind, effective_date, from_product_id, to_product_id, status, "
+           "requested_at, requested_by, applied_at) VALUES (%lld, '%s', '%s', %s, %s, '%s', 't', 't', %s)",
+        (long long)sub, kind, eff, fp, tp, status, strcmp(status, "applied") ? "NULL" : "'t'");
+    return db_last_id(f->d);
+}
+
+/* The bill that took each change of a subscription, in id order: the first
+ * day of its period, "-" for none. */
+static const char *changes_billed(fixture *f, int64_t sub)
+{
+    return q1(f, "SELECT group_concat(p, ' ') FROM (SELECT COALESCE(i.period_from, '-') p FROM subscription_changes c "
+                 "LEFT JOIN invoices i ON i.id = c.invoice_id WHERE c.subscription_id = %lld ORDER BY c.id)",
+              (long long)sub);
+}
+
+/* FIB259: 259.00 a month, postpaid (product 12). */
+static void add_fib259(fixture *f)
+{
+    sql(f, "INSERT INTO products (id, code, kind, name, status, created_at, created_by) VALUES "
+           "(12, 'FIB259', 'plan', 'Fiber 259', 'active', 't', 't');"
+           "INSERT INTO product_versions (product_id, version, effective_from, price, price_includes_tax, tax_category, rule, "
+           "params, attrs, regions, tags, created_at, created_by) VALUES (12, 1, '2020-01-01', 25900, 1, 'internet', "
+           "'tariffs.monthly', '{\"proration\":\"daily\",\"rounding\":\"half_up\"}', "
+           "'{\"period\":\"month\",\"billing\":\"postpaid\",\"min_contract_months\":0}', '[]', '[]', 't', 't')");
+}
+
+/* A run whose steps are each given the context and fail, after tax, with
+ * what they see of it as one line of text: the plan's code, the
+ * subscription's suspended_since, previous, the customer's region and the
+ * changes (id kind day), "-" for what is absent. Nothing is written; the
+ * run's id, for seen(). */
+static int64_t probe_run(fixture *f, const char *as_of)
+{
+    int line;
+    ruleset *rs = rules_with_bad_step(
+        f,
+        "local r, pv, ids = ctx.customer.region, ctx.previous, {} "
+        "for i = 1, #ctx.changes do local c = ctx.changes[i] ids[i] = c.id .. ' ' .. c.kind .. ' ' .. c.effective_date end "
+        "error('PROBE ' .. ctx.plan.code .. '|' .. (ctx.subscription.suspended_since or '-') .. '|' .. "
+        "(pv and pv.from .. '..' .. pv.to or '-') .. '|' .. (r.province or '-') .. '/' .. (r.city or '-') .. '/' .. "
+        "(r.district or '-') .. '|' .. table.concat(ids, ','), 0)",
+        &line);
+    outcome o = run_with(f, rs, as_of);
+    ruleset_unref(rs);
+    assert_int_equal(o.invoiced, 0);
+    assert_true(o.failed > 0);
+    return o.run_id;
+}
+
+/* What a subscription's steps saw in that run. */
+static const char *seen(fixture *f, int64_t run_id, int64_t sub)
+{
+    const char *msg = q1(f, "SELECT message FROM bill_run_failures WHERE run_id = %lld AND subscription_id = %lld",
+                         (long long)run_id, (long long)sub);
+    const char *p = strstr(msg, "PROBE ");
+    if (!p) print_error("message: %s\n", msg);
+    assert_non_null(p);
+    return p + 6;
+}
+
+/* Suspended and resumed on one day: the one made last is in force.
+ *   s1: suspended and resumed on 20 October (in that order): no day is
+ *       suspended, and on 1 November the service runs: October and
+ *       November in full, 12900 (tax 730) each.
+ *   s2: suspended 5 October, resumed and suspended again on the 20th (in
+ *       that order). October, 31 days: 5 to 19 given back, 15 days:
+ *       -12900 x 15 / 31 = -6241.94 -> -6242; tax -6242 x 6 / 106 = -353.32
+ *       -> -353; 20 to 31, 12 days: -12900 x 12 / 31 = -4993.55 -> -4994;
+ *       tax -4994 x 6 / 106 = -282.68 -> -283. gross 12900 - 6242 - 4994 =
+ *       1664; tax 730 - 353 - 283 = 94. November: suspended since 20
+ *       October, all of it given back: -12900, tax -730, gross 0 (paid
+ *       as issued). */
+static void test_suspend_resume_same_day(void **state)
+{
+    fixture *f = *state;
+    int64_t s1 = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-11-01", "2026-09-30");
+    int64_t s2 = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-11-01", "2026-09-30");
+    change(f, s1, "suspend", "2026-10-20", 0, 0, "applied");
+    change(f, s1, "resume", "2026-10-20", 0, 0, "applied");
+    change(f, s2, "suspend", "2026-10-05", 0, 0, "applied");
+    change(f, s2, "resume", "2026-10-20", 0, 0, "applied");
+    change(f, s2, "suspend", "2026-10-20", 0, 0, "applied");
+    assert_int_equal(run(f, "2026-11-01").invoiced, 2);
+    assert_string_equal(lines_of(f, s1, "2026-10-01"), "recurring 12900 730");
+    assert_string_equal(lines_of(f, s2, "2026-10-01"), "recurring 12900 730|proration -6242 -353|proration -4994 -283");
+    assert_string_equal(invoice_of(f, s2, "2026-10-01"), "1664 1570 94 open 2026-11-01 2026-11-16 2026-10-31");
+    assert_string_equal(changes_billed(f, s1), "2026-10-01 2026-10-01");
+    assert_string_equal(changes_billed(f, s2), "2026-10-01 2026-10-01 2026-10-01");
+    /* November: the changes are on October's bill; what is in force on 1
+     * November comes from them all the same */
+    assert_int_equal(run(f, "2026-12-01").invoiced, 2);
+    assert_string_equal(lines_of(f, s1, "2026-11-01"), "recurring 12900 730");
+    assert_string_equal(lines_of(f, s2, "2026-11-01"), "recurring 12900 730|proration -12900 -730");
+    /* a bill of nothing owes nothing: paid as issued */
+    assert_string_equal(invoice_of(f, s2, "2026-11-01"), "0 0 0 paid 2026-12-01 2026-12-16 2026-11-30");
+}
+
+/* Two plan changes on 10 November, FIB129 -> FIB199 then FIB199 -> FIB259
+ * (the plan is FIB259 now). The plan on 1 November is the one the first
+ * made moved from, FIB129: 12900, tax 730. 10 to 30 November is 21 of 30
+ * days, and the lines follow the order the changes were made:
+ *   FIB129 back: -12900 x 21 / 30 = -9030; tax -9030 x 6 / 106 = -511.13 -> -511
+ *   FIB199:       19900 x 21 / 30 = 13930; tax 13930 x 6 / 106 = 788.49 -> 788
+ *   FIB199 back: -13930, tax -788
+ *   FIB259:       25900 x 21 / 30 = 18130; tax 18130 x 6 / 106 = 1026.23 -> 1026
+ * gross 12900 - 9030 + 13930 - 13930 + 18130 = 22000 (9 days of FIB129,
+ * 3870, and 21 of FIB259); tax 730 - 511 + 788 - 788 + 1026 = 1245.
+ * December: FIB259, 25900; tax 25900 x 6 / 106 = 1466.04 -> 1466. */
+static void test_two_plan_changes_same_day(void **state)
+{
+    fixture *f = *state;
+    add_fib259(f);
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 12, "2026-01-01", "2026-12-01", "2026-10-31");
+    change(f, s, "upgrade", "2026-11-10", 1, 2, "applied");
+    change(f, s, "upgrade", "2026-11-10", 2, 12, "applied");
+    run(f, "2026-12-01");
+    assert_string_equal(lines_of(f, s, "2026-11-01"),
+                        "recurring 12900 730|proration -9030 -511|proration 13930 788|proration -13930 -788|proration 18130 1026");
+    assert_string_equal(invoice_of(f, s, "2026-11-01"), "22000 20755 1245 open 2026-12-01 2026-12-16 2026-11-30");
+    assert_string_equal(q1(f, "SELECT group_concat(product_code, ' ') FROM (SELECT l.product_code FROM invoice_lines l "
+                              "JOIN invoices i ON i.id = l.invoice_id WHERE i.subscription_id = %lld ORDER BY l.seq)",
+                           (long long)s),
+                        "FIB129 FIB129 FIB199 FIB199 FIB259");
+    assert_string_equal(changes_billed(f, s), "2026-11-01 2026-11-01");
+    run(f, "2027-01-01");
+    assert_string_equal(lines_of(f, s, "2026-12-01"), "recurring 25900 1466");
+}
+
+/* Changes on the first and the last day of a period (October has 31 days,
+ * November 30). October is billed first, then November, then December.
+ *   s1: FIB129 -> FIB199 on 1 November. October at FIB129 (the change is
+ *       after it: not on its bill). November opens on FIB199: 19900, tax
+ *       19900 x 6 / 106 = 1126.42 -> 1126, nothing prorated, and the change
+ *       is on November's bill.
+ *   s2: FIB129 -> FIB199 on 30 November. November at FIB129 and one day
+ *       changed: -12900 / 30 = -430, tax -430 x 6 / 106 = -24.34 -> -24;
+ *       19900 / 30 = 663.33 -> 663, tax 663 x 6 / 106 = 37.53 -> 38. gross
+ *       12900 - 430 + 663 = 13133; tax 730 - 24 + 38 = 744. December:
+ *       FIB199.
+ *   s3: suspended 1 November, resumed 30 November: 1 to 29 given back,
+ *       -12900 x 29 / 30 = -12470, tax -12470 x 6 / 106 = -705.85 -> -706;
+ *       gross 430, tax 24. December in full: running on 1 December.
+ *   s4: suspended 31 October, resumed 1 December. October: one day back,
+ *       -12900 / 31 = -416.13 -> -416, tax -416 x 6 / 106 = -23.55 -> -24.
+ *       November: suspended all through, -12900, tax -730. December in
+ *       full. */
+static void test_changes_on_first_and_last_day(void **state)
+{
+    fixture *f = *state;
+    int64_t s1 = monthly(f, customer(f, "", "2026-01-01"), 2, "2026-01-01", "2026-11-01", "2026-09-30");
+    int64_t s2 = monthly(f, customer(f, "", "2026-01-01"), 2, "2026-01-01", "2026-11-01", "2026-09-30");
+    int64_t s3 = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-11-01", "2026-09-30");
+    int64_t s4 = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-11-01", "2026-09-30");
+    change(f, s1, "upgrade", "2026-11-01", 1, 2, "applied");
+    change(f, s2, "upgrade", "2026-11-30", 1, 2, "applied");
+    change(f, s3, "suspend", "2026-11-01", 0, 0, "applied");
+    change(f, s3, "resume", "2026-11-30", 0, 0, "applied");
+    change(f, s4, "suspend", "2026-10-31", 0, 0, "applied");
+    change(f, s4, "resume", "2026-12-01", 0, 0, "applied");
+    assert_int_equal(run(f, "2026-11-01").invoiced, 4);
+    assert_string_equal(lines_of(f, s1, "2026-10-01"), "recurring 12900 730");
+    assert_string_equal(lines_of(f, s2, "2026-10-01"), "recurring 12900 730");
+    assert_string_equal(lines_of(f, s3, "2026-10-01"), "recurring 12900 730");
+    assert_string_equal(lines_of(f, s4, "2026-10-01"), "recurring 12900 730|proration -416 -24");
+    assert_int_equal(run(f, "2026-12-01").invoiced, 4);
+    assert_string_equal(lines_of(f, s1, "2026-11-01"), "recurring 19900 1126");
+    assert_string_equal(lines_of(f, s2, "2026-11-01"), "recurring 12900 730|proration -430 -24|proration 663 38");
+    assert_string_equal(invoice_of(f, s2, "2026-11-01"), "13133 12389 744 open 2026-12-01 2026-12-16 2026-11-30");
+    assert_string_equal(lines_of(f, s3, "2026-11-01"), "recurring 12900 730|proration -12470 -706");
+    assert_string_equal(lines_of(f, s4, "2026-11-01"), "recurring 12900 730|proration -12900 -730");
+    assert_string_equal(changes_billed(f, s1), "2026-11-01");
+    assert_string_equal(changes_billed(f, s2), "2026-11-01");
+    assert_string_equal(changes_billed(f, s3), "2026-11-01 2026-11-01");
+    assert_string_equal(changes_billed(f, s4), "2026-10-01 -");
+    assert_int_equal(run(f, "2027-01-01").invoiced, 4);
+    assert_string_equal(lines_of(f, s1, "2026-12-01"), "recurring 19900 1126");
+    assert_string_equal(lines_of(f, s2, "2026-12-01"), "recurring 19900 1126");
+    assert_string_equal(lines_of(f, s3, "2026-12-01"), "recurring 12900 730");
+    assert_string_equal(lines_of(f, s4, "2026-12-01"), "recurring 12900 730");
+    assert_string_equal(changes_billed(f, s4), "2026-10-01 2026-12-01");
+}
+
+/* Changes recorded out of the order of their days (entered late,
+ * back-dated): the day counts, not the id.
+ *   s1 (FIB259 now): first recorded FIB199 -> FIB259 on 20 November, then
+ *       FIB129 -> FIB199 on 10 November. The plan on 1 November is FIB129;
+ *       the lines go by day:
+ *         10 to 30 November, 21 of 30 days: FIB129 back -9030 (tax -511),
+ *           FIB199 13930 (tax 788)
+ *         20 to 30 November, 11 of 30 days: FIB199 back
+ *           -19900 x 11 / 30 = -7296.67 -> -7297, tax -7297 x 6 / 106 =
+ *           -413.04 -> -413; FIB259 25900 x 11 / 30 = 9496.67 -> 9497, tax
+ *           9497 x 6 / 106 = 537.57 -> 538
+ *       gross 12900 - 9030 + 13930 - 7297 + 9497 = 20000; tax 730 - 511 +
+ *       788 - 413 + 538 = 1132.
+ *   s2 (FIB129): first recorded a resume on 25 October, then the suspension
+ *       on 10 October it ended. October: 10 to 24 given back, 15 of 31
+ *       days: -6242, tax -353; gross 6658, tax 377. November: resumed
+ *       since 25 October, in full. */
+static void test_changes_out_of_id_order(void **state)
+{
+    fixture *f = *state;
+    add_fib259(f);
+    int64_t s1 = monthly(f, customer(f, "", "2026-01-01"), 12, "2026-01-01", "2026-11-01", "2026-09-30");
+    int64_t s2 = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-11-01", "2026-09-30");
+    change(f, s1, "upgrade", "2026-11-20", 2, 12, "applied");
+    change(f, s1, "upgrade", "2026-11-10", 1, 2, "applied");
+    change(f, s2, "resume", "2026-10-25", 0, 0, "applied");
+    change(f, s2, "suspend", "2026-10-10", 0, 0, "applied");
+    assert_int_equal(run(f, "2026-11-01").invoiced, 2);
+    assert_string_equal(lines_of(f, s1, "2026-10-01"), "recurring 12900 730");
+    assert_string_equal(lines_of(f, s2, "2026-10-01"), "recurring 12900 730|proration -6242 -353");
+    assert_string_equal(invoice_of(f, s2, "2026-10-01"), "6658 6281 377 open 2026-11-01 2026-11-16 2026-10-31");
+    assert_int_equal(run(f, "2026-12-01").invoiced, 2);
+    assert_string_equal(lines_of(f, s1, "2026-11-01"),
+                        "recurring 12900 730|proration -9030 -511|proration 13930 788|proration -7297 -413|proration 9497 538");
+    assert_string_equal(invoice_of(f, s1, "2026-11-01"), "20000 18868 1132 open 2026-12-01 2026-12-16 2026-11-30");
+    assert_string_equal(q1(f, "SELECT group_concat(d, ' ') FROM (SELECT l.product_code || ':' || l.period_from d "
+                              "FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id WHERE i.subscription_id = %lld "
+                              "AND l.kind = 'proration' ORDER BY l.seq)", (long long)s1),
+                        "FIB129:2026-11-10 FIB199:2026-11-10 FIB199:2026-11-20 FIB259:2026-11-20");
+    assert_string_equal(lines_of(f, s2, "2026-11-01"), "recurring 12900 730");
+}
+
+/* Changes scheduled (not applied yet) or cancelled are not on a bill and
+ * change nothing on it, nor does the change that created the subscription.
+ * Applied: FIB129 -> FIB199 on 20 November (the plan is FIB199 now). Not:
+ * a suspension in October and a downgrade FIB199 -> FIB129 on 5 November,
+ * both cancelled, and a suspension on 25 November, scheduled. November
+ * opens on FIB129: 12900, tax 730; 20 to 30 November, 11 of 30 days:
+ *   FIB129 back: -12900 x 11 / 30 = -4730; tax -4730 x 6 / 106 = -267.74 -> -268
+ *   FIB199:       19900 x 11 / 30 = 7296.67 -> 7297; tax 7297 x 6 / 106 = 413.04 -> 413
+ * gross 12900 - 4730 + 7297 = 15467; tax 730 - 268 + 413 = 875. */
+static void test_scheduled_and_cancelled_changes_not_billed(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 2, "2026-01-01", "2026-12-01", "2026-10-31");
+    change(f, s, "create", "2026-01-01", 0, 1, "applied");
+    change(f, s, "suspend", "2026-10-20", 0, 0, "cancelled");
+    change(f, s, "downgrade", "2026-11-05", 2, 1, "cancelled");
+    int64_t up = change(f, s, "upgrade", "2026-11-20", 1, 2, "applied");
+    change(f, s, "suspend", "2026-11-25", 0, 0, "scheduled");
+    char want[128];
+    snprintf(want, sizeof want, "FIB129|-|-|浙江省/杭州市/西湖区|%lld upgrade 2026-11-20", (long long)up);
+    assert_string_equal(seen(f, probe_run(f, "2026-12-01"), s), want);
+    assert_int_equal(run(f, "2026-12-01").invoiced, 1);
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 12900 730|proration -4730 -268|proration 7297 413");
+    assert_string_equal(invoice_of(f, s, "2026-11-01"), "15467 14592 875 open 2026-12-01 2026-12-16 2026-11-30");
+    assert_string_equal(changes_billed(f, s), "- - - 2026-11-01 -");
+}
+
+/* HZLOYAL: 10.00 off the plan for everyone whose service address is in
+ * Hangzhou (product 13, a loyalty promotion sold to one region). */
+static void add_hangzhou_loyalty(fixture *f)
+{
+    sql(f, "INSERT INTO products (id, code, kind, name, status, created_at, created_by) VALUES "
+           "(13, 'HZLOYAL', 'promotion', 'HZLOYAL', 'active', 't', 't');"
+           "INSERT INTO product_versions (product_id, version, effective_from, price, price_includes_tax, tax_category, rule, "
+           "params, attrs, regions, tags, created_at, created_by) VALUES (13, 1, '2020-01-01', 0, 1, 'internet', "
+           "'promotions.fixed_off', '{\"amount\":1000}', '{\"promo_type\":\"loyalty\",\"applies_to\":\"plan\",\"products\":[],"
+           "\"requires\":[],\"min_tenure_months\":0,\"stackable\":false}', '[\"浙江省/杭州市\"]', '[]', 't', 't')");
+}
+
+/* Without a service address a customer is in no region: a promotion sold
+ * to a region is not theirs, the others are, and the bill is made.
+ *   c1, service address in Hangzhou: HZLOYAL, -1000; tax -1000 x 6 / 106 =
+ *       -56.60 -> -57; gross 11900, tax 673.
+ *   c2, VIP, no address at all: no HZLOYAL; VIP 99.00, -3000, tax -170.
+ *   c3, only a billing address, in Hangzhou: no HZLOYAL. */
+static void test_no_service_address(void **state)
+{
+    fixture *f = *state;
+    add_hangzhou_loyalty(f);
+    int64_t c1 = customer(f, "", "2026-01-01"), c2 = customer(f, "vip", "2026-01-01"), c3 = customer(f, "", "2026-01-01");
+    sql(f, "DELETE FROM addresses WHERE customer_id = %lld; UPDATE addresses SET kind = 'billing' WHERE customer_id = %lld",
+        (long long)c2, (long long)c3);
+    int64_t s1 = monthly(f, c1, 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    int64_t s2 = monthly(f, c2, 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    int64_t s3 = monthly(f, c3, 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    int64_t pr = probe_run(f, "2026-12-01");
+    assert_string_equal(seen(f, pr, s1), "FIB129|-|-|浙江省/杭州市/西湖区|");
+    assert_string_equal(seen(f, pr, s2), "FIB129|-|-|-/-/-|");
+    assert_string_equal(seen(f, pr, s3), "FIB129|-|-|-/-/-|");
+    outcome o = run(f, "2026-12-01");
+    assert_int_equal(o.invoiced, 3);
+    assert_int_equal(o.failed, 0);
+    assert_string_equal(lines_of(f, s1, "2026-11-01"), "recurring 12900 730|discount -1000 -57");
+    assert_string_equal(invoice_of(f, s1, "2026-11-01"), "11900 11227 673 open 2026-12-01 2026-12-16 2026-11-30");
+    assert_string_equal(lines_of(f, s2, "2026-11-01"), "recurring 12900 730|discount -3000 -170");
+    assert_string_equal(lines_of(f, s3, "2026-11-01"), "recurring 12900 730");
+}
+
+/* One-time charges: the subscription's own and the customer's (no
+ * subscription named) go on its bill; another subscription's, cancelled
+ * ones and billed ones do not. Installation is taxed at 9%:
+ *   5000 x 9 / 109 = 412.84 -> 413; 20000 x 9 / 109 = 1651.38 -> 1651;
+ *   8000 x 9 / 109 = 660.55 -> 661; 1500 x 9 / 109 = 123.85 -> 124.
+ * Customer c: s1 takes its visit, 5000, and the customer's router, 20000
+ * (s1 is billed first); s2 its relocation, 8000; a cancelled visit of s1
+ * and one billed already go nowhere. Customer c2, whose only open charge
+ * names no subscription (and a cancelled one names s3): s3 takes it. */
+static void test_charges_other_subscription_and_cancelled(void **state)
+{
+    fixture *f = *state;
+    int64_t c = customer(f, "", "2026-01-01"), c2 = customer(f, "", "2026-01-01");
+    int64_t s1 = monthly(f, c, 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    int64_t s2 = monthly(f, c, 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    int64_t s3 = monthly(f, c2, 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    sql(f, "INSERT INTO pending_charges (customer_id, subscription_id, description, quantity, unit_price, tax_category, "
+           "created_at, created_by, billed_on, cancelled_at) VALUES "
+           "(%lld, %lld, 'repair visit', 1, 5000, 'installation', 't', 't', NULL, NULL), "
+           "(%lld, NULL, 'router', 1, 20000, 'installation', 't', 't', NULL, NULL), "
+           "(%lld, %lld, 'relocation', 1, 8000, 'installation', 't', 't', NULL, NULL), "
+           "(%lld, %lld, 'visit called off', 1, 3000, 'installation', 't', 't', NULL, 't'), "
+           "(%lld, %lld, 'billed before', 1, 4000, 'installation', 't', 't', '2026-10-01', NULL), "
+           "(%lld, NULL, 'wall plate', 1, 1500, 'installation', 't', 't', NULL, NULL), "
+           "(%lld, %lld, 'visit called off', 1, 2500, 'installation', 't', 't', NULL, 't')",
+        (long long)c, (long long)s1, (long long)c, (long long)c, (long long)s2, (long long)c, (long long)s1, (long long)c,
+        (long long)s1, (long long)c2, (long long)c2, (long long)s3);
+    outcome o = run(f, "2026-12-01");
+    assert_int_equal(o.invoiced, 3);
+    assert_int_equal(o.failed, 0);
+    assert_string_equal(lines_of(f, s1, "2026-11-01"), "recurring 12900 730|one_time 5000 413|one_time 20000 1651");
+    assert_string_equal(invoice_of(f, s1, "2026-11-01"), "37900 35106 2794 open 2026-12-01 2026-12-16 2026-11-30");
+    assert_string_equal(lines_of(f, s2, "2026-11-01"), "recurring 12900 730|one_time 8000 661");
+    assert_string_equal(lines_of(f, s3, "2026-11-01"), "recurring 12900 730|one_time 1500 124");
+    /* the cancelled ones and the one billed before are as they were */
+    assert_string_equal(q1(f, "SELECT group_concat(d, ' ') FROM (SELECT description || ':' || COALESCE(billed_on, '-') || ':' "
+                              "|| COALESCE(invoice_id, '-') d FROM pending_charges WHERE cancelled_at IS NOT NULL "
+                              "OR invoice_id IS NULL ORDER BY id)"),
+                        "visit called off:-:- billed before:2026-10-01:- visit called off:-:-");
+}
+
+/* IPTV items (15.00 a month each) crossing the ends of the periods
+ * (October 31 days, November 30, December 31):
+ *   i1, 20 October to 10 December: October 20 to 31, 12 days:
+ *       1500 x 12 / 31 = 580.65 -> 581, tax 581 x 6 / 106 = 32.89 -> 33;
+ *       November in full, 1500, tax 1500 x 6 / 106 = 84.91 -> 85;
+ *       December 1 to 10: 1500 x 10 / 31 = 483.87 -> 484, tax 484 x 6 /
+ *       106 = 27.40 -> 27.
+ *   i2, two of them, 1 September to 31 October: October in full, 2 x 1500 =
+ *       3000, tax 3000 x 6 / 106 = 169.81 -> 170; then nothing.
+ *   i3, from 30 November: November one day, 1500 / 30 = 50, tax 50 x 6 /
+ *       106 = 2.83 -> 3; December in full. */
+static void test_addon_crossing_period_boundary(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-11-01", "2026-09-30");
+    sql(f, "INSERT INTO subscription_items (subscription_id, product_id, quantity, start_date, end_date) VALUES "
+           "(%lld, 3, 1, '2026-10-20', '2026-12-10'), (%lld, 3, 2, '2026-09-01', '2026-10-31'), (%lld, 3, 1, '2026-11-30', NULL)",
+        (long long)s, (long long)s, (long long)s);
+    run(f, "2026-11-01");
+    assert_string_equal(lines_of(f, s, "2026-10-01"), "recurring 12900 730|addon 581 33|addon 3000 170");
+    run(f, "2026-12-01");
+    assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 12900 730|addon 1500 85|addon 50 3");
+    run(f, "2027-01-01");
+    assert_string_equal(lines_of(f, s, "2026-12-01"), "recurring 12900 730|addon 484 27|addon 1500 85");
+    assert_string_equal(q1(f, "SELECT group_concat(d, ' ') FROM (SELECT l.period_from || '..' || l.period_to d "
+                              "FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id WHERE i.subscription_id = %lld "
+                              "AND l.kind = 'addon' ORDER BY i.period_from, l.seq)", (long long)s),
+                        "2026-10-20..2026-10-31 2026-10-01..2026-10-31 2026-11-01..2026-11-30 2026-11-30..2026-11-30 "
+                        "2026-12-01..2026-12-10 2026-12-01..2026-12-31");
+}
+
+/* ctx.previous is the latest bill not void. August, September and October
+ * are billed at FIB129; October's bill is voided, and an upgrade to FIB199
+ * on 20 September, not on a bill, is recorded. October billed again: the
+ * previous bill is September's (not the void October, not August), so
+ * 20 to 30 September, 11 of its 30 days, are given back and charged again:
+ *   FIB129 back: -12900 x 11 / 30 = -4730; tax -4730 x 6 / 106 = -267.74 -> -268
+ *   FIB199:       19900 x 11 / 30 = 7296.67 -> 7297; tax 7297 x 6 / 106 = 413.04 -> 413
+ * and October at FIB199: 19900, tax 1126. gross 19900 - 4730 + 7297 =
+ * 22467; tax 1126 - 268 + 413 = 1271. */
+static void test_previous_is_latest_not_void(void **state)
+{
+    fixture *f = *state;
+    int64_t s = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-08-01", "2026-09-01", "");
+    run(f, "2026-09-01");
+    run(f, "2026-10-01");
+    run(f, "2026-11-01");
+    assert_string_equal(lines_of(f, s, "2026-10-01"), "recurring 12900 730");
+    err e;
+    err_clear(&e);
+    int64_t oct = q1i(f, "SELECT id FROM invoices WHERE subscription_id = %lld AND period_from = '2026-10-01'", (long long)s);
+    assert_int_equal(db_begin(f->d, &e), 0);
+    assert_int_equal(invoices_void(f->d, oct, "wrong plan", "test", &e), 0);
+    assert_int_equal(db_commit(f->d, &e), 0);
+    assert_string_equal(sub_dates(f, s), "2026-11-01 2026-09-30");
+    sql(f, "UPDATE subscriptions SET product_id = 2 WHERE id = %lld", (long long)s);
+    int64_t ch = change(f, s, "upgrade", "2026-09-20", 1, 2, "applied");
+    char want[128];
+    snprintf(want, sizeof want, "FIB199|-|2026-09-01..2026-09-30|浙江省/杭州市/西湖区|%lld upgrade 2026-09-20", (long long)ch);
+    assert_string_equal(seen(f, probe_run(f, "2026-11-01"), s), want);
+    assert_int_equal(run(f, "2026-11-01").invoiced, 1);
+    assert_string_equal(lines_of(f, s, "2026-10-01"), "recurring 19900 1126|proration -4730 -268|proration 7297 413");
+    assert_string_equal(invoice_of(f, s, "2026-10-01"), "22467 21196 1271 open 2026-11-01 2026-11-16 2026-10-31");
+    assert_string_equal(changes_billed(f, s), "2026-10-01");
+}
+
+/* What the steps see of changes around the period's start: a suspension
+ * that begins on its first day is one of its changes, not a suspension in
+ * force when it began (suspended_since is for those); one that began
+ * before and was billed is. Changes by day, then in the order made. */
+static void test_context_suspension_at_period_start(void **state)
+{
+    fixture *f = *state;
+    int64_t s1 = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-12-01", "2026-10-31");
+    int64_t s2 = monthly(f, customer(f, "", "2026-01-01"), 1, "2026-01-01", "2026-11-01", "2026-09-30");
+    int64_t a = change(f, s1, "resume", "2026-11-20", 0, 0, "applied");
+    int64_t b = change(f, s1, "suspend", "2026-11-01", 0, 0, "applied");
+    int64_t c = change(f, s1, "addon_add", "2026-11-20", 0, 3, "applied");
+    change(f, s2, "suspend", "2026-10-31", 0, 0, "applied");
+    change(f, s2, "resume", "2026-11-01", 0, 0, "cancelled");
+    /* s2's October is billed first: its suspension is on that bill */
+    assert_int_equal(run(f, "2026-11-01").invoiced, 1);
+    assert_string_equal(lines_of(f, s2, "2026-10-01"), "recurring 12900 730|proration -416 -24");
+    int64_t pr = probe_run(f, "2026-12-01");
+    char want[160];
+    snprintf(want, sizeof want, "FIB129|-|-|浙江省/杭州市/西湖区|%lld suspend 2026-11-01,%lld resume 2026-11-20,%lld addon_add 2026-11-20",
+             (long long)b, (long long)a, (long long)c);
+    assert_string_equal(seen(f, pr, s1), want);
+    assert_string_equal(seen(f, pr, s2), "FIB129|2026-10-31|2026-10-01..2026-10-31|浙江省/杭州市/西湖区|");
+    /* s1: 1 to 19 November given back, 19 of 30 days: -12900 x 19 / 30 =
+     * -8170, tax -8170 x 6 / 106 = -462.45 -> -462 */
+    assert_int_equal(run(f, "2026-12-01").invoiced, 2);
+    assert_string_equal(lines_of(f, s1, "2026-11-01"), "recurring 12900 730|proration -8170 -462");
+}
+
 /* ------------------------------------------------------------ property */
 
 static uint64_t rng = 88172645463325252ull;
@@ -1168,6 +1604,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rule_line_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_failure_counts_earlier_invoices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_is_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_suspend_resume_same_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_plan_changes_same_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes_on_first_and_last_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes_out_of_id_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduled_and_cancelled_changes_not_billed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_service_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_charges_other_subscription_and_cancelled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_addon_crossing_period_boundary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_previous_is_latest_not_void, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_context_suspension_at_period_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_property_24_months, setup, teardown),
         cmocka_unit_test_setup_teardown(test_property_ledger_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ahead_customer_second_bill_sees_the_first, setup, teardown),
