@@ -392,7 +392,7 @@ static int customer_of(db *d, int64_t sub_id, int64_t *cid, char code[32])
  * only sums gross into *total and leaves everything rolled back.
  * Returns 0 (failures are recorded, not returned) or a fatal error. */
 static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int record, int64_t *total, int *failed,
-                    bill *ahead, err *e)
+                    bill *ahead, invoice_prep *ahead_prep, err *e)
 {
     const billrun_opts *o = P->o;
     int issued = 0, rc = 0;
@@ -452,7 +452,9 @@ static int bill_one(pass *P, int64_t sub_id, ruleset *rs, billing_cache *bc, int
             bp->inv.next_bill_date = bp->next_bill_date;
             int64_t id = 0;
             char number[INVOICE_NUMBER_MAX];
-            rc = invoices_issue(P->d, o->v, &bp->inv, &id, number, &be);
+            /* what issuing reads, the feeder read with the bill */
+            rc = k == 0 && ahead_prep ? invoices_issue_prepared(P->d, &bp->inv, ahead_prep, &id, number, &be)
+                                      : invoices_issue(P->d, o->v, &bp->inv, &id, number, &be);
             if (rc == ERR_CONFLICT && !strcmp(be.tag, "already_billed")) {
                 /* made by an earlier pass or by hand: move on past it */
                 db_rollback(P->d);
@@ -506,12 +508,12 @@ static int what_if_one(pass *P, int64_t sub_id, int *failed, err *e)
     /* each side in a savepoint of its own, rolled back: they must see the
      * same starting state. The live side makes the report's totals. */
     if ((rc = db_begin(P->d, e))) return rc;
-    rc = bill_one(P, sub_id, P->o->rs, P->live, 1, &live, &lf, NULL, e);
+    rc = bill_one(P, sub_id, P->o->rs, P->live, 1, &live, &lf, NULL, NULL, e);
     db_rollback(P->d);
     if (rc) return rc;
     *failed = lf;
     if ((rc = db_begin(P->d, e))) return rc;
-    rc = bill_one(P, sub_id, P->o->candidate, P->cand, 0, &cand, &cf, NULL, e);
+    rc = bill_one(P, sub_id, P->o->candidate, P->cand, 0, &cand, &cf, NULL, NULL, e);
     db_rollback(P->d);
     if (rc) return rc;
     acc *A = &P->A;
@@ -602,6 +604,8 @@ typedef struct feed_slot {
     bill b;
     bill_error f;
     err e;
+    invoice_prep prep;          /* what issuing b reads, when prepared */
+    int prepared;
 } feed_slot;
 
 typedef struct feeder {
@@ -621,6 +625,7 @@ typedef struct feeder {
     ruleset *rs;
     billing_cache *bc;
     const char *as_of, *by;
+    const vault *v;
     unsigned char *seen;        /* a bit per customer id with a bill in this pass */
     size_t nseen;               /* bytes */
     int64_t ns;                 /* time spent computing, on the feeder */
@@ -685,6 +690,7 @@ static void *feed_main(void *arg)
                 F->feeder_waits = 0;
             }
             int stop = F->stop;
+            uint64_t queued = F->tail - F->head;
             pthread_mutex_unlock(&F->mu);
             if (stop) {
                 rc = 1;
@@ -707,9 +713,15 @@ static void *feed_main(void *arg)
             err_clear(&s->e);
             int64_t t0 = mono_ns();
             s->rc = billing_compute(F->d, F->rs, F->bc, ids[i], F->as_of, F->by, &s->a, &s->b, &s->f, &s->e);
-            F->ns += mono_ns() - t0;
             /* a customer's later bills wait for the writes of the first */
             s->dependent = s->b.customer_id > 0 ? feed_seen(F, s->b.customer_id) != 0 : 1;
+            /* and what issuing the bill reads, from the same snapshot, when
+             * the writer is the slower (half the ring waits for it): else,
+             * or when this fails, the writer prepares it */
+            err pe;
+            s->prepared = queued >= FEED_SLOTS / 2 && !s->rc && !s->dependent && !s->b.nothing && !s->b.finished &&
+                          invoices_prepare(F->d, F->v, &s->b.inv, &s->prep, &pe) == 0;
+            F->ns += mono_ns() - t0;
             pthread_mutex_lock(&F->mu);
             F->tail++;
             if (F->writer_waits) pthread_cond_broadcast(&F->cv);
@@ -745,7 +757,10 @@ static void feed_free(feeder *F, int64_t *cpu_ns)
     if (cpu_ns) *cpu_ns = F->cpu_ns;
     pthread_mutex_destroy(&F->mu);
     pthread_cond_destroy(&F->cv);
-    for (size_t i = 0; i < FEED_SLOTS; i++) jv_arena_free(&F->slots[i].a);
+    for (size_t i = 0; i < FEED_SLOTS; i++) {
+        jv_arena_free(&F->slots[i].a);
+        invoices_prep_free(&F->slots[i].prep);
+    }
     billing_cache_free(F->bc);
     if (F->rs) ruleset_unref(F->rs);
     db_close(F->d);
@@ -756,7 +771,7 @@ static void feed_free(feeder *F, int64_t *cpu_ns)
 /* Starts the feeder over the subscriptions due as of as_of. *out stays
  * NULL (bills are computed here, one by one) when the database cannot be
  * opened a second time (in memory) or the feeder cannot start. */
-static void feed_start(feeder **out, db *d, ruleset *rs, const char *as_of, const char *by)
+static void feed_start(feeder **out, db *d, ruleset *rs, const vault *v, const char *as_of, const char *by)
 {
     *out = NULL;
     const char *path = db_path(d);
@@ -770,6 +785,7 @@ static void feed_start(feeder **out, db *d, ruleset *rs, const char *as_of, cons
     for (size_t i = 0; i < FEED_SLOTS; i++) jv_arena_init(&F->slots[i].a, 0);
     F->as_of = as_of;
     F->by = by;
+    F->v = v;
     int rc = db_open(path, 0, &F->d, &e);
     if (!rc) rc = ruleset_twin(rs, &F->rs, &e);
     if (!rc) rc = billing_cache_open(F->d, F->rs, &F->bc, &e);
@@ -957,7 +973,7 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
     /* a what-if compares two rule sets bill by bill: computed here */
     feeder *F = NULL;
     size_t since_checkpoint = 0, batch_max = o->batch > 0 ? (size_t)o->batch : BILLRUN_BATCH;
-    if (!rc && !o->candidate && due > 1) feed_start(&F, d, o->rs, o->as_of, P.by);
+    if (!rc && !o->candidate && due > 1) feed_start(&F, d, o->rs, o->v, o->as_of, P.by);
     /* checkpoints are the pass's own while the feeder reads (feed_checkpoint) */
     if (F && writes && (rc = db_run(d, e, "PRAGMA wal_autocheckpoint = 0", NULL))) {
         feed_free(F, NULL);
@@ -994,7 +1010,7 @@ int billrun_exec(db *d, const billrun_opts *o, billrun_result *out, err *e)
         else {
             bill *ahead = slot ? feed_usable(F, slot) : NULL;
             if (slot && !ahead) P.recomputed++;
-            rc = bill_one(&P, sub_id, o->rs, P.live, 1, NULL, &failed, ahead, e);
+            rc = bill_one(&P, sub_id, o->rs, P.live, 1, NULL, &failed, ahead, ahead && slot->prepared ? &slot->prep : NULL, e);
         }
         if (slot) feed_release(F);
         if (rc) break;

@@ -243,21 +243,24 @@ static int check_new(db *d, const invoice_new *in, totals *t, err *e)
 
 /* ------------------------------------------------------------- issuing */
 
-/* What issuing reads and takes before the invoice row is written. */
-typedef struct issue_prep {
-    char number[INVOICE_NUMBER_MAX];
-    char code[CUSTOMER_CODE_MAX];
-    jw bill_to_w;                 /* owns bill_to */
-    const char *bill_to;          /* JSON */
-    int moves_sub;                /* the bill sets the subscription's billed_through */
-    char prev_billed_through[11];
-    int have_prev_billed;
-    char prev_next_bill_date[11];
-} issue_prep;
+typedef struct issue_in {
+    int64_t id, customer_id, subscription_id;
+    const char *issue_date, *due_date, *period_from, *period_to, *by;
+    const invoice_line_in *lines;
+    size_t nlines;
+    const int64_t *change_ids;
+    size_t nchanges;
+    const char *billed_through;
+    const char *next_bill_date;
+    totals t;
+} issue_in;
 
-static void prep_free(issue_prep *p)
+static void issue_in_of(const invoice_new *in, issue_in *x)
 {
-    jw_free(&p->bill_to_w);
+    *x = (issue_in){.customer_id = in->customer_id, .subscription_id = in->subscription_id, .issue_date = in->issue_date,
+                    .due_date = in->due_date, .period_from = in->period_from, .period_to = in->period_to, .by = in->by,
+                    .lines = in->lines, .nlines = in->nlines, .change_ids = in->change_ids, .nchanges = in->nchanges,
+                    .billed_through = in->billed_through, .next_bill_date = in->next_bill_date};
 }
 
 static void address_json(jw *w, db_stmt *s)
@@ -276,7 +279,7 @@ static void address_json(jw *w, db_stmt *s)
 
 /* The customer as the bill names them on the day: the snapshot kept in
  * invoices.bill_to, and the code. */
-static int read_bill_to(db *d, int64_t customer_id, issue_prep *p, err *e)
+static int read_bill_to(db *d, int64_t customer_id, invoice_prep *p, err *e)
 {
     db_stmt *s = db_prepare(d, "SELECT code, name, company_name, tax_id, type FROM customers WHERE id = ?", e);
     if (!s) return e->code;
@@ -286,74 +289,192 @@ static int read_bill_to(db *d, int64_t customer_id, issue_prep *p, err *e)
         db_done(s);
         return rc < 0 ? rc : err_field(e, ERR_NOTFOUND, "not_found", "customer", "no customer with id %lld", (long long)customer_id);
     }
-    jw *w = &p->bill_to_w;
-    if (jw_init(w, 0)) {
+    jw w;
+    if (jw_init(&w, 0)) {
         db_done(s);
         return ERR_NOMEM_RET(e);
     }
     snprintf(p->code, sizeof p->code, "%s", db_col_text(s, 0));
-    jw_obj_open(w);
-    jw_kv_str(w, "customer_name", db_col_text(s, 1));
-    jw_key(w, "company_name");
-    if (db_col_is_null(s, 2)) jw_null(w);
-    else jw_str(w, db_col_text(s, 2));
-    jw_key(w, "tax_id");
-    if (db_col_is_null(s, 3)) jw_null(w);
-    else jw_str(w, db_col_text(s, 3));
-    jw_kv_str(w, "customer_type", db_col_text(s, 4));
+    jw_obj_open(&w);
+    jw_kv_str(&w, "customer_name", db_col_text(s, 1));
+    jw_key(&w, "company_name");
+    if (db_col_is_null(s, 2)) jw_null(&w);
+    else jw_str(&w, db_col_text(s, 2));
+    jw_key(&w, "tax_id");
+    if (db_col_is_null(s, 3)) jw_null(&w);
+    else jw_str(&w, db_col_text(s, 3));
+    jw_kv_str(&w, "customer_type", db_col_text(s, 4));
     rc = 0;
     db_done(s);
     s = db_prepare(d,
                    "SELECT kind, province, city, district, street, community, building, unit, floor, room, gis_code "
                    "FROM addresses WHERE customer_id = ? ORDER BY kind DESC",
                    e);
-    if (!s) return e->code;
+    if (!s) {
+        jw_free(&w);
+        return e->code;
+    }
     db_bind_int(s, 1, customer_id);
     int have_service = 0, have_billing = 0;
     while ((rc = db_step(d, s, e)) == DB_ROW) {
         /* ordered service, billing */
         if (!strcmp(db_col_text(s, 0), "service")) {
-            jw_key(w, "service_address");
+            jw_key(&w, "service_address");
             have_service = 1;
         } else {
             if (!have_service) {
-                jw_key(w, "service_address");
-                jw_null(w);
+                jw_key(&w, "service_address");
+                jw_null(&w);
                 have_service = 1;
             }
-            jw_key(w, "billing_address");
+            jw_key(&w, "billing_address");
             have_billing = 1;
         }
-        address_json(w, s);
+        address_json(&w, s);
     }
     db_done(s);
-    if (rc < 0) return rc;
+    if (rc < 0) {
+        jw_free(&w);
+        return rc;
+    }
     if (!have_service) {
-        jw_key(w, "service_address");
-        jw_null(w);
+        jw_key(&w, "service_address");
+        jw_null(&w);
     }
     if (!have_billing) {
-        jw_key(w, "billing_address");
-        jw_null(w);
+        jw_key(&w, "billing_address");
+        jw_null(&w);
     }
-    jw_obj_close(w);
-    /* bound from the writer's own buffer, which prep_free frees */
+    jw_obj_close(&w);
     size_t n;
-    p->bill_to = jw_finish(w, &n);
-    return p->bill_to ? 0 : ERR_NOMEM_RET(e);
+    const char *j = jw_finish(&w, &n);
+    buf_reset(&p->bill_to);
+    rc = !j || buf_append(&p->bill_to, j, n) ? ERR_NOMEM_RET(e) : 0;
+    jw_free(&w);
+    return rc;
 }
 
-/* Reads what the bill needs before it is written and takes its number. */
-static int prepare_issue(db *d, const vault *v, int64_t customer_id, int64_t subscription_id, const char *billed_through,
-                         const char *issue_date, issue_prep *p, err *e)
+/* The e-bill's payload, written directly as json_write would write the
+ * object (keys in byte order) rather than built as a tree first. */
+static void ebill_write(jw *w, const issue_in *in, const char *code, const char *number, const char *link)
 {
-    if (subscription_id) {
+    char period[32] = "";
+    if (in->period_from) snprintf(period, sizeof period, "%s..%s", in->period_from, in->period_to);
+    jw_obj_open(w);
+    jw_kv_int(w, "amount_due", in->t.gross - in->t.credit);
+    jw_kv_str(w, "customer", code);
+    jw_kv_str(w, "due_date", in->due_date);
+    jw_kv_str(w, "number", number);
+    /* a bill paid in full by credit still tells the customer, but asks for nothing */
+    jw_kv_str(w, "pay_link", link);
+    jw_kv_str(w, "period", period[0] ? period : NULL);
+    jw_obj_close(w);
+}
+
+#define NUMBER_KEY ",\"number\":\"\""
+#define LINK_SOME ",\"pay_link\":\"/pay/\""
+#define LINK_NONE ",\"pay_link\":null"
+
+/* The payload but for its number, which the writer takes: written with an
+ * empty number and cut around it (and around the link's). A number is its
+ * series, PREFIX-YYYY, a dash and digits: when the series is ASCII that
+ * JSON keeps as it is, the writer pastes the number in; else (a prefix
+ * configured so) it writes the whole payload (pay_split 0). */
+static int ebill_prepare(const issue_in *in, invoice_prep *p, err *e)
+{
+    p->pay_split = 0;
+    p->pay_link = in->t.gross - in->t.credit > 0;
+    buf_reset(&p->pay_head);
+    buf_reset(&p->pay_tail);
+    char series[24];
+    snprintf(series, sizeof series, "%s-%.4s", g_invoice_prefix, in->issue_date);
+    for (const char *c = series; *c; c++)
+        if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\') return 0;
+    jw w;
+    if (jw_init(&w, 0)) return ERR_NOMEM_RET(e);
+    ebill_write(&w, in, p->code, "", p->pay_link ? "/pay/" : NULL);
+    size_t n;
+    const char *j = jw_finish(&w, &n);
+    /* a quote inside a string is escaped: the key is found once, at its place */
+    const char *num = j ? strstr(j, NUMBER_KEY) : NULL, *link = p->pay_link ? LINK_SOME : LINK_NONE;
+    const char *after = num ? num + strlen(NUMBER_KEY) : NULL;
+    int rc = 0;
+    if (after && !strncmp(after, link, strlen(link)) && !strncmp(after + strlen(link), ",\"period\":", 10)) {
+        after += strlen(link);
+        if (buf_append(&p->pay_head, j, (size_t)(num - j) + strlen(NUMBER_KEY) - 1) ||
+            buf_append(&p->pay_tail, after, n - (size_t)(after - j)))
+            rc = ERR_NOMEM_RET(e);
+        else
+            p->pay_split = 1;
+    }
+    jw_free(&w);
+    return rc;
+}
+
+/* The payload with its number, in p->pay. */
+static const char *ebill_payload(const issue_in *in, invoice_prep *p, const char *number, err *e)
+{
+    buf *b = &p->pay;
+    buf_reset(b);
+    if (p->pay_split) {
+        int bad = buf_append(b, p->pay_head.data, p->pay_head.len) || buf_puts(b, number) || buf_puts(b, "\"");
+        if (p->pay_link) bad = bad || buf_puts(b, ",\"pay_link\":\"/pay/") || buf_puts(b, number) || buf_puts(b, "\"");
+        else bad = bad || buf_puts(b, LINK_NONE);
+        bad = bad || buf_append(b, p->pay_tail.data, p->pay_tail.len);
+        if (bad) ERR_NOMEM_RET(e);
+        return bad ? NULL : buf_cstr(b);
+    }
+    char link[INVOICE_NUMBER_MAX + 8];
+    snprintf(link, sizeof link, "/pay/%s", number);
+    jw w;
+    if (jw_init(&w, 0)) {
+        ERR_NOMEM_RET(e);
+        return NULL;
+    }
+    ebill_write(&w, in, p->code, number, p->pay_link ? link : NULL);
+    size_t n;
+    const char *j = jw_finish(&w, &n);
+    int rc = j ? buf_append(b, j, n) : ERR_INVALID;
+    jw_free(&w);
+    if (rc == ERR_INVALID) err_set(e, ERR_INVALID, "outbox: the payload cannot be written as JSON");
+    else if (rc) ERR_NOMEM_RET(e);
+    return rc ? NULL : buf_cstr(b);
+}
+
+static int credit_available_ok(db *d, int64_t customer_id, const totals *t, err *e)
+{
+    if (!t->credit) return 0;
+    ledger_balance b;
+    int rc = ledger_balance_of(d, customer_id, &b, e);
+    if (rc) return rc;
+    if (t->credit > b.credit) {
+        char c[MONEY_FMT_MAX], av[MONEY_FMT_MAX];
+        fmt_money(t->credit, c);
+        fmt_money(b.credit, av);
+        return line_err(e, ERR_CONFLICT, "credit_exceeded", t->first_credit, "amount", "credit applied %s is more than the customer's credit, %s", c,
+                        av);
+    }
+    return 0;
+}
+
+/* What issuing reads before it writes: the subscription, the customer,
+ * the e-bill's recipients and payload. No number: that is the writer's. */
+static int prep_read(db *d, const vault *v, const issue_in *x, invoice_prep *p, err *e)
+{
+    p->in = NULL;
+    p->net = x->t.net;
+    p->tax = x->t.tax;
+    p->gross = x->t.gross;
+    p->credit = x->t.credit;
+    p->moves_sub = p->have_prev_billed = 0;
+    p->prev_billed_through[0] = p->prev_next_bill_date[0] = '\0';
+    if (x->subscription_id) {
         db_stmt *s = db_prepare(d, "SELECT customer_id, billed_through, next_bill_date FROM subscriptions WHERE id = ?", e);
         if (!s) return e->code;
-        db_bind_int(s, 1, subscription_id);
+        db_bind_int(s, 1, x->subscription_id);
         int rc = db_step(d, s, e);
         int64_t owner = rc == DB_ROW ? db_col_int(s, 0) : 0;
-        if (rc == DB_ROW && billed_through) {
+        if (rc == DB_ROW && x->billed_through) {
             p->moves_sub = 1;
             p->have_prev_billed = !db_col_is_null(s, 1);
             snprintf(p->prev_billed_through, sizeof p->prev_billed_through, "%s", db_col_text(s, 1));
@@ -361,13 +482,65 @@ static int prepare_issue(db *d, const vault *v, int64_t customer_id, int64_t sub
         }
         db_done(s);
         if (rc < 0) return rc;
-        if (owner != customer_id)
+        if (owner != x->customer_id)
             return err_field(e, ERR_INVALID, "invalid_field", "subscription_id", "subscription %lld is not this customer's",
-                             (long long)subscription_id);
+                             (long long)x->subscription_id);
     }
-    int rc = read_bill_to(d, customer_id, p, e);
-    if (!rc) rc = take_number(d, g_invoice_prefix, issue_date, p->number, e);
+    int rc = read_bill_to(d, x->customer_id, p, e);
+    /* the e-bill goes on the channels the customer prefers, each to its contact */
+    if (!rc) rc = notify_recipients(d, v, x->customer_id, NULL, &p->to, e);
+    if (!rc) rc = ebill_prepare(x, p, e);
     return rc;
+}
+
+/* Each line's detail as JSON, for the writer to bind as it is (p->details
+ * 0 when one cannot be written: the writer writes them and says so, where
+ * it did). */
+static int prep_details(const invoice_new *in, invoice_prep *p, err *e)
+{
+    p->details = 0;
+    buf_reset(&p->detail_text);
+    if (in->nlines > p->detail_cap) {
+        size_t *at = realloc(p->detail_at, in->nlines * sizeof *at);
+        if (!at) return ERR_NOMEM_RET(e);
+        p->detail_at = at;
+        p->detail_cap = in->nlines;
+    }
+    for (size_t i = 0; i < in->nlines; i++) {
+        p->detail_at[i] = SIZE_MAX;
+        if (!in->lines[i].detail) continue;
+        p->detail_at[i] = p->detail_text.len;
+        if (json_write(&p->detail_text, in->lines[i].detail) || buf_append(&p->detail_text, "", 1)) return 0;
+    }
+    p->details = 1;
+    return 0;
+}
+
+int invoices_prepare(db *d, const vault *v, const invoice_new *in, invoice_prep *p, err *e)
+{
+    issue_in x;
+    issue_in_of(in, &x);
+    p->in = NULL;
+    int rc = check_new(d, in, &x.t, e);
+    if (!rc) rc = credit_available_ok(d, in->customer_id, &x.t, e);
+    if (!rc) rc = prep_read(d, v, &x, p, e);
+    if (!rc) rc = prep_details(in, p, e);
+    if (!rc) p->in = in;
+    return rc;
+}
+
+void invoices_prep_free(invoice_prep *p)
+{
+    buf_free(&p->bill_to);
+    buf_free(&p->pay_head);
+    buf_free(&p->pay_tail);
+    buf_free(&p->pay);
+    buf_free(&p->detail_text);
+    free(p->detail_at);
+    p->detail_at = NULL;
+    p->detail_cap = 0;
+    notify_to_free(&p->to);
+    p->in = NULL;
 }
 
 /* Explains a refused invoice row: the period billed already, else as is. */
@@ -409,9 +582,10 @@ static const char *const LINE_SQL[LINES_PER_INSERT + 1] = {
 };
 
 /* Binds line i (0-based in the bill) as row r of statement s: the line's
- * own values without copies (they outlive the step), the detail, written
- * into a buffer the next line reuses, as a copy. */
-static void bind_line(db_stmt *s, int r, int64_t invoice_id, size_t i, const invoice_line_in *x, const char *detail)
+ * own values without copies (they outlive the step), the detail as a copy
+ * when it is in a buffer the next line reuses (detail_copy). */
+static void bind_line(db_stmt *s, int r, int64_t invoice_id, size_t i, const invoice_line_in *x, const char *detail,
+                      int detail_copy)
 {
     int b = r * LINE_NCOLS;
     db_bind_int(s, b + 1, invoice_id);
@@ -432,7 +606,8 @@ static void bind_line(db_stmt *s, int r, int64_t invoice_id, size_t i, const inv
     db_bind_text_ref(s, b + 15, x->period_to);
     db_bind_text_ref(s, b + 16, text_set(x->step) ? x->step : "manual");
     db_bind_text_ref(s, b + 17, text_set(x->rule) ? x->rule : "manual");
-    db_bind_text(s, b + 18, detail);
+    if (detail_copy) db_bind_text(s, b + 18, detail);
+    else db_bind_text_ref(s, b + 18, detail);
     if (x->pending_charge_id) db_bind_int(s, b + 19, x->pending_charge_id);
     else db_bind_null(s, b + 19);
     if (x->deposit_id) db_bind_int(s, b + 20, x->deposit_id);
@@ -440,20 +615,27 @@ static void bind_line(db_stmt *s, int r, int64_t invoice_id, size_t i, const inv
 }
 
 /* Lines first..first+k-1 in one statement; on a constraint failure (the
- * statement wrote nothing) ERR_CONFLICT with e set. */
-static int insert_chunk(db *d, int64_t invoice_id, const invoice_line_in *l, size_t first, size_t k, buf *detail, err *e)
+ * statement wrote nothing) ERR_CONFLICT with e set. The details come
+ * written from p (may be NULL) when it has them. */
+static int insert_chunk(db *d, int64_t invoice_id, const invoice_line_in *l, size_t first, size_t k, const invoice_prep *p,
+                        buf *detail, err *e)
 {
     db_stmt *s = db_prepare(d, LINE_SQL[k], e);
     if (!s) return e->code;
     for (size_t r = 0; r < k; r++) {
         const invoice_line_in *x = &l[first + r];
+        if (p && p->details) {
+            size_t at = p->detail_at[first + r];
+            bind_line(s, (int)r, invoice_id, first + r, x, at == SIZE_MAX ? NULL : p->detail_text.data + at, 0);
+            continue;
+        }
         buf_reset(detail);
         if (x->detail && json_write(detail, x->detail)) {
             db_done(s);
             return line_err(e, ERR_INVALID, "invalid_field", first + r, "detail", "detail cannot be written as JSON");
         }
         /* bound as a copy (SQLITE_TRANSIENT): the buffer is reused */
-        bind_line(s, (int)r, invoice_id, first + r, x, x->detail ? buf_cstr(detail) : NULL);
+        bind_line(s, (int)r, invoice_id, first + r, x, x->detail ? buf_cstr(detail) : NULL, 1);
     }
     int rc = db_step(d, s, e);
     db_done(s);
@@ -462,18 +644,18 @@ static int insert_chunk(db *d, int64_t invoice_id, const invoice_line_in *l, siz
     return rc;
 }
 
-static int insert_lines(db *d, int64_t invoice_id, const invoice_line_in *l, size_t n, err *e)
+static int insert_lines(db *d, int64_t invoice_id, const invoice_line_in *l, size_t n, const invoice_prep *p, err *e)
 {
     buf detail = {0};
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i += LINES_PER_INSERT) {
         size_t k = n - i < LINES_PER_INSERT ? n - i : LINES_PER_INSERT;
-        rc = insert_chunk(d, invoice_id, l, i, k, &detail, e);
+        rc = insert_chunk(d, invoice_id, l, i, k, p, &detail, e);
         if (rc != ERR_CONFLICT) continue;
         /* which line: again one at a time, to name it */
         rc = 0;
         for (size_t j = i; j < i + k && !rc; j++) {
-            rc = insert_chunk(d, invoice_id, l, j, 1, &detail, e);
+            rc = insert_chunk(d, invoice_id, l, j, 1, p, &detail, e);
             if (rc == ERR_CONFLICT) rc = line_err(e, ERR_INVALID, "invalid_field", j, "", "%s", e->msg);
         }
     }
@@ -481,22 +663,10 @@ static int insert_lines(db *d, int64_t invoice_id, const invoice_line_in *l, siz
     return rc;
 }
 
-typedef struct issue_in {
-    int64_t id, customer_id, subscription_id;
-    const char *issue_date, *due_date, *period_from, *period_to, *by;
-    const invoice_line_in *lines;
-    size_t nlines;
-    const int64_t *change_ids;
-    size_t nchanges;
-    const char *billed_through;
-    const char *next_bill_date;
-    totals t;
-} issue_in;
-
 /* What an issued invoice does beyond its own rows: it takes the charges,
  * deposits and changes it bills, moves the subscription on, goes on the
  * ledger, applies the credit its credit lines show, and queues the e-bill. */
-static int issue_effects(db *d, const vault *v, const issue_in *in, const issue_prep *p, err *e)
+static int issue_effects(db *d, const issue_in *in, invoice_prep *p, const char *number, err *e)
 {
     int rc = 0;
     for (size_t i = 0; i < in->nlines && !rc; i++) {
@@ -563,62 +733,25 @@ static int issue_effects(db *d, const vault *v, const issue_in *in, const issue_
                     in->t.credit, now);
     }
     if (rc) return rc;
-    /* the e-bill, written directly as json_write would write the object
-     * (keys in byte order) rather than built as a tree first */
-    char period[32] = "";
-    if (in->period_from) snprintf(period, sizeof period, "%s..%s", in->period_from, in->period_to);
-    char link[INVOICE_NUMBER_MAX + 8], key[INVOICE_NUMBER_MAX + 24];
-    snprintf(link, sizeof link, "/pay/%s", p->number);
-    snprintf(key, sizeof key, "invoice_issued:%s", p->number);
-    jw w;
-    if (jw_init(&w, 0)) return ERR_NOMEM_RET(e);
-    jw_obj_open(&w);
-    jw_kv_int(&w, "amount_due", in->t.gross - in->t.credit);
-    jw_kv_str(&w, "customer", p->code);
-    jw_kv_str(&w, "due_date", in->due_date);
-    jw_kv_str(&w, "number", p->number);
-    /* a bill paid in full by credit still tells the customer, but asks for nothing */
-    jw_kv_str(&w, "pay_link", in->t.gross - in->t.credit > 0 ? link : NULL);
-    jw_kv_str(&w, "period", period[0] ? period : NULL);
-    jw_obj_close(&w);
-    size_t n;
-    const char *pl = jw_finish(&w, &n);
-    /* on the channels the customer prefers, each to its contact */
-    rc = pl ? notify_customer_json(d, v, "invoice_issued", in->customer_id, NULL, pl, key, NULL, e)
-            : err_set(e, ERR_INVALID, "outbox: the payload cannot be written as JSON");
-    jw_free(&w);
-    return rc;
+    char key[INVOICE_NUMBER_MAX + 24];
+    snprintf(key, sizeof key, "invoice_issued:%s", number);
+    const char *pl = ebill_payload(in, p, number, e);
+    return pl ? notify_queue_json(d, &p->to, "invoice_issued", pl, key, NULL, e) : e->code;
 }
 
-static int credit_available_ok(db *d, int64_t customer_id, const totals *t, err *e)
+int invoices_issue_prepared(db *d, const invoice_new *in, invoice_prep *p, int64_t *id, char number[INVOICE_NUMBER_MAX], err *e)
 {
-    if (!t->credit) return 0;
-    ledger_balance b;
-    int rc = ledger_balance_of(d, customer_id, &b, e);
+    if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "invoices need the caller's transaction");
+    if (!p->in || p->in != in) return err_set(e, ERR_INTERNAL, "invoices: an invoice issued with another's preparation");
+    /* used once: what it read is the writes' now */
+    p->in = NULL;
+    issue_in x;
+    issue_in_of(in, &x);
+    x.t = (totals){.net = p->net, .tax = p->tax, .gross = p->gross, .credit = p->credit};
+    char num[INVOICE_NUMBER_MAX];
+    int rc = db_begin(d, e);
     if (rc) return rc;
-    if (t->credit > b.credit) {
-        char c[MONEY_FMT_MAX], av[MONEY_FMT_MAX];
-        fmt_money(t->credit, c);
-        fmt_money(b.credit, av);
-        return line_err(e, ERR_CONFLICT, "credit_exceeded", t->first_credit, "amount", "credit applied %s is more than the customer's credit, %s", c,
-                        av);
-    }
-    return 0;
-}
-
-int invoices_issue(db *d, const vault *v, const invoice_new *in, int64_t *id, char number[INVOICE_NUMBER_MAX], err *e)
-{
-    issue_in x = {.customer_id = in->customer_id, .subscription_id = in->subscription_id, .issue_date = in->issue_date,
-                  .due_date = in->due_date, .period_from = in->period_from, .period_to = in->period_to, .by = in->by,
-                  .lines = in->lines, .nlines = in->nlines, .change_ids = in->change_ids, .nchanges = in->nchanges,
-                  .billed_through = in->billed_through, .next_bill_date = in->next_bill_date};
-    int rc = check_new(d, in, &x.t, e);
-    if (!rc) rc = credit_available_ok(d, in->customer_id, &x.t, e);
-    if (rc) return rc;
-    issue_prep p = {0};
-    rc = db_begin(d, e);
-    if (rc) return rc;
-    rc = prepare_issue(d, v, in->customer_id, in->subscription_id, in->billed_through, in->issue_date, &p, e);
+    rc = take_number(d, g_invoice_prefix, in->issue_date, num, e);
     if (!rc) {
         char now[25];
         db_now(now);
@@ -632,7 +765,7 @@ int invoices_issue(db *d, const vault *v, const invoice_new *in, int64_t *id, ch
         if (!s) rc = e->code;
         else {
             /* every value outlives the step: bound without copies */
-            db_bind_text_ref(s, 1, p.number);
+            db_bind_text_ref(s, 1, num);
             db_bind_int(s, 2, in->customer_id);
             if (in->subscription_id) db_bind_int(s, 3, in->subscription_id);
             else db_bind_null(s, 3);
@@ -648,12 +781,12 @@ int invoices_issue(db *d, const vault *v, const invoice_new *in, int64_t *id, ch
             db_bind_text_ref(s, 13, in->rules_version);
             if (in->bill_run_id) db_bind_int(s, 14, in->bill_run_id);
             else db_bind_null(s, 14);
-            db_bind_text_ref(s, 15, p.bill_to);
+            db_bind_text_ref(s, 15, buf_cstr(&p->bill_to));
             db_bind_text_ref(s, 16, now);
             db_bind_text_ref(s, 17, in->by);
             db_bind_text_ref(s, 18, now);
-            db_bind_text_ref(s, 19, p.moves_sub && p.have_prev_billed ? p.prev_billed_through : NULL);
-            db_bind_text_ref(s, 20, p.moves_sub ? p.prev_next_bill_date : NULL);
+            db_bind_text_ref(s, 19, p->moves_sub && p->have_prev_billed ? p->prev_billed_through : NULL);
+            db_bind_text_ref(s, 20, p->moves_sub ? p->prev_next_bill_date : NULL);
             rc = db_step(d, s, e);
             db_done(s);
             if (rc == DB_DONE) rc = 0;
@@ -663,16 +796,24 @@ int invoices_issue(db *d, const vault *v, const invoice_new *in, int64_t *id, ch
     }
     if (!rc) {
         x.id = db_last_id(d);
-        rc = insert_lines(d, x.id, in->lines, in->nlines, e);
+        rc = insert_lines(d, x.id, in->lines, in->nlines, p, e);
     }
-    if (!rc) rc = issue_effects(d, v, &x, &p, e);
+    if (!rc) rc = issue_effects(d, &x, p, num, e);
     if (!rc) rc = db_commit(d, e);
     else db_rollback(d);
     if (!rc) {
         if (id) *id = x.id;
-        if (number) snprintf(number, INVOICE_NUMBER_MAX, "%s", p.number);
+        if (number) snprintf(number, INVOICE_NUMBER_MAX, "%s", num);
     }
-    prep_free(&p);
+    return rc;
+}
+
+int invoices_issue(db *d, const vault *v, const invoice_new *in, int64_t *id, char number[INVOICE_NUMBER_MAX], err *e)
+{
+    invoice_prep p = {0};
+    int rc = invoices_prepare(d, v, in, &p, e);
+    if (!rc) rc = invoices_issue_prepared(d, in, &p, id, number, e);
+    invoices_prep_free(&p);
     return rc;
 }
 
@@ -745,7 +886,7 @@ int invoices_create_draft(db *d, const invoice_new *in, int64_t *id, err *e)
     int64_t new_id = 0;
     if (!rc) {
         new_id = db_last_id(d);
-        rc = insert_lines(d, new_id, in->lines, in->nlines, e);
+        rc = insert_lines(d, new_id, in->lines, in->nlines, NULL, e);
     }
     if (!rc) rc = db_commit(d, e);
     else if (db_in_tx(d)) db_rollback(d);
@@ -848,27 +989,29 @@ int invoices_finalize(db *d, const vault *v, int64_t id, const char *issue_date,
     const jv *bt = refs ? jv_get(refs, "billed_through") : NULL;
     x.billed_through = bt && bt->kind == JV_STR ? bt->u.str.s : NULL;
     if (!rc) rc = credit_available_ok(d, x.customer_id, &x.t, e);
-    issue_prep p = {0};
+    invoice_prep p = {0};
+    char num[INVOICE_NUMBER_MAX];
     if (!rc) rc = db_begin(d, e);
     else {
         jv_arena_free(&a);
         return rc;
     }
-    if (!rc) rc = prepare_issue(d, v, x.customer_id, x.subscription_id, x.billed_through, issue, &p, e);
+    if (!rc) rc = prep_read(d, v, &x, &p, e);
+    if (!rc) rc = take_number(d, g_invoice_prefix, issue, num, e);
     if (!rc) {
         char now[25];
         db_now(now);
         rc = db_run(d, e,
                     "UPDATE invoices SET number = ?, status = ?, issue_date = ?, paid = ?, bill_to = ?, finalized_at = ?, "
                     "prev_billed_through = ?, prev_next_bill_date = ?, draft_refs = NULL WHERE id = ? AND status = 'draft'",
-                    "sssissssi", p.number, status_of(x.t.gross, x.t.credit, 0, 0), issue, x.t.credit, p.bill_to, now,
+                    "sssissssi", num, status_of(x.t.gross, x.t.credit, 0, 0), issue, x.t.credit, buf_cstr(&p.bill_to), now,
                     p.moves_sub && p.have_prev_billed ? p.prev_billed_through : NULL, p.moves_sub ? p.prev_next_bill_date : NULL, id);
     }
-    if (!rc) rc = issue_effects(d, v, &x, &p, e);
+    if (!rc) rc = issue_effects(d, &x, &p, num, e);
     if (!rc) rc = db_commit(d, e);
     else db_rollback(d);
-    if (!rc && number) snprintf(number, INVOICE_NUMBER_MAX, "%s", p.number);
-    prep_free(&p);
+    if (!rc && number) snprintf(number, INVOICE_NUMBER_MAX, "%s", num);
+    invoices_prep_free(&p);
     jv_arena_free(&a);
     return rc;
 }

@@ -24,10 +24,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "db.h"
 #include "err.h"
 #include "json.h"
 #include "ledger.h"
+#include "notify.h"
 #include "vault.h"
 
 #define INVOICE_NUMBER_MAX 32
@@ -88,6 +90,43 @@ typedef struct invoice_new {
  * ("lines[3].tax"). *id and number (may be NULL) get what was made. */
 int invoices_issue(db *d, const vault *v, const invoice_new *in, int64_t *id, char number[INVOICE_NUMBER_MAX],
                    err *e);
+
+/* invoices_issue in two halves, for a billing run that reads on one thread
+ * and writes on another. invoices_prepare only reads (in a read or a write
+ * transaction): invoices_issue's checks, the credit available, the
+ * subscription's billed_through, the customer as the bill names them, the
+ * e-bill's recipients (sealed) and its payload but for the number, the
+ * lines' details as JSON. invoices_issue_prepared then takes the number
+ * and writes what invoices_issue writes, in the caller's write
+ * transaction; its errors are invoices_issue's for the writes, and it does
+ * not check again what the preparation checked. A preparation is made for
+ * one invoice_new, `in` itself (the same object, unchanged but for
+ * bill_run_id and next_bill_date, which it does not read), serves it once,
+ * and holds while nothing of that customer (file, addresses, contacts,
+ * tags, ledger, open invoices) or subscription has changed since it read
+ * them: the caller sees to that. Nothing else is read ahead: the number
+ * series is the writer's. An invoice_prep starts zeroed; invoices_prepare
+ * may reuse one (keeping its memory); invoices_prep_free frees it. Its
+ * members are invoices.c's. */
+typedef struct invoice_prep {
+    const invoice_new *in;       /* what it was made for; NULL: not made */
+    int64_t net, tax, gross, credit;
+    char code[32];               /* the customer's */
+    int moves_sub, have_prev_billed;
+    char prev_billed_through[11], prev_next_bill_date[11];
+    buf bill_to;                 /* JSON */
+    int pay_split;               /* the e-bill's payload is pay_head NUMBER pay_tail, the link made here */
+    int pay_link;                /* it has a pay link */
+    buf pay_head, pay_tail, pay; /* pay: the payload, on the writer */
+    notify_to to;
+    int details;                 /* the lines' details are written: */
+    buf detail_text;             /* each NUL-terminated, */
+    size_t *detail_at, detail_cap;   /* line i's at detail_at[i] (SIZE_MAX: none) */
+} invoice_prep;
+int invoices_prepare(db *d, const vault *v, const invoice_new *in, invoice_prep *p, err *e);
+int invoices_issue_prepared(db *d, const invoice_new *in, invoice_prep *p, int64_t *id, char number[INVOICE_NUMBER_MAX],
+                            err *e);
+void invoices_prep_free(invoice_prep *p);
 
 /* The same checks and writes without issuing: a draft (no number, not on
  * the ledger, charges not taken). invoices_finalize issues it. */

@@ -51,14 +51,19 @@ static int check_channels(const char *const *channels, int *n, err *e)
     return 0;
 }
 
-/* notify_customer with the payload as a jv or as JSON text. */
-static int queue_for_customer(db *d, const vault *v, const char *event, int64_t customer_id, const char *const *channels,
-                              const jv *payload, const char *payload_json, const char *dedupe_key, int *queued, err *e)
+/* The customer's contacts for the channels (NULL: by preference), read in
+ * one row and decrypted: ch[i] gets each message's channel (a static name;
+ * "log" for a contact there is none of or that cannot be read, at most
+ * once), plain[i] its recipient in clear (empty for the log); why[j] gets
+ * why the contact of channel j could not be read (malloc'ed), for the
+ * caller to log when it queues. *n gets the number of messages. */
+static int read_contacts(db *d, const vault *v, int64_t customer_id, const char *const *channels, const char *ch[NOTIFY_CHANNELS],
+                         buf plain[NOTIFY_CHANNELS], char *why[NOTIFY_CHANNELS], int *n, err *e)
 {
-    if (queued) *queued = 0;
+    *n = 0;
     if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "notify_customer needs the caller's transaction");
-    int n = 0, rc = 0;
-    if (channels && (rc = check_channels(channels, &n, e))) return rc;
+    int k = 0, rc = 0;
+    if (channels && (rc = check_channels(channels, &k, e))) return rc;
     /* contacts, openid and preference (a preference is the customer's data,
      * as a phone number is; rules may ask for other channels) in one read:
      * every bill of a billing run comes here */
@@ -79,35 +84,69 @@ static int queue_for_customer(db *d, const vault *v, const char *event, int64_t 
     if (!channels) {
         pref[0] = db_col_int(s, 3) ? "wechat" : db_col_int(s, 4) ? "email" : "sms";
         channels = pref;
-        n = 1;
+        k = 1;
     }
     /* each channel's recipient, decrypted while the row is at hand */
-    const char *ch[NOTIFY_CHANNELS];
-    buf plain[NOTIFY_CHANNELS];
-    memset(plain, 0, sizeof plain);
-    for (int i = 0; i < n; i++) {
-        ch[i] = channels[i];
-        int col = !strcmp(ch[i], "sms") ? 0 : !strcmp(ch[i], "email") ? 1 : !strcmp(ch[i], "wechat") ? 2 : -1;
+    int logged = 0;
+    rc = 0;
+    for (int i = 0; i < k; i++) {
+        const char *c = notify_channel_names[notify_channel_index(channels[i])];
+        int col = !strcmp(c, "sms") ? 0 : !strcmp(c, "email") ? 1 : !strcmp(c, "wechat") ? 2 : -1;
         const char *aad = col == 0 ? AAD_PHONE : col == 1 ? AAD_EMAIL : AAD_OPENID;
         err de;
+        buf *p = &plain[*n];
         /* no way to reach the customer there: the message is not lost, it
          * goes to the log, where staff see it */
         if (col < 0 || !db_col_bytes(s, col)) {
-            ch[i] = "log";
-        } else if (!v || vault_decrypt(v, aad, db_col_text(s, col), &plain[i], &de)) {
+            c = "log";
+        } else if (!v || vault_decrypt(v, aad, db_col_text(s, col), p, &de)) {
             /* a contact that cannot be read (no key file, a key pruned too
              * early) must not undo the change that sends the message */
-            log_msg(LOG_ERROR, "notify_contact_unreadable", "customer %lld, %s: %s", (long long)customer_id, aad,
-                    v ? de.msg : "no key file");
-            wipe(&plain[i]);
-            ch[i] = "log";
+            wipe(p);
+            c = "log";
+            size_t wl = strlen(aad) + strlen(v ? de.msg : "no key file") + 3;
+            char *w = malloc(wl);
+            if (!w) {
+                rc = ERR_NOMEM_RET(e);
+                break;
+            }
+            snprintf(w, wl, "%s: %s", aad, v ? de.msg : "no key file");
+            free(why[i]);
+            why[i] = w;
         }
+        /* the log gets one message however many channels fell back to it */
+        if (!strcmp(c, "log") && logged++) continue;
+        ch[(*n)++] = c;
     }
     db_done(s);
-    rc = 0;
-    int logged = 0;
+    return rc;
+}
+
+static void log_unreadable(int64_t customer_id, char *why[NOTIFY_CHANNELS], int n)
+{
+    for (int i = 0; i < n; i++)
+        if (why[i]) {
+            log_msg(LOG_ERROR, "notify_contact_unreadable", "customer %lld, %s", (long long)customer_id, why[i]);
+            free(why[i]);
+            why[i] = NULL;
+        }
+}
+
+/* notify_customer with the payload as a jv or as JSON text. */
+static int queue_for_customer(db *d, const vault *v, const char *event, int64_t customer_id, const char *const *channels,
+                              const jv *payload, const char *payload_json, const char *dedupe_key, int *queued, err *e)
+{
+    if (queued) *queued = 0;
+    const char *ch[NOTIFY_CHANNELS];
+    buf plain[NOTIFY_CHANNELS];
+    char *why[NOTIFY_CHANNELS];
+    memset(plain, 0, sizeof plain);
+    memset(why, 0, sizeof why);
+    int n = 0;
+    int rc = read_contacts(d, v, customer_id, channels, ch, plain, why, &n, e);
+    log_unreadable(customer_id, why, NOTIFY_CHANNELS);
     for (int i = 0; i < n; i++) {
-        if (!rc && !(!strcmp(ch[i], "log") && logged++)) {
+        if (!rc) {
             char key[256];
             if (dedupe_key) snprintf(key, sizeof key, "%s:%s", dedupe_key, ch[i]);
             const char *to = plain[i].len ? buf_cstr(&plain[i]) : NULL, *k = dedupe_key ? key : NULL;
@@ -118,6 +157,54 @@ static int queue_for_customer(db *d, const vault *v, const char *event, int64_t 
         wipe(&plain[i]);
     }
     return rc;
+}
+
+int notify_recipients(db *d, const vault *v, int64_t customer_id, const char *const *channels, notify_to *t, err *e)
+{
+    for (int i = 0; i < NOTIFY_CHANNELS; i++) {
+        buf_reset(&t->enc[i]);
+        free(t->why[i]);
+        t->why[i] = NULL;
+    }
+    t->n = 0;
+    t->customer_id = customer_id;
+    buf plain[NOTIFY_CHANNELS];
+    memset(plain, 0, sizeof plain);
+    int n = 0;
+    int rc = read_contacts(d, v, customer_id, channels, t->channel, plain, t->why, &n, e);
+    /* sealed here as outbox_enqueue would seal them: the clear text goes no further */
+    for (int i = 0; i < n; i++) {
+        if (!rc && plain[i].len) rc = outbox_seal_recipient(v, buf_cstr(&plain[i]), &t->enc[i], e);
+        wipe(&plain[i]);
+    }
+    if (!rc) t->n = n;
+    return rc;
+}
+
+int notify_queue_json(db *d, notify_to *t, const char *event, const char *payload, const char *dedupe_key, int *queued, err *e)
+{
+    if (queued) *queued = 0;
+    if (!db_in_tx(d)) return err_set(e, ERR_INTERNAL, "notify_customer needs the caller's transaction");
+    log_unreadable(t->customer_id, t->why, NOTIFY_CHANNELS);
+    int rc = 0;
+    for (int i = 0; i < t->n && !rc; i++) {
+        char key[256];
+        if (dedupe_key) snprintf(key, sizeof key, "%s:%s", dedupe_key, t->channel[i]);
+        rc = outbox_enqueue_sealed(d, event, t->channel[i], t->customer_id, t->enc[i].len ? buf_cstr(&t->enc[i]) : NULL,
+                                   payload ? payload : "{}", dedupe_key ? key : NULL, e);
+        if (!rc && queued) (*queued)++;
+    }
+    return rc;
+}
+
+void notify_to_free(notify_to *t)
+{
+    for (int i = 0; i < NOTIFY_CHANNELS; i++) {
+        buf_free(&t->enc[i]);
+        free(t->why[i]);
+        t->why[i] = NULL;
+    }
+    t->n = 0;
 }
 
 int notify_customer(db *d, const vault *v, const char *event, int64_t customer_id, const char *const *channels,

@@ -69,6 +69,26 @@ int notify_customer(db *d, const vault *v, const char *event, int64_t customer_i
 int notify_customer_json(db *d, const vault *v, const char *event, int64_t customer_id, const char *const *channels,
                          const char *payload, const char *dedupe_key, int *queued, err *e);
 
+/* notify_customer_json in two halves, for a caller that reads on one
+ * thread and writes on another (a billing run's feeder prepares each
+ * bill's e-bill): notify_recipients only reads (inside a read or write
+ * transaction): the channels and each one's recipient, sealed as the
+ * outbox stores it; notify_queue_json then queues the messages in the
+ * caller's write transaction, and logs a contact that could not be read
+ * then. The recipients are valid while nothing of the customer changes.
+ * A notify_to starts zeroed; notify_recipients may reuse one. */
+typedef struct notify_to {
+    int64_t customer_id;
+    int n;                                   /* messages */
+    const char *channel[NOTIFY_CHANNELS];    /* static names */
+    buf enc[NOTIFY_CHANNELS];                /* the recipient's stored form, empty for none */
+    char *why[NOTIFY_CHANNELS];              /* a contact that fell back to the log, and why */
+} notify_to;
+int notify_recipients(db *d, const vault *v, int64_t customer_id, const char *const *channels, notify_to *t, err *e);
+int notify_queue_json(db *d, notify_to *t, const char *event, const char *payload, const char *dedupe_key, int *queued,
+                      err *e);
+void notify_to_free(notify_to *t);
+
 /* Sets (openid non-NULL) or removes a customer's WeChat openid, stored
  * encrypted (vault place customer_wechat.openid). Inside the caller's
  * transaction. */

@@ -37,13 +37,23 @@ static int enqueue_checks(db *d, const vault *v, const char *event, const char *
     return 0;
 }
 
-/* The row, once checked; payload is the JSON text of an object. */
+int outbox_seal_recipient(const vault *v, const char *recipient, buf *out, err *e)
+{
+    if (!v) return err_set(e, ERR_INTERNAL, "outbox: no key file to encrypt the recipient");
+    return vault_encrypt(v, RECIPIENT_AAD, recipient, strlen(recipient), out, e);
+}
+
+/* The row, once checked; payload is the JSON text of an object; the
+ * recipient sealed already (recipient_enc) or in clear (recipient). */
 static int enqueue_row(db *d, const vault *v, const char *event, const char *channel, int64_t customer_id,
-                       const char *recipient, const char *payload, const char *dedupe_key, err *e)
+                       const char *recipient, const char *recipient_enc, const char *payload, const char *dedupe_key, err *e)
 {
     buf enc = {0};
     int rc = 0;
-    if (recipient) rc = vault_encrypt(v, RECIPIENT_AAD, recipient, strlen(recipient), &enc, e);
+    if (recipient) {
+        rc = vault_encrypt(v, RECIPIENT_AAD, recipient, strlen(recipient), &enc, e);
+        recipient_enc = buf_cstr(&enc);
+    }
     if (!rc) {
         char now[25];
         db_now(now);
@@ -60,7 +70,7 @@ static int enqueue_row(db *d, const vault *v, const char *event, const char *cha
             db_bind_text_ref(s, 3, channel);
             if (customer_id > 0) db_bind_int(s, 4, customer_id);
             else db_bind_null(s, 4);
-            db_bind_text_ref(s, 5, recipient ? buf_cstr(&enc) : NULL);
+            db_bind_text_ref(s, 5, recipient_enc);
             db_bind_text_ref(s, 6, payload);
             db_bind_text_ref(s, 7, now);
             db_bind_text_ref(s, 8, dedupe_key);
@@ -86,7 +96,7 @@ int outbox_enqueue(db *d, const vault *v, const char *event, const char *channel
     } else if (buf_puts(&body, "{}")) {
         rc = ERR_NOMEM_RET(e);
     }
-    if (!rc) rc = enqueue_row(d, v, event, channel, customer_id, recipient, buf_cstr(&body), dedupe_key, e);
+    if (!rc) rc = enqueue_row(d, v, event, channel, customer_id, recipient, NULL, buf_cstr(&body), dedupe_key, e);
     buf_free(&body);
     return rc;
 }
@@ -96,7 +106,15 @@ int outbox_enqueue_json(db *d, const vault *v, const char *event, const char *ch
 {
     int rc = enqueue_checks(d, v, event, channel, recipient, !payload || payload[0] == '{', e);
     if (rc) return rc;
-    return enqueue_row(d, v, event, channel, customer_id, recipient, payload ? payload : "{}", dedupe_key, e);
+    return enqueue_row(d, v, event, channel, customer_id, recipient, NULL, payload ? payload : "{}", dedupe_key, e);
+}
+
+int outbox_enqueue_sealed(db *d, const char *event, const char *channel, int64_t customer_id, const char *recipient_enc,
+                          const char *payload, const char *dedupe_key, err *e)
+{
+    int rc = enqueue_checks(d, NULL, event, channel, NULL, !payload || payload[0] == '{', e);
+    if (rc) return rc;
+    return enqueue_row(d, NULL, event, channel, customer_id, NULL, recipient_enc, payload ? payload : "{}", dedupe_key, e);
 }
 
 /* ---------------------------------------------------------------- delivery */

@@ -27,6 +27,7 @@
 
 #include <stdint.h>
 
+#include "buf.h"
 #include "db.h"
 #include "err.h"
 #include "json.h"
@@ -45,6 +46,14 @@ int outbox_enqueue(db *d, const vault *v, const char *event, const char *channel
  * write their few fields directly. */
 int outbox_enqueue_json(db *d, const vault *v, const char *event, const char *channel, int64_t customer_id,
                         const char *recipient, const char *payload, const char *dedupe_key, err *e);
+
+/* The recipient's stored form (encrypted for the place "outbox.recipient"),
+ * appended to out: what outbox_enqueue stores for it. */
+int outbox_seal_recipient(const vault *v, const char *recipient, buf *out, err *e);
+/* outbox_enqueue_json with the recipient sealed ahead (outbox_seal_recipient),
+ * or NULL for none. */
+int outbox_enqueue_sealed(db *d, const char *event, const char *channel, int64_t customer_id, const char *recipient_enc,
+                          const char *payload, const char *dedupe_key, err *e);
 
 /* The log channel alone, in one transaction (the dispatcher of notify.h
  * does this and the rest; kept for callers that want only the log).

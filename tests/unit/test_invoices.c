@@ -303,6 +303,81 @@ static void test_issue_writes_everything(void **state)
     assert_string_equal(jv_get(o, "rules_version")->u.str.s, "rv-test");
 }
 
+/* A billing run reads what issuing needs on its feeder thread, with a
+ * connection of its own, and writes on another: prepared there in a read
+ * transaction and issued here, the invoice is what invoices_issue writes
+ * (the number taken here, the bill-to snapshot, the e-bill's payload byte
+ * for byte and its recipient). A preparation serves the invoice it was
+ * made for, once. */
+static void test_issue_prepared_on_another_connection(void **state)
+{
+    fixture *f = *state;
+    invoice_line_in lines[1] = {L("recurring", "Fiber 300M November", 12900, "internet", 6, 730)};
+    invoice_new in = {.customer_id = f->c1, .subscription_id = f->sub1, .period_from = "2026-11-01", .period_to = "2026-11-30",
+                      .issue_date = "2026-12-01", .due_date = "2026-12-16", .rules_version = "rv-test", .lines = lines,
+                      .nlines = 1, .billed_through = "2026-11-30", .by = "test"};
+    invoice_new other = in;
+    db *d2;
+    err e;
+    err_clear(&e);
+    assert_int_equal(db_open(f->dbpath, 0, &d2, &e), 0);
+    invoice_prep p = {0};
+    assert_int_equal(db_read_begin(d2, &e), 0);
+    assert_int_equal(invoices_prepare(d2, f->v, &in, &p, &e), 0);
+    db_read_end(d2);
+    db_close(d2);
+    int64_t id = 0, id2 = 0;
+    char num[INVOICE_NUMBER_MAX];
+    assert_int_equal(db_begin(f->d, &e), 0);
+    assert_int_equal(invoices_issue_prepared(f->d, &other, &p, &id, num, &e), ERR_INTERNAL);
+    assert_int_equal(invoices_issue_prepared(f->d, &in, &p, &id, num, &e), 0);
+    assert_int_equal(invoices_issue_prepared(f->d, &in, &p, &id2, num, &e), ERR_INTERNAL);
+    assert_int_equal(db_commit(f->d, &e), 0);
+    invoices_prep_free(&p);
+    assert_string_equal(num, "INV-2026-000001");
+    assert_int_equal(q1i(f, "SELECT COUNT(*) FROM invoices WHERE id > ?", 0), 1);
+    assert_string_equal(INV("status", id), "open");
+    assert_int_equal(INVI("gross", id), 12900);
+    assert_int_equal(INVI("net", id), 12170);
+    assert_string_equal(INV("coalesce(prev_billed_through, 'none')", id), "none");
+    assert_string_equal(INV("prev_next_bill_date", id), "2026-12-01");
+    assert_string_equal(q1(f, "SELECT billed_through FROM subscriptions WHERE id = ?", 1), "2026-11-30");
+    assert_int_equal(q1i(f, "SELECT SUM(amount) FROM ledger_entries WHERE invoice_id = ?", id), 12900);
+    assert_string_equal(q1(f, "SELECT dedupe_key FROM outbox WHERE customer_id = ?", f->c1), "invoice_issued:INV-2026-000001:sms");
+    assert_string_equal(q1(f, "SELECT payload FROM outbox WHERE customer_id = ?", f->c1),
+                        "{\"amount_due\":12900,\"customer\":\"C000000013\",\"due_date\":\"2026-12-16\","
+                        "\"number\":\"INV-2026-000001\",\"pay_link\":\"/pay/INV-2026-000001\","
+                        "\"period\":\"2026-11-01..2026-11-30\"}");
+    buf phone = {0};
+    assert_int_equal(vault_decrypt(f->v, "outbox.recipient", q1(f, "SELECT recipient_enc FROM outbox WHERE customer_id = ?", f->c1),
+                                   &phone, &e), 0);
+    assert_string_equal(buf_cstr(&phone), "13812348000");
+    buf_free(&phone);
+    /* the same snapshot of who is billed as a bill issued in one go */
+    int64_t id3 = simple(f, f->c1, "2026-12-02", 5000, 283, NULL);
+    char bill_to[512];
+    snprintf(bill_to, sizeof bill_to, "%s", INV("bill_to", id));
+    assert_non_null(strstr(bill_to, "\"customer_name\":\"张三\""));
+    assert_string_equal(INV("bill_to", id3), bill_to);
+}
+
+/* A prefix JSON must escape (configured so): the e-bill's number is
+ * escaped as in any JSON the core writes. */
+static void test_ebill_number_escaped(void **state)
+{
+    fixture *f = *state;
+    invoices_set_prefixes("I\"V", NULL);
+    char num[INVOICE_NUMBER_MAX], want[512];
+    simple(f, f->c2, "2026-12-01", 12900, 730, num);
+    invoices_set_prefixes("INV", "CN");
+    assert_string_equal(num, "I\"V-2026-000001");
+    snprintf(want, sizeof want,
+             "{\"amount_due\":12900,\"customer\":\"%s\",\"due_date\":\"2026-12-01\",\"number\":\"I\\\"V-2026-000001\","
+             "\"pay_link\":\"/pay/I\\\"V-2026-000001\",\"period\":null}",
+             q1(f, "SELECT code FROM customers WHERE id = ?", f->c2));
+    assert_string_equal(q1(f, "SELECT payload FROM outbox WHERE customer_id = ?", f->c2), want);
+}
+
 static void test_issue_refusals_write_nothing(void **state)
 {
     fixture *f = *state;
@@ -578,6 +653,12 @@ static void test_ebill_without_pay_link_when_nothing_due(void **state)
     assert_non_null(strstr(payload, "\"amount_due\":0"));
     assert_non_null(strstr(payload, "\"pay_link\":null"));
     assert_null(strstr(payload, "/pay/"));
+    char want[512];
+    snprintf(want, sizeof want,
+             "{\"amount_due\":0,\"customer\":\"%s\",\"due_date\":\"2026-12-16\",\"number\":\"%s\",\"pay_link\":null,"
+             "\"period\":null}",
+             q1(f, "SELECT code FROM customers WHERE id = ?", f->c2), num);
+    assert_string_equal(payload, want);
 }
 
 /* ----------------------------------------------------------------- voids */
@@ -936,6 +1017,8 @@ int main(int argc, char **argv)
     g_self = argv[0];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_issue_writes_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issue_prepared_on_another_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ebill_number_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issue_refusals_write_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_bill_per_period, setup, teardown),
         cmocka_unit_test_setup_teardown(test_numbers_gapless_through_rollbacks_and_years, setup, teardown),
