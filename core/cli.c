@@ -1,6 +1,7 @@
 /* cli.c - the command table, option parsing and configuration layering. */
 #include "cli.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -452,6 +453,22 @@ const char *cli_opt_value(const cli *c, const char *name)
     for (int i = c->nopts - 1; i >= 0; i--)
         if (strcmp(c->opts[i].name, name) == 0) return c->opts[i].value;
     return NULL;
+}
+
+int cli_opt_limit(const cli *c, int64_t dflt, int64_t max, int64_t *out, err *e)
+{
+    const char *s = cli_opt_value(c, "limit");
+    *out = dflt;
+    if (!s) return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || !s[0] || *end || v < 1 || (max && v > max)) {
+        if (max) return err_set(e, ERR_USAGE, "--limit is a whole number from 1 to %lld", (long long)max);
+        return err_set(e, ERR_USAGE, "--limit is a whole number, 1 or more");
+    }
+    *out = v;
+    return 0;
 }
 
 void cli_actor(char *out, size_t n)

@@ -49,6 +49,9 @@ void cli_anchor(cli *c);
 
 /* The value of a command option, NULL if absent; a flag gives "". */
 const char *cli_opt_value(const cli *c, const char *name);
+/* --limit: *out is dflt when absent; else a whole number from 1 to max
+ * (no upper bound when max is 0), or ERR_USAGE naming the option. */
+int cli_opt_limit(const cli *c, int64_t dflt, int64_t max, int64_t *out, err *e);
 /* Opens the configured database (must exist and be migrated). */
 int cli_open_db(cli *c, db **out, err *e);
 /* s cut to whole characters and padded with spaces to `cols` terminal

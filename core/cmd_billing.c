@@ -260,15 +260,11 @@ int cmd_bill_run(cli *c, err *e)
 
 int cmd_bill_runs(cli *c, err *e)
 {
-    const char *ls = cli_opt_value(c, "limit");
-    int64_t limit = 20;
-    if (ls) {
-        char *end;
-        limit = strtoll(ls, &end, 10);
-        if (*end || limit < 1 || limit > 500) return err_set(e, ERR_USAGE, "--limit must be 1 to 500");
-    }
+    int64_t limit;
+    int rc = cli_opt_limit(c, 20, 500, &limit, e);
+    if (rc) return rc;
     db *d;
-    int rc = cli_open_db(c, &d, e);
+    rc = cli_open_db(c, &d, e);
     if (rc) return rc;
     jv_arena a;
     jv_arena_init(&a, 0);

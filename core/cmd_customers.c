@@ -272,14 +272,10 @@ int cmd_customer_find(cli *c, err *e)
     cq.building = cli_opt_value(c, "building");
     cq.status = cli_opt_value(c, "status");
     cq.tag = cli_opt_value(c, "tag");
-    cq.limit = 20;
-    const char *lim = cli_opt_value(c, "limit");
-    if (lim) {
-        char *end;
-        long n = strtol(lim, &end, 10);
-        if (!lim[0] || *end || n < 1 || n > 500) return err_set(e, ERR_USAGE, "--limit is a whole number from 1 to 500");
-        cq.limit = n;
-    }
+    int64_t lim;
+    int lrc = cli_opt_limit(c, 20, 500, &lim, e);
+    if (lrc) return lrc;
+    cq.limit = lim;
     db *d;
     vault *v;
     int rc = open_both(c, &d, &v, e);

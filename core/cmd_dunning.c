@@ -69,10 +69,9 @@ static int task_arg(const cli *c, int64_t *id, err *e)
 /* `collection list [--status] [--priority] [--assigned USER|-] [--customer CODE] [--limit N]` */
 int cmd_collection_list(cli *c, err *e)
 {
-    const char *lim = cli_opt_value(c, "limit");
-    char *end = NULL;
-    long long limit = lim ? strtoll(lim, &end, 10) : 50;
-    if (lim && (!*lim || *end || limit < 1 || limit > 500)) return err_set(e, ERR_USAGE, "--limit must be 1 to 500, not '%s'", lim);
+    int64_t limit;
+    int lrc = cli_opt_limit(c, 50, 500, &limit, e);
+    if (lrc) return lrc;
     const char *assigned = cli_opt_value(c, "assigned");
     collect_filter f = {.status = cli_opt_value(c, "status"), .priority = cli_opt_value(c, "priority"),
                         .assigned_to = assigned && !strcmp(assigned, "-") ? "" : assigned};

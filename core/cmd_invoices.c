@@ -81,16 +81,12 @@ static int invoice_id(env *x, const char *number, int64_t *id, err *e) { return 
 
 int cmd_invoice_list(cli *c, err *e)
 {
-    const char *code = cli_opt_value(c, "customer"), *status = cli_opt_value(c, "status"), *lim = cli_opt_value(c, "limit");
-    int64_t limit = 50;
-    if (lim) {
-        char *end;
-        errno = 0;
-        limit = strtoll(lim, &end, 10);
-        if (errno || !lim[0] || *end || limit < 1 || limit > 500) return err_set(e, ERR_USAGE, "--limit is a whole number from 1 to 500");
-    }
+    const char *code = cli_opt_value(c, "customer"), *status = cli_opt_value(c, "status");
+    int64_t limit;
+    int rc = cli_opt_limit(c, 50, 500, &limit, e);
+    if (rc) return rc;
     env x;
-    int rc = open_env(c, &x, e);
+    rc = open_env(c, &x, e);
     if (rc) return rc;
     int64_t customer = 0;
     if (code) rc = customers_id_by_code(x.d, code, &customer, e);

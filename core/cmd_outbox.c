@@ -53,16 +53,12 @@ static const char *recipient_of(const jv *m)
 
 int cmd_outbox_list(cli *c, err *e)
 {
-    const char *code = cli_opt_value(c, "customer"), *lim = cli_opt_value(c, "limit");
-    int64_t limit = 50;
-    if (lim) {
-        char *end;
-        errno = 0;
-        limit = strtoll(lim, &end, 10);
-        if (errno || !lim[0] || *end || limit < 1 || limit > 500) return err_set(e, ERR_USAGE, "--limit is a whole number from 1 to 500");
-    }
+    const char *code = cli_opt_value(c, "customer");
+    int64_t limit;
+    int rc = cli_opt_limit(c, 50, 500, &limit, e);
+    if (rc) return rc;
     env x;
-    int rc = open_env(c, &x, e);
+    rc = open_env(c, &x, e);
     if (rc) return rc;
     notify_filter f = {0, cli_opt_value(c, "status"), cli_opt_value(c, "channel"), cli_opt_value(c, "event")};
     if (code) rc = customers_id_by_code(x.d, code, &f.customer_id, e);
@@ -165,16 +161,11 @@ int cmd_outbox_retry(cli *c, err *e)
 
 int cmd_outbox_deliver(cli *c, err *e)
 {
-    const char *lim = cli_opt_value(c, "limit");
-    int64_t limit = 0;
-    if (lim) {
-        char *end;
-        errno = 0;
-        limit = strtoll(lim, &end, 10);
-        if (errno || !lim[0] || *end || limit < 1) return err_set(e, ERR_USAGE, "--limit is a whole number, 1 or more");
-    }
+    int64_t limit;
+    int rc = cli_opt_limit(c, 0, 0, &limit, e);
+    if (rc) return rc;
     db *d;
-    int rc = cli_open_db(c, &d, e);
+    rc = cli_open_db(c, &d, e);
     if (rc) return rc;
     notify_report r;
     rc = notify_deliver(d, &c->cfg, NULL, limit, NULL, &r, e);

@@ -268,6 +268,19 @@ static const char *sub_dates(fixture *f, int64_t sub)
               (long long)sub);
 }
 
+/* A payment at the counter, in a transaction of its own on d. */
+static void counter_payment(db *d, int64_t cid, const char *receipt, int64_t amount, const char *day)
+{
+    err e;
+    err_clear(&e);
+    payment_new p = {.customer_id = cid, .channel = "counter", .channel_txn_id = receipt, .amount = amount,
+                     .entry_date = day, .by = "test"};
+    int64_t pid;
+    assert_int_equal(db_begin(d, &e), 0);
+    assert_int_equal(payments_record(d, &p, &pid, NULL, &e), 0);
+    assert_int_equal(db_commit(d, &e), 0);
+}
+
 /* ------------------------------------------------------------ the cases */
 
 static void test_full_month(void **state)
@@ -569,20 +582,15 @@ static void test_credit_larger_than_the_bill(void **state)
     int64_t c = customer(f, "", "2026-01-01");
     int64_t s = monthly(f, c, 1, "2026-10-01", "2026-12-01", "2026-10-31");
     /* 500.00 paid ahead, no invoice: credit 500.00 */
-    err e;
-    err_clear(&e);
-    payment_new p = {.customer_id = c, .channel = "counter", .channel_txn_id = "R-1", .amount = 50000,
-                     .entry_date = "2026-11-20", .by = "test"};
-    int64_t pid;
-    assert_int_equal(db_begin(f->d, &e), 0);
-    assert_int_equal(payments_record(f->d, &p, &pid, NULL, &e), 0);
-    assert_int_equal(db_commit(f->d, &e), 0);
+    counter_payment(f->d, c, "R-1", 50000, "2026-11-20");
     run(f, "2026-12-01");
     /* the bill, 129.00, is paid in full from the credit: a credit line
      * -12900, untaxed and outside the totals */
     assert_string_equal(lines_of(f, s, "2026-11-01"), "recurring 12900 730|credit -12900 0");
     assert_string_equal(invoice_of(f, s, "2026-11-01"), "12900 12170 730 paid 2026-12-01 2026-12-16 2026-11-30");
     ledger_balance lb;
+    err e;
+    err_clear(&e);
     assert_int_equal(ledger_balance_of(f->d, c, &lb, &e), 0);
     /* -50000 + 12900 = -37100: 371.00 of credit left */
     assert_int_equal(lb.balance, -37100);
@@ -1492,14 +1500,9 @@ static void test_ahead_customer_second_bill_sees_the_first(void **state)
     int64_t c = customer(f, "", "2026-01-01");
     int64_t s1 = monthly(f, c, 1, "2026-10-01", "2026-12-01", "2026-10-31");
     int64_t s2 = monthly(f, c, 1, "2026-10-01", "2026-12-01", "2026-10-31");
+    counter_payment(f->d, c, "R-2", 15000, "2026-11-20");
     err e;
     err_clear(&e);
-    payment_new p = {.customer_id = c, .channel = "counter", .channel_txn_id = "R-2", .amount = 15000,
-                     .entry_date = "2026-11-20", .by = "test"};
-    int64_t pid;
-    assert_int_equal(db_begin(f->d, &e), 0);
-    assert_int_equal(payments_record(f->d, &p, &pid, NULL, &e), 0);
-    assert_int_equal(db_commit(f->d, &e), 0);
     billrun_opts o = {.as_of = "2026-12-01", .rs = f->rs, .trigger = "manual", .by = "test"};
     billrun_result r;
     assert_int_equal(billrun_exec(f->d, &o, &r, &e), 0);
@@ -1539,12 +1542,7 @@ static void pay_between_batches(void *ud, const billrun_progress *pg)
     w->sub = db_col_int(s, 0);
     w->customer = db_col_int(s, 1);
     db_done(s);
-    payment_new p = {.customer_id = w->customer, .channel = "counter", .channel_txn_id = "R-3", .amount = 5000,
-                     .entry_date = "2026-11-30", .by = "test"};
-    int64_t pid;
-    assert_int_equal(db_begin(d2, &e), 0);
-    assert_int_equal(payments_record(d2, &p, &pid, NULL, &e), 0);
-    assert_int_equal(db_commit(d2, &e), 0);
+    counter_payment(d2, w->customer, "R-3", 5000, "2026-11-30");
     db_close(d2);
 }
 
